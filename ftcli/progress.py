@@ -1,0 +1,59 @@
+"""Progress for people: a rich bar in a terminal, plain lines in logs and CI."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+
+console = Console()
+
+
+def quiet_libraries() -> None:
+    """Our own progress is enough: silence the libraries' bars and info chatter."""
+    import logging
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    for name in ("accelerate", "datasets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class Progress:
+    """Step, loss, lr, samples/s and ETA; falls back to a plain line per logged step when not a terminal."""
+
+    def __init__(self, total: int, label: str = "train") -> None:
+        self.total, self.label, self.t0 = total, label, time.perf_counter()
+        self.bar = None
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
+            self.bar = RichProgress(
+                TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"), console=console, transient=False,
+            )  # fmt: skip
+            self.task = self.bar.add_task(label, total=total, info="")
+            self.bar.start()
+
+    def update(self, step: int, record: dict[str, Any] | None = None, info: str | None = None) -> None:
+        if record:
+            info = f"loss {record['loss']:.4f} · lr {record['lr']:.2e} · {record['samples_per_s']:.0f} samples/s"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, **({"info": info} if info else {}))
+        elif info:
+            elapsed = time.perf_counter() - self.t0
+            eta = elapsed / step * (self.total - step)
+            console.print(f"{self.label} {step}/{self.total} · {info} · eta {eta:.0f}s", highlight=False)
+
+    def note(self, text: str) -> None:
+        console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

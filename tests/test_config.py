@@ -1,0 +1,85 @@
+"""Every shipped config composes and validates; bad input fails early with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, ftcli
+
+from ftcli.config import FtcliError, validate
+
+GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml")) for g in ("model", "strategy", "dataset", "hardware")}
+REQUIRED = {"dataset=files": ["dataset.train_file=x.csv"], "dataset=hub": ["dataset.path=x"]}
+
+
+@pytest.mark.parametrize("override", [f"{g}={o}" for g, opts in GROUPS.items() for o in opts])
+def test_every_shipped_option_composes_and_validates(compose, override: str) -> None:
+    cfg = compose(override, *REQUIRED.get(override, []))
+    validate(cfg)  # raises on any out-of-range value or missing required key
+    group, option = override.split("=")
+    assert cfg[group].name == option
+
+
+def test_eval_config_composes(compose) -> None:
+    cfg = compose("checkpoint=somewhere", config="eval")
+    validate(cfg)
+    assert cfg.eval.split == "validation"
+
+
+def test_full_strategy_takes_the_models_learning_rate(compose) -> None:
+    assert compose("model=minilm", "strategy=full").strategy.lr == pytest.approx(1e-4)
+    assert compose("model=bert", "strategy=full").strategy.lr == pytest.approx(3e-5)
+    assert compose("model=bert", "strategy=full", "strategy.lr=1e-5").strategy.lr == pytest.approx(1e-5)
+
+
+def test_validate_names_every_bad_key_at_once(compose) -> None:
+    cfg = compose("strategy.lr=-1", "trainer.batch_size=0", "trainer.metric=acc")
+    with pytest.raises(FtcliError) as err:
+        validate(cfg)
+    msg = str(err.value)
+    assert "strategy.lr=-1.0: must be > 0" in msg
+    assert "trainer.batch_size=0: must be >= 1" in msg
+    assert "did you mean 'accuracy'" in msg
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["strategy=ful"], "strategy=ful: no such option; choose one of feature_extract, full"),
+        (["strategy.lrr=1"], "unknown key 'strategy.lrr' (did you mean 'lr'?)"),
+        (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
+        (["strategy.lr=0"], "strategy.lr=0.0: must be > 0.0"),
+        (["trainer.batch_size=0"], "trainer.batch_size=0: must be >= 1"),
+        (["-m", "strategy.lr=1e-3,-1"], "strategy.lr=-1.0: must be > 0.0"),
+        (["model=nope"], "model=nope: no such option"),
+        (["hardware.mixed_precision=fp8"], "hardware.mixed_precision=fp8: must be one of no, fp16, bf16"),
+    ],
+)
+def test_cli_rejects_bad_input_in_one_line(args: list[str], expected: str, tmp_path) -> None:
+    r = ftcli("train", *args, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep")
+    assert r.returncode == 2
+    assert expected in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing started, nothing that looks like a run
+
+
+def test_unknown_command() -> None:
+    r = ftcli("trian")
+    assert r.returncode == 2 and "unknown command 'trian'" in r.stderr
+
+
+def test_help_is_fast_and_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from ftcli.cli import main; main(['--help']); print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "ftcli train" in r.stdout
+    assert r.stdout.strip().endswith("False")
+
+
+def test_cfg_job_prints_the_config_without_running(tmp_path) -> None:
+    r = ftcli("train", "model=tiny", f"hydra.run.dir={tmp_path}/run", "--cfg", "job")
+    assert r.returncode == 0, r.stderr
+    assert "name: tiny" in r.stdout and "trainer:" in r.stdout
+    assert not (tmp_path / "run").exists()

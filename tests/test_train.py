@@ -1,0 +1,136 @@
+"""End-to-end runs on the tiny model: checkpoints load in plain transformers, eval reproduces train."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY
+
+from ftcli.evaluate import run_eval
+from ftcli.train import train
+
+
+def _predict_plain(folder: Path, texts: list[str], **kw) -> np.ndarray:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, **kw).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    with torch.inference_mode():
+        return model(**tok(texts, padding=True, return_tensors="pt")).logits.numpy()
+
+
+TEXTS = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés", "ok"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, cache_dir):
+    """One short full fine-tuning run of the tiny model (pooled head), shared by several tests."""
+    from hydra import compose, initialize_config_dir
+
+    from ftcli.config import config_dir, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, "strategy=full", "trainer.epochs=2"])
+    out = tmp_path_factory.mktemp("tiny_full")
+    cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
+    return cfg, train(cfg), out
+
+
+def test_run_dir_holds_config_metrics_and_checkpoints(tiny_run) -> None:
+    cfg, result, out = tiny_run
+    assert (out / "config.yaml").read_text().count("${") == 0  # resolved
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [x for x in lines if x.get("split") == "validation"]
+    assert len(evals) == 2  # once per epoch
+    assert [x["step"] for x in lines if "lr" in x] == sorted({x["step"] for x in lines if "lr" in x})
+    final = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss"):
+        assert key in final
+    assert final["accuracy"] == max(e["accuracy"] for e in evals) == result["accuracy"]
+    for name in ("best", "last"):
+        assert (out / "checkpoints" / name / "model.safetensors").is_file()
+
+
+def test_pooled_checkpoint_loads_in_plain_transformers_and_predicts_like_ftcli(tiny_run) -> None:
+    _, _, out = tiny_run
+    best = out / "checkpoints" / "best"
+    cfg = json.loads((best / "config.json").read_text())
+    assert cfg["auto_map"]["AutoModelForSequenceClassification"].startswith("modeling_ftcli.")
+    assert cfg["id2label"] == {"0": "negative", "1": "positive"}
+    from ftcli.checkpoint import load_checkpoint
+
+    model, tok, _ = load_checkpoint(best)
+    with torch.inference_mode():
+        ours = model.eval()(**tok(TEXTS, padding=True, return_tensors="pt")).logits.numpy()
+    plain = _predict_plain(best, TEXTS, trust_remote_code=True)
+    np.testing.assert_allclose(plain, ours, atol=1e-5)
+
+
+def test_eval_of_a_checkpoint_reproduces_trains_number(tiny_run, compose, tmp_path) -> None:
+    _, result, out = tiny_run
+    cfg = compose(f"checkpoint={out}", "hardware=cpu", config="eval", out=tmp_path / "eval")
+    metrics = run_eval(cfg)
+    assert metrics["accuracy"] == result["accuracy"]
+    assert metrics["examples"] == 128
+    saved = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert saved["confusion_matrix"] and set(saved["per_class"]) == {"negative", "positive"}
+
+
+def test_native_head_checkpoint_loads_without_custom_code(compose, tmp_path) -> None:
+    cfg = compose(*TINY, "strategy=full", "model.pooling=native", "trainer.max_steps=3")
+    train(cfg)
+    best = Path(cfg.output_dir) / "checkpoints" / "best"
+    assert "auto_map" not in json.loads((best / "config.json").read_text())
+    from ftcli.checkpoint import load_checkpoint
+
+    model, tok, _ = load_checkpoint(best)
+    with torch.inference_mode():
+        ours = model.eval()(**tok(TEXTS, padding=True, return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(_predict_plain(best, TEXTS), ours, atol=1e-5)
+
+
+def test_feature_extract_keeps_backbone_bit_identical_and_reuses_the_cache(compose, tmp_path) -> None:
+    from ftcli.checkpoint import load_checkpoint
+    from ftcli.data import load_splits
+    from ftcli.models import build_model, load_tokenizer
+
+    cfg = compose(*TINY, "strategy=feature_extract", "trainer.epochs=2", out=tmp_path / "a")
+    data = load_splits(cfg.dataset, cfg.trainer.seed)
+    tok = load_tokenizer(cfg.model, Path(cfg.cache_dir), data.splits["train"]["sentence"])
+    start = build_model(cfg.model, "mean", data.label_names, tok, cfg.trainer.seed)
+    first = train(cfg)
+    trained, _, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "last")
+    for (name, p0), (_, p1) in zip(start.backbone.named_parameters(), trained.backbone.named_parameters()):
+        assert torch.equal(p0, p1), name
+    assert not torch.equal(start.head.out.weight, trained.head.out.weight)  # the head did train
+
+    again = train(compose(*TINY, "strategy=feature_extract", "trainer.epochs=2", out=tmp_path / "b"))
+    assert again["accuracy"] == first["accuracy"]  # same features from the cache, same seed
+
+
+def test_early_stopping_stops_after_patience(compose) -> None:
+    cfg = compose(*TINY, "strategy=full", "trainer.epochs=30", "trainer.eval_every_steps=2",
+                  "trainer.early_stopping_patience=1", "strategy.lr=1e-9")  # fmt: skip
+    train(cfg)
+    evals = [json.loads(x) for x in (Path(cfg.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    evals = [x for x in evals if x.get("split") == "validation"]
+    assert len(evals) == 2  # the first sets the best; the second does not improve → stop
+
+
+def test_grad_accum_and_max_steps_count_optimizer_steps(compose) -> None:
+    cfg = compose(*TINY, "strategy=full", "trainer.grad_accum=2", "trainer.max_steps=5", "trainer.log_every_steps=1")
+    train(cfg)
+    lines = [json.loads(x) for x in (Path(cfg.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "lr" in x] == [1, 2, 3, 4, 5]
+
+
+def test_dry_run_reports_trainable_parameters_without_training(compose) -> None:
+    cfg = compose(*TINY, "strategy=feature_extract", "trainer.dry_run=true")
+    result = train(cfg)
+    assert result["trainable_params"] == 64 * 2 + 2  # the linear head on 64-wide features
+    assert not (Path(cfg.output_dir) / "checkpoints").exists()
