@@ -27,7 +27,7 @@ demo: setup  ## train the offline default (MiniLM features → SST-2 head), then
 	$(FTCLI) eval checkpoint=outputs/demo/checkpoints/best hydra.run.dir=outputs/demo/eval
 
 test: setup  ## run the test suite (offline, CPU)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup  ## ruff + mypy
 	$(VENV)/bin/ruff check ftcli tests scripts

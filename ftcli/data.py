@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,13 @@ def _encode_labels(ds: Any, column: str, names: list[str], split: str) -> Any:
             f"{names} (set dataset.label_names, or fix the data)"
         )
     mapping = {v: _as_id(v, index, len(names)) for v in values}
-    return ds.map(lambda b: {"labels": [mapping[v] for v in b[column]]}, batched=True, desc=f"labels ({split})")
+    # an explicit fingerprint: datasets cannot always hash a closure and would then pick a random one,
+    # which defeats every cache downstream
+    key = json.dumps([ds._fingerprint, column, sorted(mapping.items(), key=str)], default=str)
+    return ds.map(
+        lambda b: {"labels": [mapping[v] for v in b[column]]}, batched=True, desc=f"labels ({split})",
+        new_fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
+    )  # fmt: skip
 
 
 def _as_id(value: Any, index: dict[str, int], n: int) -> int | None:
@@ -147,6 +154,14 @@ def tokenize(ds: Any, tokenizer: Any, text_columns: list[str], max_length: int) 
         encode, batched=True, batch_size=2000, remove_columns=text_columns,
         new_fingerprint=fingerprint, desc="tokenise",
     )  # fmt: skip
+
+
+def content_fingerprint(ds: Any, column: str = "input_ids") -> str:
+    """A hash of a token-id column's contents: exact, and independent of how the dataset was made."""
+    col = ds.with_format("arrow")[:].column(column).combine_chunks()
+    h = hashlib.sha256(np.asarray(col.offsets).tobytes())
+    h.update(np.asarray(col.values).tobytes())
+    return h.hexdigest()[:16]
 
 
 def lengths_of(ds: Any) -> np.ndarray:

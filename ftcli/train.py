@@ -57,7 +57,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from transformers import get_linear_schedule_with_warmup
 
     from ftcli.checkpoint import save_checkpoint
-    from ftcli.data import LengthGroupedBatches, lengths_of, load_splits, loader, tokenize, tokenizer_fingerprint
+    from ftcli.data import LengthGroupedBatches, content_fingerprint, lengths_of, load_splits, loader, tokenize
+    from ftcli.data import tokenizer_fingerprint
     from ftcli.features import FeatureDataset, HeadModel, cached_features, feature_key
     from ftcli.models import build_model, load_tokenizer
     from ftcli.strategies import build_strategy, count_parameters
@@ -98,7 +99,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model.to(accelerator.device)
         feats = {}
         for split, ds in tokenized.items():
-            key = feature_key(model, tokenizer_fingerprint(tokenizer), cfg.model.max_length, ds._fingerprint, tc.seed)
+            key = feature_key(model, tokenizer_fingerprint(tokenizer), cfg.model.max_length, content_fingerprint(ds), tc.seed)
             with accelerator.main_process_first():
                 feats[split], hit = cached_features(
                     model, ds, lengths_of(ds), tokenizer, tc.eval_batch_size, accelerator.device,
@@ -121,8 +122,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         val_batches = eval_loader(tokenized["validation"], tokenizer, tc.eval_batch_size, accelerator)
 
     # ---- optimisation --------------------------------------------------------------------------
-    fused = accelerator.device.type == "cuda"  # fused AdamW kernels on GPU; foreach on CPU
-    optimizer = torch.optim.AdamW(strategy.param_groups(train_model), lr=cfg.strategy.lr, fused=fused or None)
+    # fused AdamW: one kernel for all parameters (CPU and CUDA); XLA and others take the default
+    fused = accelerator.device.type in ("cpu", "cuda") or None
+    optimizer = torch.optim.AdamW(strategy.param_groups(train_model), lr=cfg.strategy.lr, fused=fused)
     if tc.compile:
         train_model = torch.compile(train_model)
     train_model, optimizer, train_batches = accelerator.prepare(train_model, optimizer, train_batches)
@@ -149,7 +151,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             save_checkpoint(accelerator.unwrap_model(model), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
 
     step, best, best_metrics, last_metrics, stale = 0, None, {}, {}, 0
-    seen, running, micro, t0 = 0, 0.0, 0, time.perf_counter()
+    seen, tokens, running, micro, t0 = 0, 0, 0.0, 0, time.perf_counter()
     eval_every = tc.eval_every_steps or steps_per_epoch
     progress = Progress(total_steps)
     stop = False
@@ -171,6 +173,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             seen += len(batch["labels"]) * accelerator.num_processes
+            if "attention_mask" in batch:  # real (unpadded) tokens, for tokens/s and model FLOPs
+                tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
             running, micro = running + loss.item(), micro + 1
             if not accelerator.sync_gradients:
                 continue
@@ -179,9 +183,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if not math.isfinite(loss.item()):
                 raise FtcliError(f"loss is {loss.item()} at step {step}: lower strategy.lr or check the data")
             if step % tc.log_every_steps == 0 or step == total_steps:
-                rate = seen / (time.perf_counter() - t0)
-                record = {"step": step, "epoch": epoch, "loss": running / micro,
-                          "lr": scheduler.get_last_lr()[0], "samples_per_s": rate}  # fmt: skip
+                elapsed = time.perf_counter() - t0
+                record = {"step": step, "epoch": epoch, "loss": running / micro, "lr": scheduler.get_last_lr()[0],
+                          "samples_per_s": seen / elapsed, "tokens_per_s": tokens / elapsed}  # fmt: skip
                 running, micro = 0.0, 0
                 log(record)
                 progress.update(step, record)
