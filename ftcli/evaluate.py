@@ -144,10 +144,11 @@ def print_report(metrics: dict[str, Any], names: list[str]) -> None:
 
     console = Console()
     summary = Table(title=f"{metrics['dataset']} / {metrics['split']}  ({metrics['examples']} examples)")
-    for key in ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss", "samples_per_s"):
-        summary.add_column(key, justify="right")
-    summary.add_row(*(f"{metrics[k]:.4f}" if k != "samples_per_s" else f"{metrics[k]:.0f}" for k in (
-        "accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss", "samples_per_s")))  # fmt: skip
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key in ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss"):
+        summary.add_row(key, f"{metrics[key]:.4f}")
+    summary.add_row("samples/s", f"{metrics['samples_per_s']:.0f}")
     console.print(summary)
     per_class = Table(title="per class")
     for col in ("label", "precision", "recall", "f1", "support", *[f"pred {n}" for n in names]):
