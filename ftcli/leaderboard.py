@@ -125,6 +125,15 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _short(value: str) -> str:
+    """Optuna's 0.0002846526357761096 reads as 0.0002847 in a table (the CSV keeps every digit)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and any(c in value for c in ".e") else value
+
+
 def table_rows(ranked: list[Trial], keys: list[str], metric: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows shared by the terminal table and the Markdown file."""
     shown = [metric, *[m for m in SHOWN_METRICS if m != metric]]
@@ -135,7 +144,7 @@ def table_rows(ranked: list[Trial], keys: list[str], metric: str) -> tuple[list[
     for i, t in enumerate(ranked, 1):
         seconds = f"{t.seconds:.1f}" if isinstance(t.seconds, int | float) else ""
         error = [(t.error or "")[:60] + ("…" if len(t.error or "") > 60 else "")] if errors else []
-        rows.append([str(i), *[t.overrides.get(k, "") for k in keys], *[_fmt(t.metrics.get(m)) for m in shown],
+        rows.append([str(i), *[_short(t.overrides.get(k, "")) for k in keys], *[_fmt(t.metrics.get(m)) for m in shown],
                      seconds, t.status, *error])  # fmt: skip
     return header, rows
 

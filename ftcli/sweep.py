@@ -86,7 +86,18 @@ def run_sweep_job(cfg: Any) -> Any:
         return train(cfg)
 
     overrides = list(HydraConfig.get().overrides.task)
-    return run_trial(Path(cfg.output_dir), overrides, cfg.trainer.metric, train)
+    return run_trial(Path(cfg.output_dir), overrides, cfg.trainer.metric, train, config_hash(cfg))
+
+
+def config_hash(cfg: Any) -> str:
+    """What the trial trains, resolved: an edited YAML between two runs re-runs the trial, not skips it."""
+    from omegaconf import OmegaConf
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    for where in ("output_dir", "cache_dir"):  # where results go, not what they are
+        resolved.pop(where, None)
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def read_status(job_dir: Path) -> dict[str, Any] | None:
@@ -104,8 +115,13 @@ def write_status(job_dir: Path, status: dict[str, Any]) -> None:
     os.replace(tmp, job_dir / STATUS_FILE)
 
 
-def run_trial(job_dir: Path, overrides: list[str], metric: str, train: Callable[[], dict[str, float]]) -> Any:
+def run_trial(
+    job_dir: Path, overrides: list[str], metric: str, train: Callable[[], dict[str, float]], config: str | None = None
+) -> Any:
     """Run one sweep trial with bookkeeping; return its metric, or None when it failed.
+
+    A trial counts as done when its status.json says completed for the same overrides and the same
+    ``config`` hash (see :func:`config_hash`).
 
     None is what sweepers accept for a failed trial: the basic sweeper ignores return values and
     Optuna marks a non-numeric return as a failed trial (with ``max_failure_rate`` letting it go on).
@@ -114,10 +130,13 @@ def run_trial(job_dir: Path, overrides: list[str], metric: str, train: Callable[
 
     overrides = sorted(overrides)
     done = read_status(job_dir)
-    if done and done.get("status") == "completed" and done.get("overrides") == overrides:
+    same = done is not None and done.get("overrides") == overrides and done.get("config") == config
+    if done and done.get("status") == "completed" and same:
         console.print(f"[dim]skip {job_dir.name or job_dir}: completed earlier, {metric} {done.get('value')}[/]")
         return done.get("value")
-    base = {"overrides": overrides, "metric": metric, "host": socket.gethostname(), "pid": os.getpid(),
+    if done and done.get("status") == "completed" and not same:
+        console.print(f"[yellow]{job_dir.name or job_dir}: completed with another config; training again[/]")
+    base = {"overrides": overrides, "config": config, "metric": metric, "host": socket.gethostname(), "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
     for stale in ("metrics.json",):  # a re-run trial must not show the numbers of an earlier attempt
         (job_dir / stale).unlink(missing_ok=True)
