@@ -157,8 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     sweep = None
     if runs and command == "train" and is_multirun(rest):
         extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names
-        at = max((i + 1 for i, x in enumerate(rest) if x in overrides), default=rest.index("-m" if "-m" in rest
-                 else "--multirun") + 1)  # next to the other overrides: Hydra's parser wants them together
+        flag = rest.index("-m" if "-m" in rest else "--multirun")
+        # next to the other overrides: Hydra's parser wants its positional arguments together
+        at = max((i + 1 for i, x in enumerate(rest) if x in overrides), default=flag + 1)
         rest = [*rest[:at], *extra, *rest[at:]]
         sweep = next(a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir="))
         print(f"sweep dir: {sweep} (the same command resumes it: completed trials are skipped)")

@@ -144,8 +144,8 @@ def table_rows(ranked: list[Trial], keys: list[str], metric: str) -> tuple[list[
     for i, t in enumerate(ranked, 1):
         seconds = f"{t.seconds:.1f}" if isinstance(t.seconds, int | float) else ""
         error = [(t.error or "")[:60] + ("…" if len(t.error or "") > 60 else "")] if errors else []
-        rows.append([str(i), *[_short(t.overrides.get(k, "")) for k in keys], *[_fmt(t.metrics.get(m)) for m in shown],
-                     seconds, t.status, *error])  # fmt: skip
+        values = [_short(t.overrides.get(k, "")) for k in keys]
+        rows.append([str(i), *values, *[_fmt(t.metrics.get(m)) for m in shown], seconds, t.status, *error])
     return header, rows
 
 
@@ -161,20 +161,26 @@ def to_csv(ranked: list[Trial], keys: list[str]) -> str:
     metrics = sorted({m for t in ranked for m, v in t.metrics.items() if isinstance(v, int | float)})
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["rank", "trial", *keys, *metrics, "train_seconds", "status", "error", "checkpoint", "overrides"])
+    writer.writerow(
+        ["rank", "trial", *keys, *metrics, "train_seconds", "status", "error", "checkpoint", "overrides"]
+    )
     for i, t in enumerate(ranked, 1):
         overrides = " ".join(f"{k}={v}" for k, v in sorted(t.overrides.items()))
-        writer.writerow([i, t.name, *[t.overrides.get(k, "") for k in keys], *[t.metrics.get(m, "") for m in metrics],
-                         t.seconds if t.seconds is not None else "", t.status, t.error or "",
-                         t.checkpoint or "", overrides])  # fmt: skip
+        values = [t.overrides.get(k, "") for k in keys] + [t.metrics.get(m, "") for m in metrics]
+        seconds = t.seconds if t.seconds is not None else ""
+        writer.writerow([i, t.name, *values, seconds, t.status, t.error or "", t.checkpoint or "", overrides])
     return buf.getvalue()
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ftcli leaderboard", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="a multirun dir (ftcli train -m prints it)")
-    parser.add_argument("--metric", choices=METRICS, default=None, help="rank by this (default: trainer.metric)")
-    parser.add_argument("--out", type=Path, default=None, help="where leaderboard.csv/.md go (default: sweep dir)")
+    parser.add_argument(
+        "--metric", choices=METRICS, default=None, help="rank by this (default: trainer.metric)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where leaderboard.csv/.md go (default: sweep dir)"
+    )
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -190,20 +196,26 @@ def main(argv: list[str]) -> None:
     ranked = rank(trials, metric)
     header, rows = table_rows(ranked, keys, metric)
     counts = Counter(t.status for t in trials)
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 1)))
+    summary = ", ".join(
+        f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 1))
+    )
 
     console = Console()
     table = Table(title=f"{root} · {len(trials)} trials ({summary}) · by {metric}", title_justify="left")
     for h in header:
         right = h in ("#", "train s", *METRICS)
-        table.add_column(h, justify="right" if right else "left", overflow="ellipsis" if h == "error" else "fold",
-                         no_wrap=h == "error", max_width=40 if h == "error" else None)  # fmt: skip
+        if h == "error":  # one line per trial; the full message is in the CSV and status.json
+            table.add_column(h, overflow="ellipsis", no_wrap=True, max_width=40)
+        else:
+            table.add_column(h, justify="right" if right else "left", overflow="fold")
     styles = {"completed": "", "running": "yellow", "failed": "red"}
     for t, row in zip(ranked, rows, strict=True):
         table.add_row(*row, style=styles.get(t.status, ""))
     console.print(table)
 
-    markdown = f"# {root}\n\n{len(trials)} trials ({summary}), ranked by {metric}.\n\n" + to_markdown(header, rows)
+    markdown = f"# {root}\n\n{len(trials)} trials ({summary}), ranked by {metric}.\n\n" + to_markdown(
+        header, rows
+    )
     groups = seed_groups(trials, keys, metric)
     if groups:
         others = [k for k in keys if k != SEED_KEY]
@@ -215,7 +227,9 @@ def main(argv: list[str]) -> None:
         for r in grows:
             seeds.add_row(*r)
         console.print(seeds)
-        markdown += f"\n## {metric} over seeds (mean ± std)\n\n" + to_markdown([*others, "seeds", metric], grows)
+        markdown += f"\n## {metric} over seeds (mean ± std)\n\n" + to_markdown(
+            [*others, "seeds", metric], grows
+        )
 
     best = ranked[0]
     if best.status == "completed":

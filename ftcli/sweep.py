@@ -62,7 +62,9 @@ def multirun_args(command: str, args: list[str], overrides: list[str]) -> list[s
         extra.append(f"hydra.sweep.dir={sweep_dir(command, overrides)}")
     keys = shared_keys(overrides)
     if keys and not any(a.startswith("hydra.job.config.override_dirname.exclude_keys=") for a in args):
-        extra.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(f"'{k}'" for k in keys) + "]")
+        extra.append(
+            "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(f"'{k}'" for k in keys) + "]"
+        )
     return extra
 
 
@@ -116,7 +118,11 @@ def write_status(job_dir: Path, status: dict[str, Any]) -> None:
 
 
 def run_trial(
-    job_dir: Path, overrides: list[str], metric: str, train: Callable[[], dict[str, float]], config: str | None = None
+    job_dir: Path,
+    overrides: list[str],
+    metric: str,
+    train: Callable[[], dict[str, float]],
+    config: str | None = None,
 ) -> Any:
     """Run one sweep trial with bookkeeping; return its metric, or None when it failed.
 
@@ -132,12 +138,14 @@ def run_trial(
     done = read_status(job_dir)
     same = done is not None and done.get("overrides") == overrides and done.get("config") == config
     if done and done.get("status") == "completed" and same:
-        console.print(f"[dim]skip {job_dir.name or job_dir}: completed earlier, {metric} {done.get('value')}[/]")
+        console.print(
+            f"[dim]skip {job_dir.name or job_dir}: completed earlier, {metric} {done.get('value')}[/]"
+        )
         return done.get("value")
     if done and done.get("status") == "completed" and not same:
         console.print(f"[yellow]{job_dir.name or job_dir}: completed with another config; training again[/]")
-    base = {"overrides": overrides, "config": config, "metric": metric, "host": socket.gethostname(), "pid": os.getpid(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+    base = {"overrides": overrides, "config": config, "metric": metric, "host": socket.gethostname(),
+            "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
     for stale in ("metrics.json",):  # a re-run trial must not show the numbers of an earlier attempt
         (job_dir / stale).unlink(missing_ok=True)
     write_status(job_dir, {**base, "status": "running"})

@@ -62,16 +62,17 @@ def test_an_interrupted_trial_runs_again(tmp_path: Path) -> None:
 
 
 def _fake_trial(root: Path, name: str, overrides: list[str], status: str, **metrics: float) -> None:
+    done = status == "completed"
     write_status(root / name, {"status": status, "overrides": overrides, "metric": "accuracy",
-                               "metrics": {**metrics, "train_seconds": 2.0} if status == "completed" else {},
-                               "error": "FtcliError: loss is nan" if status == "failed" else None})  # fmt: skip
+                               "metrics": {**metrics, "train_seconds": 2.0} if done else {},
+                               "error": None if done else "FtcliError: loss is nan"})  # fmt: skip
 
 
 def test_leaderboard_ranks_completed_trials_and_averages_over_seeds(tmp_path: Path) -> None:
     for lr, seed, acc, loss in [("1e-3", 1, 0.80, 0.5), ("1e-3", 2, 0.84, 0.4), ("1e-2", 1, 0.70, 0.6),
                                 ("1e-2", 2, 0.74, 0.3)]:  # fmt: skip
-        _fake_trial(tmp_path, f"lr={lr},seed={seed}", ["model=tiny", f"strategy.lr={lr}", f"trainer.seed={seed}"],
-                    "completed", accuracy=acc, loss=loss)  # fmt: skip
+        overrides = ["model=tiny", f"strategy.lr={lr}", f"trainer.seed={seed}"]
+        _fake_trial(tmp_path, f"lr={lr},seed={seed}", overrides, "completed", accuracy=acc, loss=loss)
     _fake_trial(tmp_path, "lr=1,seed=1", ["model=tiny", "strategy.lr=1", "trainer.seed=1"], "failed")
     trials = find_trials(tmp_path)
     keys = varying_keys(trials)
@@ -86,14 +87,20 @@ def test_leaderboard_ranks_completed_trials_and_averages_over_seeds(tmp_path: Pa
     assert r.returncode == 0, r.stderr
     assert "5 trials (4 completed, 1 failed)" in r.stdout and "0.8200 ± 0.0283" in r.stdout
     rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
-    assert [(row["strategy.lr"], row["trainer.seed"], row["status"]) for row in rows][0] == ("1e-3", "2", "completed")
+    assert [(row["strategy.lr"], row["trainer.seed"], row["status"]) for row in rows][0] == (
+        "1e-3",
+        "2",
+        "completed",
+    )
     assert rows[-1]["status"] == "failed" and "nan" in rows[-1]["error"]
     assert "| 1 | 1e-3 | 2 | 0.8400 |" in (tmp_path / "leaderboard.md").read_text()
 
 
 def test_leaderboard_of_a_missing_dir_is_one_line(tmp_path: Path) -> None:
     r = ftcli("leaderboard", str(tmp_path / "nope"))
-    assert r.returncode == 2 and r.stderr.startswith("ftcli: error:") and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.returncode == 2 and r.stderr.startswith("ftcli: error:") and len(r.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_leaderboard_does_not_import_torch(tmp_path: Path) -> None:
@@ -159,12 +166,25 @@ def test_sweep_survives_a_failed_trial_and_resumes_only_that_one(tmp_path: Path,
 @pytest.mark.slow
 def test_optuna_sweep_marks_a_failed_trial_failed_and_goes_on(tmp_path: Path, cache_dir: Path) -> None:
     sweep = tmp_path / "optuna"
-    r = ftcli("train", "-m", "hparams_search=sst2_optuna", *TINY, "trainer.max_steps=2", "hydra.sweeper.n_trials=4",
-              "model.config_overrides.num_attention_heads=choice(2,3)", f"hydra.sweep.dir={sweep}",
-              env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    r = ftcli("train", "-m", "hparams_search=sst2_optuna", *TINY, "trainer.max_steps=2",
+              "hydra.sweeper.n_trials=4", "model.config_overrides.num_attention_heads=choice(2,3)",
+              f"hydra.sweep.dir={sweep}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     trials = find_trials(sweep)
     assert len(trials) == 4 and {t.status for t in trials} <= {"completed", "failed"}
     failed = [t for t in trials if t.status == "failed"]
     assert failed and all(t.overrides["model.config_overrides.num_attention_heads"] == "3" for t in failed)
     assert (sweep / "optimization_results.yaml").is_file()  # the study finished
+
+
+@pytest.mark.slow
+def test_parallel_launcher_runs_trials_in_worker_processes(tmp_path: Path, cache_dir: Path) -> None:
+    sweep = tmp_path / "parallel"
+    r = ftcli("train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *TINY,
+              "trainer.max_steps=2", "hardware.cpu_threads=1",
+              "model.config_overrides.num_attention_heads=2,3",
+              f"hydra.sweep.dir={sweep}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Joblib.Parallel" in r.stdout + r.stderr
+    trials = {t.overrides["model.config_overrides.num_attention_heads"]: t for t in find_trials(sweep)}
+    assert trials["2"].status == "completed" and trials["3"].status == "failed"
