@@ -15,9 +15,12 @@ USAGE = """usage: ftcli <command> [key=value ...] [hydra flags]
 commands:
   train   fine-tune a model           ftcli train model=bert strategy=full strategy.lr=3e-5
   eval    evaluate a checkpoint       ftcli eval checkpoint=outputs/<run>/checkpoints/best
+  leaderboard  rank a sweep's trials  ftcli leaderboard multirun/<sweep> [--metric f1_macro]
 
 Hydra owns the rest of the command line:
-  ftcli train -m strategy=full,feature_extract     sweep (one run dir per job)
+  ftcli train -m strategy=full,feature_extract     sweep (one run dir per job; re-run it to resume)
+  ftcli train -m hparams_search=sst2_optuna        Optuna search (configs/hparams_search)
+  ftcli train -m hydra/launcher=parallel ...       trials in parallel (or hydra/launcher=slurm)
   ftcli train --cfg job                            print the composed config, do not run
   ftcli train --help                               config groups and their options
   ftcli train hydra.run.dir=outputs/mine           choose the run directory
@@ -97,9 +100,15 @@ def preflight(config_name: str, overrides: list[str]) -> None:
 
 def run_task(command: str, cfg: Any) -> Any:
     """What Hydra calls for every job. Returns the number a sweeper optimises."""
-    from ftcli.config import FtcliError
+    from ftcli.config import FtcliError, register_configs
     from ftcli.progress import quiet_libraries
 
+    register_configs()  # a launcher's worker process (joblib, SLURM) needs our resolvers too
+    if command == "train":
+        from ftcli.sweep import multirun_job, run_sweep_job
+
+        if multirun_job():  # a failed trial is recorded in its dir and the sweep goes on
+            return run_sweep_job(cfg)
     quiet_libraries()
     try:
         if command == "train":
@@ -122,6 +131,14 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE, end="")
         return
     command, rest = args[0], args[1:]
+    if command == "leaderboard":  # not a Hydra command: it reads a finished (or running) sweep
+        from ftcli.config import FtcliError
+        from ftcli.leaderboard import main as leaderboard
+
+        try:
+            return leaderboard(rest)
+        except FtcliError as e:
+            fail(str(e))
     if command not in COMMANDS:
         fail(f"unknown command '{command}'; choose one of {', '.join(COMMANDS)}")
     if "--debug" in rest:
@@ -131,11 +148,21 @@ def main(argv: list[str] | None = None) -> None:
     import hydra
 
     from ftcli.config import config_dir, register_configs
+    from ftcli.sweep import is_multirun, multirun_args
 
     register_configs()
     overrides, runs = split_overrides(rest)
     if runs:
         preflight(COMMANDS[command], overrides)
+    sweep = None
+    if runs and command == "train" and is_multirun(rest):
+        extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names
+        flag = rest.index("-m" if "-m" in rest else "--multirun")
+        # next to the other overrides: Hydra's parser wants its positional arguments together
+        at = max((i + 1 for i, x in enumerate(rest) if x in overrides), default=flag + 1)
+        rest = [*rest[:at], *extra, *rest[at:]]
+        sweep = next(a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir="))
+        print(f"sweep dir: {sweep} (the same command resumes it: completed trials are skipped)")
 
     @hydra.main(config_path=str(config_dir()), config_name=COMMANDS[command], version_base="1.3")
     def task(cfg: Any) -> Any:
@@ -143,6 +170,14 @@ def main(argv: list[str] | None = None) -> None:
 
     sys.argv = [f"ftcli {command}", *rest]
     task()
+    if sweep is not None and "${" not in sweep:  # a sweep ends with an answer
+        from ftcli.config import FtcliError
+        from ftcli.leaderboard import main as leaderboard
+
+        try:
+            leaderboard([sweep])
+        except FtcliError as e:  # e.g. a launcher that returned before its trials wrote anything
+            print(f"ftcli: no leaderboard yet: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":
