@@ -18,13 +18,13 @@ from ftcli.data import collator, sorted_batches
 
 
 def feature_key(model: Any, tokenizer_fp: str, max_length: int, data_fp: str, seed: int) -> str:
-    """Everything the pooled features depend on: backbone identity, pooling, tokenizer, length, data."""
+    """Everything the features depend on: backbone identity, tokenizer, length, data (not the pooling:
+    one pass stores every pooling, so a sweep over poolings runs the backbone once)."""
     cfg = model.config
     identity = {
         "backbone": cfg.backbone,
         "source": getattr(model.backbone.config, "_name_or_path", ""),
         "commit": getattr(model.backbone.config, "_commit_hash", None),
-        "pooling": cfg.pooling,
         "tokenizer": tokenizer_fp,
         "max_length": max_length,
         "data": data_fp,
@@ -35,12 +35,21 @@ def feature_key(model: Any, tokenizer_fp: str, max_length: int, data_fp: str, se
 
 
 @torch.inference_mode()
-def compute_features(model: Any, ds: Any, lengths: np.ndarray, tokenizer: Any, batch_size: int, device: Any):
-    """Pooled features [N, H] in dataset order; batches sorted by length so padding is minimal."""
+def compute_features(
+    model: Any, ds: Any, lengths: np.ndarray, tokenizer: Any, batch_size: int, device: Any
+) -> dict[str, torch.Tensor]:
+    """Every pooling of the backbone's token states, [N, H] each, in dataset order.
+
+    Batches are sorted by length (little padding) and are the ones ``ftcli eval`` forms, so a
+    checkpoint's evaluation reproduces the numbers computed from these features.
+    """
+    from ftcli.modeling_ftcli import POOLINGS, pool
     from ftcli.progress import Progress
 
     collate = collator(tokenizer)
-    out = torch.empty(len(ds), model.config.hidden_size, dtype=torch.float32)
+    has_pooler = getattr(model.backbone, "pooler", None) is not None
+    names = [p for p in POOLINGS if p != "pooler" or has_pooler]
+    out = {p: torch.empty(len(ds), model.config.hidden_size, dtype=torch.float32) for p in names}
     model.eval()
     batches = sorted_batches(lengths, batch_size)
     progress = Progress(len(batches), label="features")
@@ -48,7 +57,10 @@ def compute_features(model: Any, ds: Any, lengths: np.ndarray, tokenizer: Any, b
     for step, idx in enumerate(batches, 1):
         batch = collate([ds[i] for i in idx])
         batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        out[idx] = model.features(**batch).float().cpu()
+        states = model.backbone(**batch)
+        for p in names:
+            pooled = pool(states.last_hidden_state, batch["attention_mask"], p, getattr(states, "pooler_output", None))
+            out[p][idx] = pooled.float().cpu()
         done += len(idx)
         info = f"{done / (time.perf_counter() - t0):.0f} sentences/s" if step % 50 == 0 or step == len(batches) else None
         progress.update(step, info=info)
@@ -59,20 +71,21 @@ def compute_features(model: Any, ds: Any, lengths: np.ndarray, tokenizer: Any, b
 def cached_features(
     model: Any, ds: Any, lengths: np.ndarray, tokenizer: Any, batch_size: int, device: Any, path: Path
 ) -> tuple[torch.Tensor, bool]:
-    """Load features from ``path`` or compute and store them atomically. Returns (features, hit)."""
+    """The model's pooling of ``ds``, from ``path`` or computed and stored atomically. Returns (features, hit)."""
     from safetensors.torch import load_file, save_file
 
+    pooling = model.config.pooling
     if path.is_file():
         try:
-            return load_file(str(path))["features"], True
+            return load_file(str(path))[pooling], True
         except Exception:  # a truncated cache entry is recomputed, not trusted
             path.unlink(missing_ok=True)
     feats = compute_features(model, ds, lengths, tokenizer, batch_size, device)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({"features": feats.contiguous()}, str(tmp))
+    save_file({k: v.contiguous() for k, v in feats.items()}, str(tmp))
     os.replace(tmp, path)
-    return feats, False
+    return feats[pooling], False
 
 
 class FeatureDataset(torch.utils.data.Dataset):
