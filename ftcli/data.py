@@ -136,7 +136,12 @@ def _as_id(value: Any, index: dict[str, int], n: int) -> int | None:
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """Identity of a tokenizer's behaviour (vocab, normaliser, specials) for cache keys."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    blob = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:
+        spec = json.loads(backend.to_str())
+        spec.pop("truncation", None), spec.pop("padding", None)  # call-time state, not behaviour
+        blob = json.dumps(spec, sort_keys=True)
+    else:
+        blob = repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

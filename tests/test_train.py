@@ -134,3 +134,34 @@ def test_dry_run_reports_trainable_parameters_without_training(compose) -> None:
     result = train(cfg)
     assert result["trainable_params"] == 64 * 2 + 2  # the linear head on 64-wide features
     assert not (Path(cfg.output_dir) / "checkpoints").exists()
+
+
+def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path, monkeypatch) -> None:
+    import ftcli.features
+
+    overrides = (*TINY, "strategy=feature_extract", "dataset.max_train_samples=300")
+    train(compose(*overrides, out=tmp_path / "cold"))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("features were recomputed instead of read from the cache")
+
+    monkeypatch.setattr(ftcli.features, "compute_features", forbidden)
+    train(compose(*overrides, out=tmp_path / "warm"))  # same key: cache hit
+    train(compose(*overrides, "strategy.pooling=cls", out=tmp_path / "cls"))  # every pooling is cached
+    with pytest.raises(AssertionError, match="recomputed"):
+        train(compose(*overrides, "dataset.max_train_samples=301", out=tmp_path / "other"))
+
+
+def test_tokenisation_is_cached_across_calls(compose) -> None:
+    from ftcli.data import load_splits, tokenize
+    from ftcli.models import load_tokenizer
+
+    cfg = compose(*TINY)
+    data = load_splits(cfg.dataset, 0)
+    tok = load_tokenizer(cfg.model, Path(cfg.cache_dir), data.splits["train"]["sentence"])
+    first = tokenize(data.splits["validation"], tok, ["sentence"], 64)
+    again = tokenize(load_splits(cfg.dataset, 0).splits["validation"], tok, ["sentence"], 64)
+    assert first._fingerprint == again._fingerprint
+    assert first.cache_files and first.cache_files == again.cache_files  # read back, not recomputed
+    longer = tokenize(data.splits["validation"], tok, ["sentence"], 128)
+    assert longer._fingerprint != first._fingerprint  # the key includes max_length
