@@ -172,7 +172,7 @@ class PredictConfig:
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on
     text_pair_column: str | None = None
-    quoting: str = opt("minimal", choices=("minimal", "none"))  # CSV/TSV quote handling
+    quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
     batch_size: int = opt(64, ge=1)
     hardware: HardwareConfig = MISSING
     output_dir: str = MISSING
