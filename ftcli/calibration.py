@@ -54,7 +54,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     from scipy.optimize import minimize_scalar
 
     # search log T: the NLL is smooth there and T stays positive; [1/100, 100] covers any sane model
-    res = minimize_scalar(lambda lt: nll(logits, labels, float(np.exp(lt))), bounds=(-4.6, 4.6), method="bounded")
+    res = minimize_scalar(
+        lambda lt: nll(logits, labels, float(np.exp(lt))), bounds=(-4.6, 4.6), method="bounded"
+    )
     return float(np.exp(res.x))
 
 
@@ -106,5 +108,7 @@ def calibration_report(
     }
     if bootstrap > 0:
         fns = {"accuracy": accuracy, "f1_macro": macro_f1(logits.shape[-1])}
-        out["ci95"] = {k: list(v) for k, v in bootstrap_ci(labels, probs.argmax(-1), fns, bootstrap, 0.95, seed).items()}
+        out["ci95"] = {
+            k: list(v) for k, v in bootstrap_ci(labels, probs.argmax(-1), fns, bootstrap, 0.95, seed).items()
+        }
     return out

@@ -76,9 +76,10 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 def resolve_checkpoint(path: str) -> Path:
     """A checkpoint folder as is; a run directory → its checkpoints/best."""
     p = Path(path).expanduser()
-    if (p / "checkpoints" / "best" / "config.json").is_file():
+    marks = ("config.json", "adapter_config.json")  # a full model, or a LoRA adapter (peft)
+    if any((p / "checkpoints" / "best" / m).is_file() for m in marks):
         return p / "checkpoints" / "best"
-    if (p / "config.json").is_file():
+    if any((p / m).is_file() for m in marks):
         return p
     if not p.exists():
         raise FtcliError(f"checkpoint={path}: no such file or folder")

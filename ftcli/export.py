@@ -34,7 +34,9 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int) -> list[str]
     """Write ``path`` (dynamic batch and sequence axes); return its input names."""
     import torch
 
-    sample = tokenizer(["a short one", "and a somewhat longer second sentence here"], padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["a short one", "and a somewhat longer second sentence here"], padding=True, return_tensors="pt"
+    )
     names = [k for k in MODEL_INPUTS if k in sample]
     model = model.float().eval()
     big = sum(p.numel() * 4 for p in model.parameters()) > 1.8e9  # protobuf's 2 GB limit
@@ -57,14 +59,22 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int) -> list[str]
 
 
 def verify_onnx(
-    model: Any, tokenizer: Any, path: Path, names: list[str], texts: list[str], pairs: list[str] | None,
-    max_length: int, batch_size: int = 64,
+    model: Any,
+    tokenizer: Any,
+    path: Path,
+    names: list[str],
+    texts: list[str],
+    pairs: list[str] | None,
+    max_length: int,
+    batch_size: int = 64,
 ) -> float:
     """Largest |logit difference| between onnxruntime and PyTorch over ``texts`` (length-sorted batches)."""
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise FtcliError("verify=true needs onnxruntime (pip install 'ftcli[export]'), or set verify=false") from e
+        raise FtcliError(
+            "verify=true needs onnxruntime (pip install 'ftcli[export]'), or set verify=false"
+        ) from e
     import torch
     from transformers import DataCollatorWithPadding
 
@@ -104,7 +114,7 @@ def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
 
     if (ckpt / "adapter_config.json").is_file():
         try:
-            from peft import AutoPeftModelForSequenceClassification
+            from peft import AutoPeftModelForSequenceClassification, PeftModel
         except ImportError as e:
             raise FtcliError(f"checkpoint={ckpt}: a LoRA adapter; install peft (pip install 'ftcli[lora]')") from e
         from transformers import AutoTokenizer
@@ -112,8 +122,16 @@ def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
         from ftcli.models import register_pooled_classifier
 
         register_pooled_classifier()
-        model = AutoPeftModelForSequenceClassification.from_pretrained(ckpt)
-        return model.merge_and_unload(), AutoTokenizer.from_pretrained(ckpt), True
+        base_path = json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+        if (Path(base_path) / "config.json").is_file():  # an ftcli checkpoint (pooled head included)
+            base, tokenizer, _ = load_checkpoint(Path(base_path))
+            model = PeftModel.from_pretrained(base, ckpt)
+        else:  # a hub id or plain folder: peft builds the base itself
+            model = AutoPeftModelForSequenceClassification.from_pretrained(ckpt)
+            tokenizer = AutoTokenizer.from_pretrained(base_path)
+        if (ckpt / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(ckpt)
+        return model.merge_and_unload(), tokenizer, True
     model, tokenizer, _ = load_checkpoint(ckpt)
     if hasattr(model, "merge_and_unload"):  # a peft model that loaded as one
         return model.merge_and_unload(), tokenizer, True
@@ -144,7 +162,9 @@ def run_export(cfg: Any) -> dict[str, Any]:
     try:
         import onnxscript  # noqa: F401  (torch's dynamo exporter needs it)
     except ImportError as e:
-        raise FtcliError("format=onnx: install onnx, onnxscript and onnxruntime (pip install 'ftcli[export]')") from e
+        raise FtcliError(
+            "format=onnx: install onnx, onnxscript and onnxruntime (pip install 'ftcli[export]')"
+        ) from e
     run_cfg = OmegaConf.load(ckpt / RUN_CONFIG) if (ckpt / RUN_CONFIG).is_file() else None
     path = out / "model.onnx"
     names = export_onnx(model, tokenizer, path, cfg.opset)
@@ -158,7 +178,11 @@ def run_export(cfg: Any) -> dict[str, Any]:
         result.update(max_abs_diff=worst, verified_on=len(texts))
         (out / "onnx_check.json").write_text(json.dumps(result, indent=2))
         if worst > cfg.atol:
-            raise FtcliError(f"atol={cfg.atol}: ONNX logits differ from PyTorch's by up to {worst:.2e}; not trusted")
+            raise FtcliError(
+                f"atol={cfg.atol}: ONNX logits differ from PyTorch's by up to {worst:.2e}; not trusted"
+            )
         console.print(f"onnxruntime vs PyTorch on {len(texts)} validation texts: max |Δlogit| {worst:.2e}")
+    if cfg.verify and run_cfg is None:
+        console.print(f"[yellow]not verified: {ckpt} has no {RUN_CONFIG} naming its validation data")
     console.print(f"ONNX model ({', '.join(names)} → logits) → {path}")
     return result

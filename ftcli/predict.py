@@ -35,7 +35,9 @@ def read_rows(path: Path, quoting: str) -> list[dict[str, Any]]:
     return list(csv.DictReader(text.splitlines(), delimiter=delimiter, quoting=quote))
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]], probs: np.ndarray, names: list[str], quoting: str) -> None:
+def write_rows(
+    path: Path, rows: list[dict[str, Any]], probs: np.ndarray, names: list[str], quoting: str
+) -> None:
     """The input rows plus ``label`` (``predicted_label`` if the rows have a label already) and the
     probabilities: ``prob_<name>`` columns (CSV/TSV) or a ``probabilities`` dict (JSON/JSONL)."""
     suffix = path.suffix.lower()
@@ -62,7 +64,12 @@ def write_rows(path: Path, rows: list[dict[str, Any]], probs: np.ndarray, names:
 
 
 def predict_proba(
-    model: Any, tokenizer: Any, texts: list[str], pairs: list[str] | None, max_length: int, batch_size: int,
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    pairs: list[str] | None,
+    max_length: int,
+    batch_size: int,
     accelerator: Any,
 ) -> np.ndarray:
     """Class probabilities [N, K] in input order; batches are length-sorted (little padding)."""
@@ -94,7 +101,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
 
     validate(cfg)
     if (cfg.text is None) == (cfg.input is None):
-        raise FtcliError("predict needs exactly one of text=\"...\" or input=<file> (with output=<file>)")
+        raise FtcliError('predict needs exactly one of text="..." or input=<file> (with output=<file>)')
     ckpt = resolve_checkpoint(cfg.checkpoint)
     model, tokenizer, run_cfg = load_checkpoint(ckpt)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -113,8 +120,10 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     ds = run_cfg.dataset if run_cfg is not None else None
     text_col = cfg.text_column or (ds.text_column if ds is not None else "text")
     pair_col = cfg.text_pair_column or (ds.text_pair_column if ds is not None else None)
-    quoting = cfg.quoting or (ds.quoting if ds is not None else "minimal")
     src = Path(cfg.input).expanduser()
+    # GLUE-style TSVs need quoting=none; take the training data's setting only for a file of its kind
+    same_kind = ds is not None and src.suffix.lower() == Path(ds.get("validation_file") or ds.get("train_file") or "").suffix.lower()
+    quoting = cfg.quoting or (ds.quoting if same_kind else "minimal")
     rows = read_rows(src, quoting)
     if not rows:
         raise FtcliError(f"input={cfg.input}: no rows")
@@ -133,7 +142,11 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     gold = [_label_id(r.get(label_col), names) for r in rows]
     if all(g is not None for g in gold):  # the file has labels: say how well the predictions match them
         result["accuracy"] = float((probs.argmax(-1) == np.asarray(gold)).mean())
-    acc = f" · accuracy against its '{label_col}' column {result['accuracy']:.4f}" if "accuracy" in result else ""
+    acc = (
+        f" · accuracy against its '{label_col}' column {result['accuracy']:.4f}"
+        if "accuracy" in result
+        else ""
+    )
     console.print(f"{len(rows)} rows ({rate:.0f}/s) → {dest}{acc}")
     return result
 

@@ -96,7 +96,9 @@ def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
     plt = _pyplot()
     if plt is None or "reliability" not in metrics:
         return None
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.2, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     series = [("model", metrics["reliability"], metrics["ece"], "tab:blue")]
     ts = metrics.get("temperature_scaling")
     if ts:
@@ -113,7 +115,9 @@ def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
         bar_w = width / len(series)
         top.bar(centers[filled] + shift, np.asarray(r["accuracy"])[filled], width=bar_w, alpha=0.7,
                 color=color, edgecolor="black", lw=0.5, label=f"{label}: ECE {ece:.4f}")  # fmt: skip
-        top.plot(np.asarray(r["confidence"])[filled], np.asarray(r["accuracy"])[filled], "o", color=color, ms=3)
+        top.plot(
+            np.asarray(r["confidence"])[filled], np.asarray(r["accuracy"])[filled], "o", color=color, ms=3
+        )
         bottom.bar(centers + shift, count, width=bar_w, color=color, alpha=0.7)
     top.set(ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1), title="reliability diagram")
     top.legend(loc="upper left", fontsize=8)
@@ -137,13 +141,24 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
     run = training_run_dir(ckpt)
     if run is not None:
         images["Learning curves"] = plot_learning_curves(run / "metrics.jsonl", out / "learning_curves.png")
-    images["Confusion matrix"] = plot_confusion_matrix(metrics["confusion_matrix"], names, out / "confusion_matrix.png")
+    images["Confusion matrix"] = plot_confusion_matrix(
+        metrics["confusion_matrix"], names, out / "confusion_matrix.png"
+    )
     images["Reliability diagram"] = plot_reliability(metrics, out / "reliability.png")
     if _pyplot() is None:
-        console.print("[yellow]matplotlib is not installed: report.md without pictures (pip install 'ftcli[plots]')")
+        console.print(
+            "[yellow]matplotlib is not installed: report.md without pictures (pip install 'ftcli[plots]')"
+        )
     ci = metrics.get("ci95", {})
-    rows = [("accuracy", metrics["accuracy"], ci.get("accuracy")), ("f1_macro", metrics["f1_macro"], ci.get("f1_macro"))]
-    rows += [(k, metrics[k], None) for k in ("precision_macro", "recall_macro", "mcc", "loss", "ece") if k in metrics]
+    rows = [
+        ("accuracy", metrics["accuracy"], ci.get("accuracy")),
+        ("f1_macro", metrics["f1_macro"], ci.get("f1_macro")),
+    ]
+    rows += [
+        (k, metrics[k], None)
+        for k in ("precision_macro", "recall_macro", "mcc", "loss", "ece")
+        if k in metrics
+    ]
     lines = [
         f"# Evaluation of `{metrics['checkpoint']}`",
         "",
@@ -204,6 +219,8 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
     for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"):
         table.add_column(h, justify="left" if h == "run" else "right")
     for r in table_rows:
-        table.add_row(*(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss")))
+        table.add_row(
+            *(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"))
+        )
     console.print(table)
     (out / "comparison.json").write_text(json.dumps(table_rows, indent=2))
