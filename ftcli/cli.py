@@ -107,7 +107,7 @@ def preflight(config_name: str, overrides: list[str]) -> None:
     except FtcliError as e:
         fail(str(e))
     except Exception as e:  # Hydra / OmegaConf composition errors
-        fail(explain(e))
+        fail(explain(e, config_name))
 
 
 def run_task(command: str, cfg: Any) -> Any:

@@ -265,7 +265,7 @@ def validate(cfg: DictConfig) -> None:
         raise FtcliError("; ".join(errors))
 
 
-def explain(exc: BaseException) -> str:
+def explain(exc: BaseException, config_name: str = "train") -> str:
     """Turn Hydra/OmegaConf composition errors into one line: key, bad value, what is allowed."""
     from hydra.errors import MissingConfigException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
@@ -287,7 +287,7 @@ def explain(exc: BaseException) -> str:
         if isinstance(err, ConfigKeyError | ConfigAttributeError | ValidationError):
             key = err.full_key or ""
             if isinstance(err, ConfigKeyError | ConfigAttributeError):
-                allowed = _keys_beside(key)
+                allowed = _keys_beside(key, config_name)
                 leaf = key.rsplit(".", 1)[-1]
                 hint = did_you_mean(leaf, allowed)
                 listing = f"; known keys: {', '.join(allowed)}" if allowed else ""
@@ -299,10 +299,11 @@ def explain(exc: BaseException) -> str:
     return text
 
 
-def _keys_beside(full_key: str) -> list[str]:
+def _keys_beside(full_key: str, config_name: str = "train") -> list[str]:
     """The keys a schema allows next to ``full_key`` (for 'did you mean')."""
     parts = full_key.split(".")
-    node: Any = TrainConfig
+    roots = {"eval": EvalConfig, "predict": PredictConfig, "export": ExportConfig}
+    node: Any = roots.get(config_name, TrainConfig)
     for part in parts[:-1]:
         names = {f.name: f for f in fields(node)} if is_dataclass(node) else {}
         if part not in names:

@@ -112,17 +112,19 @@ def _natural(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
-def run_label(ckpt: Path) -> str:
-    """A short name for a checkpoint in a comparison: its run dir, and the run's overrides if Hydra kept them."""
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    overrides = run / ".hydra" / "overrides.yaml"
-    if overrides.is_file():
-        from omegaconf import OmegaConf
+def run_labels(ckpts: list[Path]) -> list[str]:
+    """Short names for checkpoints in a comparison: the run dir, and the overrides that differ between runs."""
+    from omegaconf import OmegaConf
 
-        items = [str(o) for o in OmegaConf.load(overrides) if not str(o).startswith("hydra.")]
-        if items:
-            return f"{run.name}: {' '.join(items)}"
-    return run.name
+    runs = [c.parent.parent if c.parent.name == "checkpoints" else c for c in ckpts]
+    overrides = []
+    for run in runs:
+        f = run / ".hydra" / "overrides.yaml"
+        items = [str(o) for o in OmegaConf.load(f)] if f.is_file() else []
+        overrides.append([o for o in items if not o.startswith("hydra.")])
+    common = set.intersection(*(set(o) for o in overrides)) if len(overrides) > 1 else set()
+    labels = [" ".join([run.name, *[o for o in items if o not in common]]) for run, items in zip(runs, overrides)]
+    return labels if len(set(labels)) == len(labels) else [str(c) for c in ckpts]
 
 
 def run_eval(cfg: Any) -> dict[str, Any]:
@@ -139,14 +141,14 @@ def run_eval(cfg: Any) -> dict[str, Any]:
     accelerator = make_accelerator(cfg.hardware, grad_accum=1)
     out = Path(cfg.output_dir)
     if len(ckpts) == 1:
-        metrics = eval_checkpoint(cfg, ckpts[0], out, accelerator)
+        metrics, _ = eval_checkpoint(cfg, ckpts[0], out, accelerator)
         accelerator.end_training()
         return metrics
     dataset_cfg, rows = None, []
-    for i, ckpt in enumerate(ckpts):
-        metrics = eval_checkpoint(cfg, ckpt, out / f"{i:02d}", accelerator, dataset_cfg)
-        dataset_cfg = metrics.pop("_dataset_cfg")
-        rows.append({"checkpoint": str(ckpt), "run": run_label(ckpt), **metrics})
+    for i, (ckpt, label) in enumerate(zip(ckpts, run_labels(ckpts))):
+        # the first checkpoint decides the data; every later one sees exactly the same
+        metrics, dataset_cfg = eval_checkpoint(cfg, ckpt, out / f"{i:02d}", accelerator, dataset_cfg, many=True)
+        rows.append({"checkpoint": str(ckpt), "run": label, **metrics})
         accelerator.free_memory()  # drop this model before the next one loads
     if accelerator.is_main_process:
         from ftcli.report import write_comparison
@@ -175,9 +177,12 @@ def eval_dataset_config(cfg: Any, run_cfg: Any) -> Any:
 
 
 def eval_checkpoint(
-    cfg: Any, ckpt: Path, out: Path, accelerator: Any, dataset_cfg: Any = None
-) -> dict[str, Any]:
-    """Metrics, calibration and intervals of one checkpoint on ``cfg.eval.split``; files into ``out``."""
+    cfg: Any, ckpt: Path, out: Path, accelerator: Any, dataset_cfg: Any = None, many: bool = False
+) -> tuple[dict[str, Any], Any]:
+    """Metrics, calibration and intervals of one checkpoint on ``cfg.eval.split``; files into ``out``.
+
+    Returns the metrics and the dataset config used (to evaluate further checkpoints on the same data).
+    """
     from omegaconf import OmegaConf
 
     from ftcli.calibration import (
@@ -235,9 +240,13 @@ def eval_checkpoint(
             from ftcli.report import write_report
 
             write_report(metrics, names, out, ckpt)
-        print_report(metrics, names)
-    metrics["_dataset_cfg"] = dataset_cfg
-    return metrics
+        if many:  # a comparison follows: one line per checkpoint is enough
+            from ftcli.progress import console
+
+            console.print(summary_line(metrics))
+        else:
+            print_report(metrics, names)
+    return metrics, dataset_cfg
 
 
 def _split_logits(

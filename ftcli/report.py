@@ -217,7 +217,7 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
     (out / "comparison.md").write_text("\n".join(md) + "\n")
     table = Table(title=f"{len(rows)} checkpoints on {rows[0]['dataset']} / {rows[0]['split']}")
     for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"):
-        table.add_column(h, justify="left" if h == "run" else "right")
+        table.add_column(h, justify="left" if h == "run" else "right", no_wrap=h != "run", overflow="fold")
     for r in table_rows:
         table.add_row(
             *(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"))
