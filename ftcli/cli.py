@@ -48,7 +48,8 @@ def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair")) -> 
     import re
 
     # Hydra unescapes a backslash only before a quote or at the end of a quoted value
-    return f"{key}='" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value) + "'"
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"{key}='{escaped}'"
 
 
 def split_overrides(args: list[str]) -> tuple[list[str], bool]:

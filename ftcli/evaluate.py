@@ -113,7 +113,7 @@ def _natural(path: Path) -> list[Any]:
 
 
 def run_labels(ckpts: list[Path]) -> list[str]:
-    """Short names for checkpoints in a comparison: the run dir, and the overrides that differ between runs."""
+    """Short names for checkpoints in a comparison: the run dir and the overrides that differ between runs."""
     from omegaconf import OmegaConf
 
     runs = [c.parent.parent if c.parent.name == "checkpoints" else c for c in ckpts]
@@ -123,7 +123,10 @@ def run_labels(ckpts: list[Path]) -> list[str]:
         items = [str(o) for o in OmegaConf.load(f)] if f.is_file() else []
         overrides.append([o for o in items if not o.startswith("hydra.")])
     common = set.intersection(*(set(o) for o in overrides)) if len(overrides) > 1 else set()
-    labels = [" ".join([run.name, *[o for o in items if o not in common]]) for run, items in zip(runs, overrides)]
+    labels = [
+        " ".join([run.name, *[o for o in items if o not in common]])
+        for run, items in zip(runs, overrides, strict=True)
+    ]
     return labels if len(set(labels)) == len(labels) else [str(c) for c in ckpts]
 
 
@@ -145,9 +148,11 @@ def run_eval(cfg: Any) -> dict[str, Any]:
         accelerator.end_training()
         return metrics
     dataset_cfg, rows = None, []
-    for i, (ckpt, label) in enumerate(zip(ckpts, run_labels(ckpts))):
+    for i, (ckpt, label) in enumerate(zip(ckpts, run_labels(ckpts), strict=True)):
         # the first checkpoint decides the data; every later one sees exactly the same
-        metrics, dataset_cfg = eval_checkpoint(cfg, ckpt, out / f"{i:02d}", accelerator, dataset_cfg, many=True)
+        metrics, dataset_cfg = eval_checkpoint(
+            cfg, ckpt, out / f"{i:02d}", accelerator, dataset_cfg, many=True
+        )
         rows.append({"checkpoint": str(ckpt), "run": label, **metrics})
         accelerator.free_memory()  # drop this model before the next one loads
     if accelerator.is_main_process:
@@ -185,9 +190,8 @@ def eval_checkpoint(
     """
     from omegaconf import OmegaConf
 
-    from ftcli.calibration import (
-        calibration_report, expected_calibration_error, fit_temperature, reliability_bins, softmax,
-    )  # fmt: skip
+    from ftcli.calibration import calibration_report, fit_temperature, reliability_bins, softmax
+    from ftcli.calibration import expected_calibration_error as ece
     from ftcli.checkpoint import load_checkpoint
 
     model, tokenizer, run_cfg = load_checkpoint(ckpt)
@@ -207,28 +211,32 @@ def eval_checkpoint(
     batch_size = cfg.eval.batch_size or (run_cfg.trainer.eval_batch_size if run_cfg is not None else 128)
     split = cfg.eval.split
     model = accelerator.prepare(model)
-    logits, labels, rate = _split_logits(model, tokenizer, dataset_cfg, split, seed, max_length, batch_size, accelerator)
+    logits, labels, rate = _split_logits(
+        model, tokenizer, dataset_cfg, split, seed, max_length, batch_size, accelerator
+    )
     metrics = compute_metrics(labels, logits, names)
     metrics["samples_per_s"] = rate
     metrics.update(calibration_report(logits, labels, cfg.eval.ece_bins, cfg.eval.bootstrap, seed))
     if cfg.eval.temperature_scaling:
         if cfg.eval.calibration_split:  # fit on another split, judge on the whole evaluation split
             fit_logits, fit_labels, _ = _split_logits(
-                model, tokenizer, dataset_cfg, cfg.eval.calibration_split, seed, max_length, batch_size, accelerator
+                model, tokenizer, dataset_cfg, cfg.eval.calibration_split, seed, max_length, batch_size,
+                accelerator,
             )
             held_logits, held_labels, where = logits, labels, f"fitted on {cfg.eval.calibration_split}"
         else:  # fit on a seeded half of the split, judge on the other half (never on the fitting data)
             perm = np.random.default_rng(seed).permutation(len(labels))
             fit, held = perm[: len(perm) // 2], perm[len(perm) // 2 :]
-            fit_logits, fit_labels, held_logits, held_labels = logits[fit], labels[fit], logits[held], labels[held]
+            fit_logits, fit_labels = logits[fit], labels[fit]
+            held_logits, held_labels = logits[held], labels[held]
             where = f"fitted on half of {split} ({len(fit)}), measured on the other half ({len(held)})"
         t = fit_temperature(fit_logits, fit_labels)
         bins = cfg.eval.ece_bins
         metrics["temperature_scaling"] = {
             "temperature": t,
             "where": where,
-            "ece_before": expected_calibration_error(softmax(held_logits), held_labels, bins),
-            "ece_after": expected_calibration_error(softmax(held_logits, t), held_labels, bins),
+            "ece_before": ece(softmax(held_logits), held_labels, bins),
+            "ece_after": ece(softmax(held_logits, t), held_labels, bins),
             "reliability_before": reliability_bins(softmax(held_logits), held_labels, bins),
             "reliability_after": reliability_bins(softmax(held_logits, t), held_labels, bins),
         }
@@ -315,5 +323,6 @@ def summary_line(metrics: dict[str, Any]) -> str:
         line += f" · ECE {metrics['ece']:.4f}"
     ts = metrics.get("temperature_scaling")
     if ts:
-        line += f" · temperature {ts['temperature']:.3f}: ECE {ts['ece_before']:.4f} → {ts['ece_after']:.4f} ({ts['where']})"
+        before, after = f"{ts['ece_before']:.4f}", f"{ts['ece_after']:.4f}"
+        line += f" · temperature {ts['temperature']:.3f}: ECE {before} → {after} ({ts['where']})"
     return f"{line}  → {metrics['checkpoint']}"

@@ -116,13 +116,17 @@ def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
         try:
             from peft import AutoPeftModelForSequenceClassification, PeftModel
         except ImportError as e:
-            raise FtcliError(f"checkpoint={ckpt}: a LoRA adapter; install peft (pip install 'ftcli[lora]')") from e
+            raise FtcliError(
+                f"checkpoint={ckpt}: a LoRA adapter; install peft (pip install 'ftcli[lora]')"
+            ) from e
         from transformers import AutoTokenizer
 
         from ftcli.models import register_pooled_classifier
 
         register_pooled_classifier()
-        base_path = json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+        base_path = (
+            json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+        )
         if (Path(base_path) / "config.json").is_file():  # an ftcli checkpoint (pooled head included)
             base, tokenizer, _ = load_checkpoint(Path(base_path))
             model = PeftModel.from_pretrained(base, ckpt)

@@ -47,8 +47,8 @@ def write_rows(
     labels = [names[i] for i in probs.argmax(-1)]
     key = "predicted_label" if rows and "label" in rows[0] else "label"  # keep a gold "label" column intact
     if suffix in (".json", ".jsonl"):
-        out = [{**r, key: lab, "probabilities": dict(zip(names, map(float, p)))}
-               for r, lab, p in zip(rows, labels, probs)]  # fmt: skip
+        out = [{**r, key: lab, "probabilities": dict(zip(names, map(float, p), strict=True))}
+               for r, lab, p in zip(rows, labels, probs, strict=True)]  # fmt: skip
         text = json.dumps(out, ensure_ascii=False, indent=1) if suffix == ".json" else "".join(
             json.dumps(r, ensure_ascii=False) + "\n" for r in out)  # fmt: skip
         path.write_text(text, encoding="utf-8")
@@ -59,7 +59,7 @@ def write_rows(
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t" if suffix == ".tsv" else ",", quoting=quote, escapechar="\\")
         w.writerow(header)
-        for r, lab, p in zip(rows, labels, probs):
+        for r, lab, p in zip(rows, labels, probs, strict=True):
             w.writerow([r.get(c, "") for c in columns] + [lab] + [f"{x:.6f}" for x in p])
 
 
@@ -113,16 +113,22 @@ def run_predict(cfg: Any) -> dict[str, Any]:
         pairs = [cfg.text_pair] if cfg.text_pair is not None else None
         p = predict_proba(model, tokenizer, [cfg.text], pairs, max_length, 1, accelerator)[0]
         console.print(f"[bold]{names[int(p.argmax())]}[/]")
-        for n, x in zip(names, p):
+        for n, x in zip(names, p, strict=True):
             console.print(f"  {n:<12} {x:.4f}")
-        return {"label": names[int(p.argmax())], "probabilities": dict(zip(names, map(float, p)))}
+        return {
+            "label": names[int(p.argmax())],
+            "probabilities": dict(zip(names, map(float, p), strict=True)),
+        }
 
     ds = run_cfg.dataset if run_cfg is not None else None
     text_col = cfg.text_column or (ds.text_column if ds is not None else "text")
     pair_col = cfg.text_pair_column or (ds.text_pair_column if ds is not None else None)
     src = Path(cfg.input).expanduser()
     # GLUE-style TSVs need quoting=none; take the training data's setting only for a file of its kind
-    same_kind = ds is not None and src.suffix.lower() == Path(ds.get("validation_file") or ds.get("train_file") or "").suffix.lower()
+    same_kind = (
+        ds is not None
+        and src.suffix.lower() == Path(ds.get("validation_file") or ds.get("train_file") or "").suffix.lower()
+    )
     quoting = cfg.quoting or (ds.quoting if same_kind else "minimal")
     rows = read_rows(src, quoting)
     if not rows:

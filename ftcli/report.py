@@ -90,7 +90,7 @@ def plot_confusion_matrix(matrix: list[list[int]], names: list[str], out: Path) 
 
 
 def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
-    """Accuracy against confidence per bin (the diagonal is perfect calibration), and how many fall in each bin."""
+    """Accuracy against confidence per bin (the diagonal is perfect calibration) and each bin's count."""
     import numpy as np
 
     plt = _pyplot()
@@ -102,8 +102,9 @@ def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
     series = [("model", metrics["reliability"], metrics["ece"], "tab:blue")]
     ts = metrics.get("temperature_scaling")
     if ts:
+        after = f"after T={ts['temperature']:.2f}"
         series = [("before (held-out)", ts["reliability_before"], ts["ece_before"], "tab:blue"),
-                  (f"after T={ts['temperature']:.2f}", ts["reliability_after"], ts["ece_after"], "tab:orange")]  # fmt: skip
+                  (after, ts["reliability_after"], ts["ece_after"], "tab:orange")]  # fmt: skip
     edges = np.asarray(series[0][1]["edges"])
     width = edges[1] - edges[0]
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
@@ -202,7 +203,8 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
         ci = r.get("ci95", {}).get("accuracy")
         table_rows.append({
             "run": r["run"], **{k: r.get(k) for k in COMPARE},
-            "accuracy_ci95": f"{ci[0]:.4f}–{ci[1]:.4f}" if ci else "", "checkpoint": r["checkpoint"], "folder": f"{i:02d}",
+            "accuracy_ci95": f"{ci[0]:.4f}–{ci[1]:.4f}" if ci else "",
+            "checkpoint": r["checkpoint"], "folder": f"{i:02d}",
         })  # fmt: skip
     with (out / "comparison.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)

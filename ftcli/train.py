@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import time
@@ -16,7 +17,9 @@ from ftcli.evaluate import LOWER_IS_BETTER, evaluate, scalar_metrics
 from ftcli.progress import Progress, console
 
 
-def make_accelerator(hw: HardwareConfig, grad_accum: int, log_with: str = "none", project_dir: Any = None) -> Any:
+def make_accelerator(
+    hw: HardwareConfig, grad_accum: int, log_with: str = "none", project_dir: Any = None
+) -> Any:
     """An Accelerator for the chosen hardware; a clear error when that hardware is absent."""
     from accelerate import Accelerator
 
@@ -33,6 +36,8 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int, log_with: str = "none"
     if cpu and hw.cpu_threads:
         torch.set_num_threads(hw.cpu_threads)
     trackers = None if log_with == "none" else log_with  # metrics.jsonl stays the source of truth
+    if trackers and importlib.util.find_spec(trackers) is None:  # Accelerate would drop it silently
+        raise FtcliError(f"trainer.log_with={trackers}: the {trackers} package is not installed (pip install {trackers})")
     return Accelerator(cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum,
                        log_with=trackers, project_dir=project_dir)  # fmt: skip
 

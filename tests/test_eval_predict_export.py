@@ -114,7 +114,8 @@ def test_eval_on_another_dataset_maps_labels_through_the_model(tiny_run, tmp_pat
     # model's id2label (negative=0, positive=1), and the supports must match the file's counts.
     run, _, _ = tiny_run
     rows = [("a wonderful , moving film", "positive"), ("dull and lifeless", "negative"),
-            ("the best of the year", "positive"), ("a mess", "negative"), ("great fun", "positive")]  # fmt: skip
+            ("the best of the year", "positive"), ("a mess", "negative"),
+            ("great fun", "positive")]  # fmt: skip
     data = tmp_path / "other.csv"
     with data.open("w", newline="") as f:
         csv.writer(f).writerows([("text", "label"), *rows])
@@ -137,7 +138,7 @@ def _validation_file(cfg, path: Path) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["sentence", "label"])
-        w.writerows((s, data.label_names[y]) for s, y in zip(val["sentence"], val["labels"]))
+        w.writerows((s, data.label_names[y]) for s, y in zip(val["sentence"], val["labels"], strict=True))
 
 
 def test_batch_predict_reproduces_evals_accuracy_and_keeps_row_order(tiny_run, compose, tmp_path) -> None:
@@ -146,8 +147,9 @@ def test_batch_predict_reproduces_evals_accuracy_and_keeps_row_order(tiny_run, c
     run, result, train_cfg = tiny_run
     src = tmp_path / "val.csv"
     _validation_file(train_cfg, src)
-    out = run_predict(compose_cmd("predict", f"checkpoint={run}", f"input={src}", f"output={tmp_path}/pred.jsonl",
-                                  "batch_size=7", "hardware=cpu", out=tmp_path / "run"))  # fmt: skip
+    cfg = compose_cmd("predict", f"checkpoint={run}", f"input={src}", f"output={tmp_path}/pred.jsonl",
+                      "batch_size=7", "hardware=cpu", out=tmp_path / "run")  # fmt: skip
+    out = run_predict(cfg)
     assert out["accuracy"] == result["accuracy"]  # eval's number, from predict's own batching
     given, got = read_rows(src, "minimal"), read_rows(tmp_path / "pred.jsonl", "minimal")
     assert [g["sentence"] for g in given] == [p["sentence"] for p in got]
@@ -169,7 +171,7 @@ def test_predict_one_text_with_commas_and_quotes_from_the_command_line(tiny_run,
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.split()
     assert lines[0] in ("negative", "positive")
-    probs = dict(zip(lines[1::2], map(float, lines[2::2])))
+    probs = dict(zip(lines[1::2], map(float, lines[2::2]), strict=True))
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3) and max(probs, key=probs.get) == lines[0]
 
 
@@ -311,8 +313,24 @@ def test_evaluation_moves_each_batch_off_the_device() -> None:
         def gather_for_metrics(self, x):
             return x
 
-    batches = [{"input_ids": torch.zeros(4, 3), "idx": torch.arange(i * 4, i * 4 + 4), "labels": torch.zeros(4).long()}
-               for i in range(6)]  # fmt: skip
+    batches = [
+        {
+            "input_ids": torch.zeros(4, 3),
+            "idx": torch.arange(i * 4, i * 4 + 4),
+            "labels": torch.zeros(4).long(),
+        }
+        for i in range(6)
+    ]
     logits, labels = predict(Model(), batches, Accel())
     assert logits.shape == (24, 2) and type(logits) is np.ndarray
     assert max(live_at_forward) <= 1  # never more than the batch in flight, however many batches ran
+
+
+@pytest.mark.parametrize("text", ["it's a, b", 'back\\slash "q" [z] {y}', "ends with \\", "a\\'b", "k=v", ""])
+def test_free_text_survives_hydras_override_parser(text: str) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ftcli.cli import quote_free_text
+
+    parsed = OverridesParser.create().parse_overrides([quote_free_text(f"text={text}")])[0]
+    assert parsed.value() == text
