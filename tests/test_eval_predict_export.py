@@ -287,7 +287,8 @@ def test_tensorboard_event_files_hold_the_logged_metrics(compose) -> None:
 
 def test_evaluation_moves_each_batch_off_the_device() -> None:
     """predict() must not hold device tensors across batches (memory would grow with the split)."""
-    import gc
+    import weakref
+    from types import SimpleNamespace
 
     from ftcli.evaluate import predict
 
@@ -298,16 +299,17 @@ def test_evaluation_moves_each_batch_off_the_device() -> None:
             return torch.Tensor(self.as_subclass(torch.Tensor).clone())
 
     live_at_forward: list[int] = []
+    made: list[weakref.ref] = []  # every "device" tensor the model returned
 
     class Model:
         def eval(self):
             return self
 
         def __call__(self, **batch):
-            gc.collect()
-            live_at_forward.append(sum(isinstance(o, DeviceTensor) for o in gc.get_objects()))
-            n = len(batch["input_ids"])
-            return type("Out", (), {"logits": torch.randn(n, 2).as_subclass(DeviceTensor)})()
+            live_at_forward.append(sum(r() is not None for r in made))
+            logits = torch.randn(len(batch["input_ids"]), 2).as_subclass(DeviceTensor)
+            made.append(weakref.ref(logits))
+            return SimpleNamespace(logits=logits)
 
     class Accel:
         def gather_for_metrics(self, x):
@@ -334,3 +336,13 @@ def test_free_text_survives_hydras_override_parser(text: str) -> None:
 
     parsed = OverridesParser.create().parse_overrides([quote_free_text(f"text={text}")])[0]
     assert parsed.value() == text
+
+
+@pytest.mark.parametrize("config", ["predict", "export"])
+def test_predict_and_export_configs_compose_validate_and_name_bad_keys(config: str, tmp_path) -> None:
+    from ftcli.config import FtcliError, validate
+
+    validate(compose_cmd(config, "checkpoint=somewhere", out=tmp_path))
+    bad = "batch_size=0" if config == "predict" else "format=tflite"
+    with pytest.raises(FtcliError, match=bad.split("=")[0]):
+        validate(compose_cmd(config, "checkpoint=somewhere", bad, out=tmp_path))
