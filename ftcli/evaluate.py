@@ -140,6 +140,11 @@ def run_eval(cfg: Any) -> dict[str, Any]:
     from ftcli.train import make_accelerator
 
     validate(cfg)
+    if cfg.eval.temperature_scaling and cfg.eval.calibration_split == cfg.eval.split:
+        raise FtcliError(
+            f"eval.calibration_split={cfg.eval.split}: fitting and judging the temperature on the same data "
+            "flatters it; choose another split, or null (fit on half of eval.split, judge on the other half)"
+        )
     ckpts = find_checkpoints(cfg.checkpoint)
     accelerator = make_accelerator(cfg.hardware, grad_accum=1)
     out = Path(cfg.output_dir)
