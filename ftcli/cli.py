@@ -27,7 +27,8 @@ Hydra owns the rest of the command line:
 add --debug for full tracebacks.
 """
 
-COMMANDS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export"}  # command → config name under configs/
+# command → config name under configs/
+COMMANDS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export"}
 # Hydra flags that take a value, and flags after which no job runs (no preflight needed).
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                "--config-dir", "-cd", "--experimental-rerun"}  # fmt: skip

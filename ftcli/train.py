@@ -37,7 +37,7 @@ def make_accelerator(
         torch.set_num_threads(hw.cpu_threads)
     trackers = None if log_with == "none" else log_with  # metrics.jsonl stays the source of truth
     if trackers and importlib.util.find_spec(trackers) is None:  # Accelerate would drop it silently
-        raise FtcliError(f"trainer.log_with={trackers}: the {trackers} package is not installed (pip install {trackers})")
+        raise FtcliError(f"trainer.log_with={trackers}: {trackers} is not installed (pip install {trackers})")
     return Accelerator(cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum,
                        log_with=trackers, project_dir=project_dir)  # fmt: skip
 
