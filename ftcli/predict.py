@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -30,9 +31,16 @@ def read_rows(path: Path, quoting: str) -> list[dict[str, Any]]:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as e:
             raise FtcliError(f"input={path}: not JSON Lines nor a JSON array ({e})") from e
-    quote = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
-    delimiter = "\t" if suffix == ".tsv" else ","
-    return list(csv.DictReader(text.splitlines(), delimiter=delimiter, quoting=quote))
+    return list(csv.DictReader(io.StringIO(text, newline=""), **_dialect(suffix, quoting)))
+
+
+def _dialect(suffix: str, quoting: str, writing: bool = False) -> dict[str, Any]:
+    """csv options: tab for .tsv; quoting=none for GLUE-style files with bare quotes inside the text."""
+    opts: dict[str, Any] = {"delimiter": "\t" if suffix == ".tsv" else ","}
+    opts["quoting"] = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
+    if writing and quoting == "none":  # a delimiter inside a field cannot be quoted: escape it
+        opts["escapechar"] = "\\"
+    return opts
 
 
 def write_rows(
@@ -55,9 +63,8 @@ def write_rows(
         return
     columns = list(rows[0]) if rows else []
     header = [*columns, key, *[f"prob_{n}" for n in names]]
-    quote = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
     with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t" if suffix == ".tsv" else ",", quoting=quote, escapechar="\\")
+        w = csv.writer(f, **_dialect(suffix, quoting, writing=True))
         w.writerow(header)
         for r, lab, p in zip(rows, labels, probs, strict=True):
             w.writerow([r.get(c, "") for c in columns] + [lab] + [f"{x:.6f}" for x in p])
@@ -86,7 +93,10 @@ def predict_proba(
     model.eval()
     with torch.inference_mode(), accelerator.autocast():
         for idx in sorted_batches(lengths, batch_size):
-            batch = collate([{k: enc[k][i] for k in enc} for i in idx]).to(accelerator.device)
+            batch = {
+                k: v.to(accelerator.device)
+                for k, v in collate([{k: enc[k][i] for k in enc} for i in idx]).items()
+            }
             probs[idx] = softmax(model(**batch).logits.float().cpu().numpy())  # off the device per batch
     return probs
 
@@ -125,11 +135,10 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     pair_col = cfg.text_pair_column or (ds.text_pair_column if ds is not None else None)
     src = Path(cfg.input).expanduser()
     # GLUE-style TSVs need quoting=none; take the training data's setting only for a file of its kind
-    same_kind = (
-        ds is not None
-        and src.suffix.lower() == Path(ds.get("validation_file") or ds.get("train_file") or "").suffix.lower()
+    same_kind = ds is not None and (
+        src.suffix.lower() == Path(ds.get("validation_file") or ds.get("train_file") or "").suffix.lower()
     )
-    quoting = cfg.quoting or (ds.quoting if same_kind else "minimal")
+    quoting = cfg.quoting or (ds.quoting if ds is not None and same_kind else "minimal")
     rows = read_rows(src, quoting)
     if not rows:
         raise FtcliError(f"input={cfg.input}: no rows")

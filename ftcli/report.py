@@ -25,7 +25,8 @@ def _pyplot() -> Any:
 
 def read_metrics_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(training records, validation records) from a run's metrics.jsonl."""
-    train, val = [], []
+    train: list[dict[str, Any]] = []
+    val: list[dict[str, Any]] = []
     for line in Path(path).read_text().splitlines():
         if line.strip():
             rec = json.loads(line)

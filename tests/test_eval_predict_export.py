@@ -346,3 +346,14 @@ def test_predict_and_export_configs_compose_validate_and_name_bad_keys(config: s
     bad = "batch_size=0" if config == "predict" else "format=tflite"
     with pytest.raises(FtcliError, match=bad.split("=")[0]):
         validate(compose_cmd(config, "checkpoint=somewhere", bad, out=tmp_path))
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl", ".json"])
+def test_prediction_files_round_trip_awkward_text(ext: str, tmp_path) -> None:
+    from ftcli.predict import read_rows, write_rows
+
+    rows = [{"text": 'a \\ back, "quoted"\tand\na new line', "id": "1"}, {"text": "plain", "id": "2"}]
+    write_rows(tmp_path / f"p{ext}", rows, np.array([[0.2, 0.8], [0.6, 0.4]]), ["neg", "pos"], "minimal")
+    back = read_rows(tmp_path / f"p{ext}", "minimal")
+    assert [r["text"] for r in back] == [r["text"] for r in rows]
+    assert [r["label"] for r in back] == ["pos", "neg"]
