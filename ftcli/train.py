@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import time
@@ -16,7 +17,9 @@ from ftcli.evaluate import LOWER_IS_BETTER, evaluate, scalar_metrics
 from ftcli.progress import Progress, console
 
 
-def make_accelerator(hw: HardwareConfig, grad_accum: int) -> Any:
+def make_accelerator(
+    hw: HardwareConfig, grad_accum: int, log_with: str = "none", project_dir: Any = None
+) -> Any:
     """An Accelerator for the chosen hardware; a clear error when that hardware is absent."""
     from accelerate import Accelerator
 
@@ -32,7 +35,11 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int) -> Any:
         raise FtcliError("hardware.mixed_precision=fp16: not supported on CPU; use bf16 or no")
     if cpu and hw.cpu_threads:
         torch.set_num_threads(hw.cpu_threads)
-    return Accelerator(cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum)
+    trackers = None if log_with == "none" else log_with  # metrics.jsonl stays the source of truth
+    if trackers and importlib.util.find_spec(trackers) is None:  # Accelerate would drop it silently
+        raise FtcliError(f"trainer.log_with={trackers}: {trackers} is not installed (pip install {trackers})")
+    return Accelerator(cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum,
+                       log_with=trackers, project_dir=project_dir)  # fmt: skip
 
 
 def eval_loader(ds: Any, tokenizer: Any, batch_size: int, accelerator: Any) -> Any:
@@ -42,6 +49,21 @@ def eval_loader(ds: Any, tokenizer: Any, batch_size: int, accelerator: Any) -> A
     lengths = lengths_of(ds)
     ds = ds.add_column("idx", list(range(len(ds))))
     return accelerator.prepare(loader(ds, sorted_batches(lengths, batch_size), tokenizer))
+
+
+def tracker_config(cfg: DictConfig) -> dict[str, Any]:
+    """The run config flattened to dotted keys with scalar values (what TensorBoard's hparams accept)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
 
 
 def _better(metric: str, new: float, best: float | None) -> bool:
@@ -66,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     tc = cfg.trainer
     out_dir, cache_dir = Path(cfg.output_dir), Path(cfg.cache_dir).expanduser()
-    accelerator = make_accelerator(cfg.hardware, tc.grad_accum)
+    accelerator = make_accelerator(cfg.hardware, tc.grad_accum, tc.log_with, out_dir)
     main = accelerator.is_main_process
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,11 +162,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     # ---- the loop ------------------------------------------------------------------------------
     log_file = (out_dir / "metrics.jsonl").open("w") if main else None
+    if tc.log_with != "none":  # event files / runs under the run dir (project_dir)
+        accelerator.init_trackers("ftcli", config=tracker_config(cfg))
 
     def log(record: dict[str, Any]) -> None:
         if log_file:
             log_file.write(json.dumps(record) + "\n")
             log_file.flush()
+        if tc.log_with != "none":  # trackers get the same numbers, as train/… or validation/…
+            prefix = "validation" if record.get("split") == "validation" else "train"
+            values = {f"{prefix}/{k}": v for k, v in record.items() if k not in ("step", "split")}
+            accelerator.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=record["step"])
 
     def save(name: str, metrics: dict[str, Any]) -> None:
         if main and tc.save_checkpoints:

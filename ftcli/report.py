@@ -1,0 +1,229 @@
+"""Pictures where people would rather look than read: learning curves, confusion matrix, reliability
+diagram (PNG, matplotlib Agg), a short report.md that links them, and the multi-checkpoint comparison."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from ftcli.progress import console
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed), or None when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def read_metrics_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training records, validation records) from a run's metrics.jsonl."""
+    train: list[dict[str, Any]] = []
+    val: list[dict[str, Any]] = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            (val if rec.get("split") == "validation" else train).append(rec)
+    return train, val
+
+
+def plot_learning_curves(metrics_jsonl: Path, out: Path, metric: str = "accuracy") -> Path | None:
+    """Train loss, validation metrics and the learning rate against the optimizer step."""
+    plt = _pyplot()
+    train, val = read_metrics_log(metrics_jsonl)
+    if plt is None or not (train or val):
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax = axes[0]
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], ".-", label="train loss")
+    if val:
+        ax.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="validation loss")
+    ax.set(title="loss", xlabel="step")
+    ax.legend()
+    ax = axes[1]
+    for key in dict.fromkeys([metric, "accuracy", "f1_macro"]):
+        if val and key in val[0] and key != "loss":
+            ax.plot([r["step"] for r in val], [r[key] for r in val], "o-", label=f"validation {key}")
+    ax.set(title="validation", xlabel="step")
+    ax.legend()
+    ax = axes[2]
+    ax.plot([r["step"] for r in train], [r["lr"] for r in train], ".-", color="tab:green")
+    ax.set(title="learning rate", xlabel="step")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    for a in axes:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_confusion_matrix(matrix: list[list[int]], names: list[str], out: Path) -> Path | None:
+    """Counts per (true, predicted) cell, shaded by the share of the true class."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None:
+        return None
+    cm = np.asarray(matrix)
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    size = max(3.5, 0.6 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
+           xlabel="predicted", ylabel="true", title="confusion matrix (share of the true class)")  # fmt: skip
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
+    """Accuracy against confidence per bin (the diagonal is perfect calibration) and each bin's count."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None or "reliability" not in metrics:
+        return None
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.2, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    series = [("model", metrics["reliability"], metrics["ece"], "tab:blue")]
+    ts = metrics.get("temperature_scaling")
+    if ts:
+        after = f"after T={ts['temperature']:.2f}"
+        series = [("before (held-out)", ts["reliability_before"], ts["ece_before"], "tab:blue"),
+                  (after, ts["reliability_after"], ts["ece_after"], "tab:orange")]  # fmt: skip
+    edges = np.asarray(series[0][1]["edges"])
+    width = edges[1] - edges[0]
+    top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    for k, (label, r, ece, color) in enumerate(series):
+        count = np.asarray(r["count"])
+        filled = count > 0
+        centers = edges[:-1] + width / 2
+        shift = (k - (len(series) - 1) / 2) * width / len(series)
+        bar_w = width / len(series)
+        top.bar(centers[filled] + shift, np.asarray(r["accuracy"])[filled], width=bar_w, alpha=0.7,
+                color=color, edgecolor="black", lw=0.5, label=f"{label}: ECE {ece:.4f}")  # fmt: skip
+        top.plot(
+            np.asarray(r["confidence"])[filled], np.asarray(r["accuracy"])[filled], "o", color=color, ms=3
+        )
+        bottom.bar(centers + shift, count, width=bar_w, color=color, alpha=0.7)
+    top.set(ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1), title="reliability diagram")
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.set(xlabel="confidence of the predicted class", ylabel="examples")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def training_run_dir(ckpt: Path) -> Path | None:
+    """The run dir that produced ``ckpt`` (it holds metrics.jsonl), if the checkpoint still sits in it."""
+    run = ckpt.parent.parent
+    return run if ckpt.parent.name == "checkpoints" and (run / "metrics.jsonl").is_file() else None
+
+
+def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Path) -> Path:
+    """The three PNGs (where the data exists) and report.md linking them with the metrics table."""
+    images: dict[str, Path | None] = {}
+    run = training_run_dir(ckpt)
+    if run is not None:
+        images["Learning curves"] = plot_learning_curves(run / "metrics.jsonl", out / "learning_curves.png")
+    images["Confusion matrix"] = plot_confusion_matrix(
+        metrics["confusion_matrix"], names, out / "confusion_matrix.png"
+    )
+    images["Reliability diagram"] = plot_reliability(metrics, out / "reliability.png")
+    if _pyplot() is None:
+        console.print(
+            "[yellow]matplotlib is not installed: report.md without pictures (pip install 'ftcli[plots]')"
+        )
+    ci = metrics.get("ci95", {})
+    rows = [
+        ("accuracy", metrics["accuracy"], ci.get("accuracy")),
+        ("f1_macro", metrics["f1_macro"], ci.get("f1_macro")),
+    ]
+    rows += [
+        (k, metrics[k], None)
+        for k in ("precision_macro", "recall_macro", "mcc", "loss", "ece")
+        if k in metrics
+    ]
+    lines = [
+        f"# Evaluation of `{metrics['checkpoint']}`",
+        "",
+        f"{metrics['dataset']} / {metrics['split']}, {metrics['examples']} examples.",
+        "",
+        "| metric | value | 95% bootstrap interval |",
+        "| --- | ---: | --- |",
+        *[f"| {k} | {v:.4f} | {f'{c[0]:.4f} – {c[1]:.4f}' if c else ''} |" for k, v, c in rows],
+        "",
+    ]
+    ts = metrics.get("temperature_scaling")
+    if ts:
+        lines += [f"Temperature scaling: T = {ts['temperature']:.3f} ({ts['where']}); "
+                  f"ECE {ts['ece_before']:.4f} → {ts['ece_after']:.4f}.", ""]  # fmt: skip
+    lines += ["| class | precision | recall | f1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+    for n in names:
+        c = metrics["per_class"][n]
+        lines.append(f"| {n} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |")
+    lines.append("")
+    for title, path in images.items():
+        if path is not None:
+            lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    if run is not None:
+        lines += [f"Training run: `{run}` (metrics.jsonl is the source of the learning curves).", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+COMPARE = ("accuracy", "f1_macro", "mcc", "loss", "ece", "examples")
+
+
+def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
+    """One table of every checkpoint on the same data: comparison.csv, comparison.md and the terminal."""
+    from rich.table import Table
+
+    out.mkdir(parents=True, exist_ok=True)
+    header = ["run", *COMPARE, "accuracy_ci95", "checkpoint", "folder"]
+    table_rows = []
+    for i, r in enumerate(rows):
+        ci = r.get("ci95", {}).get("accuracy")
+        table_rows.append({
+            "run": r["run"], **{k: r.get(k) for k in COMPARE},
+            "accuracy_ci95": f"{ci[0]:.4f}–{ci[1]:.4f}" if ci else "",
+            "checkpoint": r["checkpoint"], "folder": f"{i:02d}",
+        })  # fmt: skip
+    with (out / "comparison.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(table_rows)
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    md = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    md += ["| " + " | ".join(fmt(r[h]) for h in header) + " |" for r in table_rows]
+    (out / "comparison.md").write_text("\n".join(md) + "\n")
+    table = Table(title=f"{len(rows)} checkpoints on {rows[0]['dataset']} / {rows[0]['split']}")
+    for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"):
+        table.add_column(h, justify="left" if h == "run" else "right", no_wrap=h != "run", overflow="fold")
+    for r in table_rows:
+        table.add_row(
+            *(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"))
+        )
+    console.print(table)
+    (out / "comparison.json").write_text(json.dumps(table_rows, indent=2))
