@@ -55,9 +55,10 @@ def predict(model: Any, batches: Any, accelerator: Any) -> tuple[np.ndarray, np.
             logits.append(out.cpu().numpy())
             labels.append(y.cpu().numpy())
             order.append(idx.cpu().numpy())
-    position = np.concatenate(order)
-    restore = np.argsort(position, kind="stable")
-    return np.concatenate(logits)[restore], np.concatenate(labels)[restore]
+    # Over several processes the last batches are padded with repeated examples (the eval batches come
+    # from a batch sampler of unknown length, which gather_for_metrics cannot trim): keep each idx once.
+    _, first = np.unique(np.concatenate(order), return_index=True)  # sorted by idx: dataset order
+    return np.concatenate(logits)[first], np.concatenate(labels)[first]
 
 
 def evaluate(model: Any, batches: Any, accelerator: Any, label_names: list[str]) -> dict[str, Any]:
