@@ -61,6 +61,7 @@ def load_checkpoint(folder: Path, trust_remote_code: bool = False) -> tuple[Any,
 
 STATE_DIR = "state"  # inside the run dir
 TRAINER_STATE = "trainer_state.json"  # written last: a state folder without it is incomplete
+PLACEMENT = ("machine_rank", "main_process_ip", "main_process_port")  # taken from the resuming command
 
 
 def state_folders(run_dir: Path) -> list[Path]:
@@ -103,11 +104,11 @@ def resume_config(cfg: Any) -> Any:
     if not cfg.get("resume"):
         return cfg
     run = find_run(cfg.resume)
-    if Path(cfg.output_dir).resolve() == run and OmegaConf.select(cfg, "resume") == str(run):
-        return cfg  # already the run's own config (a worker of a launched run)
     saved = OmegaConf.load(run / "config.yaml")
     own = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
     own.output_dir, own.resume = str(run), str(run)
+    for key in PLACEMENT:  # where this process runs (a requeued job may land on other nodes), not what trains
+        own.hardware[key] = cfg.hardware[key]
     return own
 
 

@@ -108,7 +108,7 @@ def resume_into_run_dir(args: list[str]) -> list[str]:
         run = find_run(value)
     except FtcliError as e:
         fail(str(e))
-    kept = [a for a in args if not a.startswith("resume=")]
+    kept = [a for a in args if not a.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
     return [*kept, f"resume={run}", f"hydra.run.dir={run}", "hydra.output_subdir=null"]
 
 

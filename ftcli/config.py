@@ -247,8 +247,6 @@ def validate(cfg: DictConfig) -> None:
 def _hardware_errors(hw: DictConfig) -> list[str]:
     """Combinations of hardware keys that cannot run (each key is fine on its own)."""
     errors = []
-    if hw.num_machines > 1 and not hw.main_process_ip:
-        errors.append("hardware.main_process_ip is required when num_machines > 1 (the rank-0 node's address)")
     if hw.machine_rank >= hw.num_machines:
         errors.append(f"hardware.machine_rank={hw.machine_rank}: must be < num_machines ({hw.num_machines})")
     if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp"):

@@ -70,10 +70,14 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
         return [*cmd, "--tpu", *(["--num_processes", str(n)] if n else [])]
     cmd += ["--num_processes", str(n * hw.num_machines), "--main_process_port", str(hw.main_process_port or _free_port())]
     if hw.num_machines > 1:
+        if not hw.main_process_ip:  # checked here, not in validate(): the shipped multi_node.yaml leaves it open
+            raise FtcliError("hardware.main_process_ip is required when num_machines > 1 (the rank-0 node's address)")
         cmd += ["--machine_rank", str(hw.machine_rank), "--main_process_ip", str(hw.main_process_ip)]
     if hw.distributed == "fsdp":
         cmd += ["--use_fsdp", "--fsdp_sharding_strategy", hw.fsdp_sharding,
-                "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP", "--fsdp_state_dict_type", "SHARDED_STATE_DICT",
+                # by size: works for any backbone (ftcli's pooled model names no layer class to wrap)
+                "--fsdp_auto_wrap_policy", "SIZE_BASED_WRAP", "--fsdp_min_num_params", "1000000",
+                "--fsdp_state_dict_type", "SHARDED_STATE_DICT",
                 "--fsdp_use_orig_params", "true", "--fsdp_sync_module_states", "true"]  # fmt: skip
     elif hw.distributed == "deepspeed":
         cmd += ["--use_deepspeed", "--zero_stage", str(hw.zero_stage), "--gradient_accumulation_steps", str(grad_accum)]

@@ -150,6 +150,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     optimizer = torch.optim.AdamW(strategy.param_groups(train_model), lr=cfg.strategy.lr, fused=fused or None)
     if tc.compile:
         train_model = torch.compile(train_model)
+    if getattr(accelerator.state, "deepspeed_plugin", None) is not None:  # a batch sampler hides the size
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
     train_model, optimizer, train_batches = accelerator.prepare(train_model, optimizer, train_batches)
     steps_per_epoch = math.ceil(len(train_batches) / tc.grad_accum)  # after prepare: per process
     total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
