@@ -68,10 +68,19 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
            "--dynamo_backend", "no", "--num_machines", str(hw.num_machines)]  # fmt: skip
     if hw.accelerator == "tpu":
         return [*cmd, "--tpu", *(["--num_processes", str(n)] if n else [])]
-    cmd += ["--num_processes", str(n * hw.num_machines), "--main_process_port", str(hw.main_process_port or _free_port())]
+    cmd += [
+        "--num_processes",
+        str(n * hw.num_machines),
+        "--main_process_port",
+        str(hw.main_process_port or _free_port()),
+    ]
     if hw.num_machines > 1:
-        if not hw.main_process_ip:  # checked here, not in validate(): the shipped multi_node.yaml leaves it open
-            raise FtcliError("hardware.main_process_ip is required when num_machines > 1 (the rank-0 node's address)")
+        if (
+            not hw.main_process_ip
+        ):  # checked here, not in validate(): the shipped multi_node.yaml leaves it open
+            raise FtcliError(
+                "hardware.main_process_ip is required when num_machines > 1 (the rank-0 node's address)"
+            )
         cmd += ["--machine_rank", str(hw.machine_rank), "--main_process_ip", str(hw.main_process_ip)]
     if hw.distributed == "fsdp":
         cmd += ["--use_fsdp", "--fsdp_sharding_strategy", hw.fsdp_sharding,
@@ -80,7 +89,13 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
                 "--fsdp_state_dict_type", "SHARDED_STATE_DICT",
                 "--fsdp_use_orig_params", "true", "--fsdp_sync_module_states", "true"]  # fmt: skip
     elif hw.distributed == "deepspeed":
-        cmd += ["--use_deepspeed", "--zero_stage", str(hw.zero_stage), "--gradient_accumulation_steps", str(grad_accum)]
+        cmd += [
+            "--use_deepspeed",
+            "--zero_stage",
+            str(hw.zero_stage),
+            "--gradient_accumulation_steps",
+            str(grad_accum),
+        ]
     elif n * hw.num_machines > 1:
         cmd += ["--multi_gpu"]
     return cmd
@@ -97,7 +112,12 @@ def launch(cfg: Any) -> dict[str, Any]:
     run.mkdir(parents=True, exist_ok=True)
     (run / LAUNCH_CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (run / STATUS).unlink(missing_ok=True)
-    cmd = [*launcher_command(cfg.hardware, cfg.trainer.grad_accum), "-m", "ftcli.launch", str(run / LAUNCH_CONFIG)]
+    cmd = [
+        *launcher_command(cfg.hardware, cfg.trainer.grad_accum),
+        "-m",
+        "ftcli.launch",
+        str(run / LAUNCH_CONFIG),
+    ]
     env = {**os.environ, "FTCLI_WORKER": "1", "PYTHONUNBUFFERED": "1"}
     if cfg.hardware.accelerator == "cpu" and cfg.hardware.cpu_threads:
         env["OMP_NUM_THREADS"] = str(cfg.hardware.cpu_threads)
@@ -117,7 +137,9 @@ def launch(cfg: Any) -> dict[str, Any]:
     if status.get("status") == "interrupted":
         return status
     if code != 0 or status.get("status") == "error":
-        raise FtcliError(status.get("message") or f"hardware={cfg.hardware.name}: the workers failed (exit {code})")
+        raise FtcliError(
+            status.get("message") or f"hardware={cfg.hardware.name}: the workers failed (exit {code})"
+        )
     return status.get("result", {})
 
 
@@ -149,13 +171,13 @@ def write_status(run_dir: Path, status: dict[str, Any]) -> None:
 
 def worker(config_file: str) -> None:
     """One worker: read the resolved config, train, report how it ended (main process only)."""
+    import faulthandler
+
     from omegaconf import OmegaConf
 
     from ftcli.config import TrainConfig, register_configs
     from ftcli.progress import quiet_libraries
     from ftcli.train import train
-
-    import faulthandler
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: where a stuck worker is
     register_configs()

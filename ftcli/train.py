@@ -37,7 +37,8 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int) -> Any:
     # DDP must not wait for gradients that never come.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     return Accelerator(
-        cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum, kwargs_handlers=[ddp]
+        cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum,
+        kwargs_handlers=[ddp],
     )
 
 
@@ -130,7 +131,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         train_model: Any = HeadModel(model.head)
         labels = {s: torch.tensor(ds["labels"]) for s, ds in tokenized.items()}
         n_train = len(labels["train"])  # seeded per-epoch shuffle, sharded like the token batches below
-        sampler = ShardedBatches(LengthGroupedBatches(np.ones(n_train), n * tc.batch_size, tc.seed, group=False), n)
+        shuffled = LengthGroupedBatches(np.ones(n_train), n * tc.batch_size, tc.seed, group=False)
+        sampler = ShardedBatches(shuffled, n)
         train_batches: Any = DataLoader(
             FeatureDataset(feats["train"], labels["train"]), batch_sampler=sampler, generator=seed_source()
         )
@@ -141,7 +143,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # Global batches (per device × processes), one slice per process: n processes take the same
         # optimizer steps on the same examples as one process with the same global batch.
         budget = tc.max_tokens and tc.max_tokens * n
-        sampler = ShardedBatches(LengthGroupedBatches(lengths_of(tokenized["train"]), n * tc.batch_size, tc.seed, budget), n)
+        grouped = LengthGroupedBatches(lengths_of(tokenized["train"]), n * tc.batch_size, tc.seed, budget)
+        sampler = ShardedBatches(grouped, n)
         train_batches = loader(tokenized["train"], sampler, tokenizer)
         val_batches = eval_loader(tokenized["validation"], tokenizer, tc.eval_batch_size, accelerator)
 
@@ -161,7 +164,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     global_batch = tc.batch_size * accelerator.num_processes * tc.grad_accum
     console.print(
         f"{total_steps} optimizer steps · {epochs} epoch(s) · global batch {global_batch} "
-        f"({tc.batch_size} per device × {accelerator.num_processes} processes × {tc.grad_accum} accumulated)"
+        f"({tc.batch_size} per device × {accelerator.num_processes} processes × {tc.grad_accum} accumulated)"  # noqa: E501
         f"{' (token budget ' + str(tc.max_tokens) + ')' if tc.max_tokens else ''} · device {accelerator.device}"
     )
 
@@ -248,7 +251,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                          "last_metrics": last_metrics, "stale": stale}  # fmt: skip
                 save_state(accelerator, out_dir, step, state, tc.keep_checkpoints)
             if signum:
-                progress.note(f"signal {signum}: state saved at step {step}; continue with: ftcli train resume={out_dir}")
+                progress.note(f"signal {signum}: state saved at step {step}; continue: ftcli train resume={out_dir}")
                 stop = True
             if step >= total_steps or stop:
                 stop = True
