@@ -151,11 +151,11 @@ def trim_log(path: Path, step: int) -> None:
 
 class StopSignals:
     """SIGTERM/SIGINT ask the loop to stop at the next optimizer step (to save a resumable state)
-    instead of killing it mid-write. A second signal of the same kind kills as usual.
+    instead of killing it mid-write. A third signal kills as usual.
     """
 
     def __init__(self) -> None:
-        self.signum = 0
+        self.signum, self.count = 0, 0
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopSignals:
@@ -170,10 +170,11 @@ class StopSignals:
     def _handle(self, signum: int, frame: Any) -> None:
         import signal
 
-        if self.signum == signum:  # asked twice: stop now
+        self.count += 1
+        if self.count >= 3:  # asked three times: stop now (a launcher may pass a terminal's Ctrl-C on: twice)
             signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
             os.kill(os.getpid(), signum)
-        self.signum = signum
+        self.signum = self.signum or signum
 
     def restore(self) -> None:
         import signal

@@ -207,3 +207,32 @@ def test_gradient_checkpointing_trains_the_same_steps(compose, tmp_path) -> None
     # recomputation in backward changes memory, not the math (no dropout RNG is redrawn: non-reentrant)
     assert ckpt["accuracy"] == plain["accuracy"]
     np.testing.assert_allclose(ckpt["loss"], plain["loss"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_cpu_ddp_sigterm_resume_matches_an_uninterrupted_ddp_run(tmp_path, cache_dir) -> None:
+    """SIGTERM to ``ftcli`` reaches both workers through the launcher; they stop at the same step, save
+    every rank's RNG, and the resumed run ends with the uninterrupted run's weights."""
+    ddp = [*RESUMABLE, "hardware=cpu_ddp", "trainer.batch_size=16", "trainer.save_every_steps=100"]
+    env = {**os.environ, "FTCLI_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ftcli.cli", "train", *ddp, f"hydra.run.dir={run}"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "metrics.jsonl").is_file() and len(_steps(run)) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    k = len(_steps(run))
+    state = run / "state" / f"step_{k:08d}"
+    assert (state / "random_states_0.pkl").is_file() and (state / "random_states_1.pkl").is_file()
+    done = ftcli("train", f"resume={run}", env={"FTCLI_CACHE_DIR": str(cache_dir)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _steps(run) == list(range(1, 13))
+    ref = ftcli("train", *ddp, f"hydra.run.dir={tmp_path / 'ref'}", env={"FTCLI_CACHE_DIR": str(cache_dir)})
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    a, b = _weights(tmp_path / "ref"), _weights(run)
+    assert all(torch.equal(a[n], b[n]) for n in a)
