@@ -236,3 +236,54 @@ def test_cpu_ddp_sigterm_resume_matches_an_uninterrupted_ddp_run(tmp_path, cache
     assert ref.returncode == 0, ref.stderr[-3000:]
     a, b = _weights(tmp_path / "ref"), _weights(run)
     assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_resume_latest_picks_the_newest_complete_state(tmp_path) -> None:
+    from ftcli.checkpoint import TRAINER_STATE, find_run
+
+    for i, name in enumerate(("old", "new")):
+        state = tmp_path / "outputs" / name / "state" / "step_00000004"
+        state.mkdir(parents=True)
+        (tmp_path / "outputs" / name / "config.yaml").write_text("{}")
+        (state / TRAINER_STATE).write_text("{}")
+        os.utime(state / TRAINER_STATE, (1000 + i, 1000 + i))
+    (tmp_path / "outputs" / "new" / "state" / ".step_00000008.tmp").mkdir()  # an unfinished save is ignored
+    assert find_run("latest", roots=(str(tmp_path / "outputs"),)) == (tmp_path / "outputs" / "new").resolve()
+    assert find_run(str(tmp_path / "outputs" / "old")) == (tmp_path / "outputs" / "old").resolve()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["hardware=multi_node", "hardware.machine_rank=2"],
+            "hardware.machine_rank=2: must be < num_machines (2)",
+        ),
+        (["hardware=cpu", "hardware.distributed=fsdp"], "hardware.distributed=fsdp: needs GPUs"),
+        (["hardware=cpu", "hardware.num_processes=0"], "hardware.num_processes=0 means one per GPU"),
+    ],
+)
+def test_impossible_hardware_combinations_fail_before_anything_loads(compose, overrides, expected) -> None:
+    from ftcli.config import validate
+
+    with pytest.raises(FtcliError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        validate(compose(*overrides))
+
+
+def test_multi_node_without_the_main_address_says_which_key(compose) -> None:
+    from ftcli.launch import launcher_command
+
+    cfg = compose("hardware=multi_node", "hardware.num_processes=8")
+    with pytest.raises(FtcliError, match="hardware.main_process_ip is required"):
+        launcher_command(cfg.hardware, grad_accum=1)
+
+
+@pytest.mark.slow
+def test_multirun_starts_a_process_group_per_job(tmp_path, cache_dir) -> None:
+    r = ftcli("train", "-m", "model=tiny", "strategy=full", "dataset.max_train_samples=128",
+              "dataset.max_eval_samples=64", "trainer.batch_size=16", "hardware=cpu_ddp", "trainer.max_steps=2,3",
+              f"hydra.sweep.dir={tmp_path}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    for job, steps in (("0", 2), ("1", 3)):
+        assert json.loads((tmp_path / job / "status.json").read_text())["status"] == "done"
+        assert _steps(tmp_path / job)[-1] == steps
