@@ -145,7 +145,8 @@ def load_state(accelerator: Any, run_dir: Path) -> dict[str, Any]:
 def trim_log(path: Path, step: int) -> None:
     """Drop metrics.jsonl records after ``step``: they are replayed by the resumed run."""
     if path.is_file():
-        keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+        lines = [line for line in path.read_text().splitlines() if line]
+        keep = [line for line in lines if json.loads(line).get("step", 0) <= step]
         path.write_text("".join(line + "\n" for line in keep))
 
 

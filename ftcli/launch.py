@@ -62,8 +62,9 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
     if hw.accelerator == "cpu":
         # accelerate launch --cpu --num_processes 2 starts one process (it wants MPI for multi-CPU);
         # torch.distributed.run starts them, and Accelerator(cpu=True) joins them over gloo.
+        port = hw.main_process_port or _free_port()
         return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}",
-                f"--master_port={hw.main_process_port or _free_port()}", "--master_addr=127.0.0.1"]  # fmt: skip
+                f"--master_port={port}", "--master_addr=127.0.0.1"]  # fmt: skip
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--mixed_precision", hw.mixed_precision,
            "--dynamo_backend", "no", "--num_machines", str(hw.num_machines)]  # fmt: skip
     if hw.accelerator == "tpu":

@@ -68,10 +68,13 @@ def test_eval_keeps_each_example_once_when_processes_pad_with_repeats() -> None:
     ("option", "overrides", "expected"),
     [
         ("cpu_ddp", [], ["torch.distributed.run", "--nproc_per_node=2"]),
-        ("multi_gpu", ["hardware.num_processes=4"], ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"]),
+        ("multi_gpu", ["hardware.num_processes=4"],
+         ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"]),
         ("fsdp", ["hardware.num_processes=2"], ["--use_fsdp", "--fsdp_sharding_strategy FULL_SHARD"]),
-        ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=3"], ["--use_deepspeed", "--zero_stage 3"]),
-        ("multi_node", ["hardware.num_processes=8", "hardware.machine_rank=1", "hardware.main_process_ip=10.0.0.1"],
+        ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=3"],
+         ["--use_deepspeed", "--zero_stage 3"]),
+        ("multi_node",
+         ["hardware.num_processes=8", "hardware.machine_rank=1", "hardware.main_process_ip=10.0.0.1"],
          ["--num_processes 16", "--num_machines 2", "--machine_rank 1", "--main_process_ip 10.0.0.1",
           "--main_process_port 29500"]),
         ("tpu", [], ["--tpu"]),
@@ -216,8 +219,10 @@ def test_cpu_ddp_sigterm_resume_matches_an_uninterrupted_ddp_run(tmp_path, cache
     ddp = [*RESUMABLE, "hardware=cpu_ddp", "trainer.batch_size=16", "trainer.save_every_steps=100"]
     env = {**os.environ, "FTCLI_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ftcli.cli", "train", *ddp, f"hydra.run.dir={run}"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    cmd = [sys.executable, "-m", "ftcli.cli", "train", *ddp, f"hydra.run.dir={run}"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if (run / "metrics.jsonl").is_file() and len(_steps(run)) >= 2:
@@ -281,7 +286,8 @@ def test_multi_node_without_the_main_address_says_which_key(compose) -> None:
 @pytest.mark.slow
 def test_multirun_starts_a_process_group_per_job(tmp_path, cache_dir) -> None:
     r = ftcli("train", "-m", "model=tiny", "strategy=full", "dataset.max_train_samples=128",
-              "dataset.max_eval_samples=64", "trainer.batch_size=16", "hardware=cpu_ddp", "trainer.max_steps=2,3",
+              "dataset.max_eval_samples=64", "trainer.batch_size=16", "hardware=cpu_ddp",
+              "trainer.max_steps=2,3",
               f"hydra.sweep.dir={tmp_path}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     for job, steps in (("0", 2), ("1", 3)):
