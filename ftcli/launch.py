@@ -113,12 +113,9 @@ def launch(cfg: Any) -> dict[str, Any]:
     run.mkdir(parents=True, exist_ok=True)
     (run / LAUNCH_CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (run / STATUS).unlink(missing_ok=True)
-    cmd = [
-        *launcher_command(cfg.hardware, cfg.trainer.grad_accum),
-        "-m",
-        "ftcli.launch",
-        str(run / LAUNCH_CONFIG),
-    ]
+    # Accelerate's TPU launcher imports a script file and spawns its main(); the others run the module.
+    entry = [__file__] if cfg.hardware.accelerator == "tpu" else ["-m", "ftcli.launch"]
+    cmd = [*launcher_command(cfg.hardware, cfg.trainer.grad_accum), *entry, str(run / LAUNCH_CONFIG)]
     env = {**os.environ, "FTCLI_WORKER": "1", "PYTHONUNBUFFERED": "1"}
     if cfg.hardware.accelerator == "cpu" and cfg.hardware.cpu_threads:
         env["OMP_NUM_THREADS"] = str(cfg.hardware.cpu_threads)
@@ -200,5 +197,10 @@ def worker(config_file: str) -> None:
         write_status(Path(cfg.output_dir), status)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """``python -m ftcli.launch <run>/launch.yaml`` (and the function the XLA launcher spawns)."""
     worker(sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()
