@@ -171,7 +171,7 @@ def worker(config_file: str) -> None:
     """One worker: read the resolved config, train, report how it ended (main process only)."""
     import faulthandler
 
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from ftcli.config import TrainConfig, register_configs
     from ftcli.progress import quiet_libraries
@@ -181,6 +181,7 @@ def worker(config_file: str) -> None:
     register_configs()
     quiet_libraries()
     cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(config_file))
+    assert isinstance(cfg, DictConfig)
     main = int(os.environ.get("RANK", "0")) == 0
     try:
         result = train(cfg)

@@ -187,8 +187,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if main and tc.save_checkpoints:
             save_checkpoint(accelerator.unwrap_model(model), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
 
-    step, best, best_metrics, last_metrics, stale = (resumed.get(k, d) for k, d in
-        (("step", 0), ("best", None), ("best_metrics", {}), ("last_metrics", {}), ("stale", 0)))  # fmt: skip
+    step, stale = int(resumed.get("step", 0)), int(resumed.get("stale", 0))
+    best: float | None = resumed.get("best")
+    best_metrics: dict[str, Any] = resumed.get("best_metrics", {})
+    last_metrics: dict[str, Any] = resumed.get("last_metrics", {})
     seen, running, micro, t0 = 0, 0.0, 0, time.perf_counter()
     eval_every = tc.eval_every_steps or steps_per_epoch
     progress = Progress(total_steps)
@@ -263,7 +265,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if log_file:
             log_file.close()
         end(accelerator)
-        return {"interrupted_by_signal": signum, "step": step, "run_dir": str(out_dir)}
+        return {"interrupted_by_signal": float(signum), "step": float(step)}
     save("last", last_metrics)
     result = {**scalar_metrics(best_metrics), **summary, "train_seconds": time.perf_counter() - t0}
     if main:
