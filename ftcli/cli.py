@@ -14,6 +14,7 @@ USAGE = """usage: ftcli <command> [key=value ...] [hydra flags]
 
 commands:
   train        fine-tune a model            ftcli train model=bert strategy=full strategy.lr=3e-5
+               on all GPUs / resume a run   ftcli train hardware=multi_gpu · ftcli train resume=latest
   eval         evaluate checkpoints         ftcli eval checkpoint=outputs/<run>/checkpoints/best
   predict      label new text               ftcli predict checkpoint=outputs/<run> text="what a film"
   export       ONNX / merged safetensors    ftcli export checkpoint=outputs/<run> format=onnx output=exported
@@ -115,6 +116,22 @@ def preflight(config_name: str, overrides: list[str]) -> None:
         fail(explain(e, config_name))
 
 
+def resume_into_run_dir(args: list[str]) -> list[str]:
+    """``resume=latest|<dir>`` → that run dir, which Hydra reuses as the job's dir (no new run dir)."""
+    from ftcli.checkpoint import find_run
+    from ftcli.config import FtcliError
+
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
+    if value in (None, "", "null"):
+        return args
+    try:
+        run = find_run(value)
+    except FtcliError as e:
+        fail(str(e))
+    kept = [a for a in args if not a.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
+    return [*kept, f"resume={run}", f"hydra.run.dir={run}", "hydra.output_subdir=null"]
+
+
 def run_task(command: str, cfg: Any) -> Any:
     """What Hydra calls for every job. Returns the number a sweeper optimises."""
     from ftcli.config import FtcliError, register_configs
@@ -129,9 +146,15 @@ def run_task(command: str, cfg: Any) -> Any:
     quiet_libraries()
     try:
         if command == "train":
+            from ftcli.checkpoint import resume_config
+            from ftcli.launch import launch, leave_process_group, needs_launch
             from ftcli.train import train
 
-            metrics = train(cfg)
+            cfg = resume_config(cfg)  # a resumed run keeps its own hardware, batch and everything else
+            metrics = launch(cfg) if needs_launch(cfg.hardware) else train(cfg)
+            leave_process_group()  # under accelerate launch / torchrun
+            if metrics.get("interrupted_by_signal"):  # state saved; the status a killed process would have
+                raise SystemExit(128 + int(metrics["interrupted_by_signal"]))
             return metrics.get(cfg.trainer.metric)
         if command == "predict":
             from ftcli.predict import run_predict
@@ -179,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     from ftcli.sweep import is_multirun, multirun_args
 
     register_configs()
+    if command == "train":
+        rest = resume_into_run_dir(rest)
     overrides, runs = split_overrides(rest)
     if runs:
         preflight(COMMANDS[command], overrides)

@@ -107,8 +107,17 @@ class HardwareConfig:
     name: str = MISSING
     accelerator: str = opt("auto", choices=("auto", "cpu", "gpu", "tpu"))
     mixed_precision: str = opt("no", choices=("no", "fp16", "bf16"))
-    num_processes: int = opt(1, ge=1)
+    num_processes: int = opt(1, ge=0)  # per machine; 0: one per visible GPU
     cpu_threads: int | None = opt(None, ge=1)  # None: one per physical core
+    # How processes share the work: "no" (one process), "ddp" (replicas), "fsdp"/"deepspeed"
+    # (sharded weights and optimizer state), "xla" (TPU cores). Anything but "no" launches workers.
+    distributed: str = opt("no", choices=("no", "ddp", "fsdp", "deepspeed", "xla"))
+    zero_stage: int = opt(2, ge=0, le=3)  # deepspeed: 1 optimizer, 2 +gradients, 3 +weights sharded
+    fsdp_sharding: str = opt("FULL_SHARD", choices=("FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD", "NO_SHARD"))
+    num_machines: int = opt(1, ge=1)  # nodes; each runs the same command with its own machine_rank
+    machine_rank: int = opt(0, ge=0)
+    main_process_ip: str | None = None  # rank-0 node's address (num_machines > 1)
+    main_process_port: int | None = opt(None, ge=1, le=65535)  # None: a free port (one machine)
 
 
 @dataclass
@@ -128,6 +137,9 @@ class TrainerConfig:
     dry_run: bool = False  # build everything, report trainable parameters, do not train
     log_with: str = opt("none", choices=("none", "tensorboard", "wandb", "mlflow"))  # trackers via Accelerate
     save_checkpoints: bool = True
+    save_every_steps: int | None = opt(None, ge=1)  # resumable state (model, optimizer, RNG, data position)
+    keep_checkpoints: int = opt(2, ge=1)  # newest resumable states kept on disk
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
 
 
 @dataclass
@@ -139,6 +151,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     output_dir: str = MISSING
     cache_dir: str = MISSING  # tokenised datasets and frozen features, reused across runs
+    resume: str | None = None  # a run dir or "latest": continue it with its own config
 
 
 @dataclass
@@ -261,8 +274,22 @@ def validate(cfg: DictConfig) -> None:
     _walk(cfg, schema, "", errors)
     if hasattr(cfg, "trainer") and cfg.trainer.max_steps == 0:
         errors.append("trainer.max_steps=0: use -1 (epochs decide) or a positive number of steps")
+    if hasattr(cfg, "hardware"):
+        errors += _hardware_errors(cfg.hardware)
     if errors:
         raise FtcliError("; ".join(errors))
+
+
+def _hardware_errors(hw: DictConfig) -> list[str]:
+    """Combinations of hardware keys that cannot run (each key is fine on its own)."""
+    errors = []
+    if hw.machine_rank >= hw.num_machines:
+        errors.append(f"hardware.machine_rank={hw.machine_rank}: must be < num_machines ({hw.num_machines})")
+    if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp"):
+        errors.append(f"hardware.distributed={hw.distributed}: needs GPUs; on CPU use ddp (hardware=cpu_ddp)")
+    if hw.num_processes == 0 and hw.accelerator == "cpu":
+        errors.append("hardware.num_processes=0 means one per GPU; on CPU give a number")
+    return errors
 
 
 def explain(exc: BaseException, config_name: str = "train") -> str:

@@ -245,4 +245,37 @@ def loader(ds: Any, batch_sampler: Any, tokenizer: Any) -> Any:
     """A DataLoader over ``ds`` whose batches ``batch_sampler`` chooses, padded per batch."""
     from torch.utils.data import DataLoader
 
-    return DataLoader(ds, batch_sampler=batch_sampler, collate_fn=collator(tokenizer))
+    return DataLoader(ds, batch_sampler=batch_sampler, collate_fn=collator(tokenizer), generator=seed_source())
+
+
+def seed_source() -> Any:
+    """A DataLoader's own generator. Each ``iter(loader)`` draws a seed from it, not from the global RNG
+    that dropout uses, so a run resumed mid-epoch replays the uninterrupted run's dropout masks."""
+    import torch
+
+    return torch.Generator().manual_seed(0)
+
+
+class ShardedBatches:
+    """Global batches cut into one slice per process, slices in process order.
+
+    Accelerate hands batch ``i`` to process ``i mod n``, so process ``r`` trains on slice ``r`` of every
+    global batch: ``n`` processes see exactly the batches one process sees with an ``n``× larger batch
+    (same optimizer steps, same examples per step). No ``batch_size`` attribute: slices may differ in size.
+    """
+
+    def __init__(self, batches: LengthGroupedBatches, num_processes: int) -> None:
+        self.global_batches, self.n = batches, num_processes
+
+    def set_epoch(self, epoch: int) -> None:
+        self.global_batches.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.global_batches.batches():
+            if len(batch) < self.n:  # a tiny last batch: repeat rows so that every process gets one
+                batch = (batch * self.n)[: self.n]
+            for part in np.array_split(np.asarray(batch), self.n):
+                yield part.tolist()
+
+    def __len__(self) -> int:
+        return len(self.global_batches) * self.n

@@ -51,13 +51,17 @@ def predict(model: Any, batches: Any, accelerator: Any) -> tuple[np.ndarray, np.
         for batch in batches:
             idx, y = batch.pop("idx"), batch.pop("labels")
             out = model(**batch).logits.float()
-            out, y, idx = accelerator.gather_for_metrics((out, y, idx))
-            logits.append(out.cpu().numpy())
-            labels.append(y.cpu().numpy())
-            order.append(idx.cpu().numpy())
-    position = np.concatenate(order)
-    restore = np.argsort(position, kind="stable")
-    return np.concatenate(logits)[restore], np.concatenate(labels)[restore]
+            # processes may hold batches of different sizes: pad to one size (idx -1 marks padding), gather
+            out, y, idx = (accelerator.pad_across_processes(t, dim=0, pad_index=-1) for t in (out, y, idx))
+            out, y, idx = accelerator.gather((out, y, idx))
+            real = (idx >= 0).cpu().numpy()
+            logits.append(out.cpu().numpy()[real])
+            labels.append(y.cpu().numpy()[real])
+            order.append(idx.cpu().numpy()[real])
+    # Over several processes the last batches are padded with repeated examples (the eval batches come
+    # from a batch sampler of unknown length, which gather_for_metrics cannot trim): keep each idx once.
+    _, first = np.unique(np.concatenate(order), return_index=True)  # sorted by idx: dataset order
+    return np.concatenate(logits)[first], np.concatenate(labels)[first]
 
 
 def evaluate(model: Any, batches: Any, accelerator: Any, label_names: list[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,7 +22,7 @@ def make_accelerator(
     hw: HardwareConfig, grad_accum: int, log_with: str = "none", project_dir: Any = None
 ) -> Any:
     """An Accelerator for the chosen hardware; a clear error when that hardware is absent."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     if hw.accelerator == "gpu" and not torch.cuda.is_available():
         raise FtcliError(f"hardware={hw.name}: no CUDA GPU is visible; use hardware=cpu or hardware=auto")
@@ -38,8 +39,13 @@ def make_accelerator(
     trackers = None if log_with == "none" else log_with  # metrics.jsonl stays the source of truth
     if trackers and importlib.util.find_spec(trackers) is None:  # Accelerate would drop it silently
         raise FtcliError(f"trainer.log_with={trackers}: {trackers} is not installed (pip install {trackers})")
-    return Accelerator(cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum,
-                       log_with=trackers, project_dir=project_dir)  # fmt: skip
+    # ftcli's pooled head leaves the backbone's own pooler unused, and strategies may skip layers:
+    # DDP must not wait for gradients that never come.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(
+        cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum,
+        kwargs_handlers=[ddp], log_with=trackers, project_dir=project_dir,
+    )
 
 
 def eval_loader(ds: Any, tokenizer: Any, batch_size: int, accelerator: Any) -> Any:
@@ -66,6 +72,14 @@ def tracker_config(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+def end(accelerator: Any) -> None:
+    """Wait for every process and finish trackers. The process group is left by the caller once the
+    DDP model is freed (``launch.leave_process_group``): destroying it first hangs a gloo worker."""
+    accelerator.wait_for_everyone()
+    for tracker in accelerator.trackers:
+        tracker.finish()
+
+
 def _better(metric: str, new: float, best: float | None) -> bool:
     if best is None:
         return True
@@ -78,18 +92,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
-    from ftcli.checkpoint import save_checkpoint
-    from ftcli.data import LengthGroupedBatches, content_fingerprint, lengths_of, load_splits, loader, tokenize
-    from ftcli.data import tokenizer_fingerprint
+    from ftcli.checkpoint import StopSignals, load_state, resume_config, save_checkpoint, save_state, trim_log
+    from ftcli.data import LengthGroupedBatches, ShardedBatches, content_fingerprint, lengths_of, load_splits
+    from ftcli.data import loader, seed_source, tokenize, tokenizer_fingerprint
     from ftcli.features import FeatureDataset, HeadModel, cached_features, feature_key
+    from ftcli.launch import share_config
     from ftcli.models import build_model, load_tokenizer
     from ftcli.strategies import build_strategy, count_parameters
 
     validate(cfg)
+    cfg = resume_config(cfg)  # resume=<run>: that run's own config and run dir
+    accelerator = make_accelerator(cfg.hardware, cfg.trainer.grad_accum, cfg.trainer.log_with, Path(cfg.output_dir))
+    cfg = share_config(accelerator, cfg)  # ranks started apart agree on one resolved config
     tc = cfg.trainer
     out_dir, cache_dir = Path(cfg.output_dir), Path(cfg.cache_dir).expanduser()
-    accelerator = make_accelerator(cfg.hardware, tc.grad_accum, tc.log_with, out_dir)
     main = accelerator.is_main_process
+    console.quiet = not main  # one process reports
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -104,6 +122,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = build_model(cfg.model, pooling, data.label_names, tokenizer, tc.seed)
     strategy = build_strategy(cfg.strategy)
     strategy.setup(model)
+    if tc.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable, total = count_parameters(model)
     summary = {"trainable_params": trainable, "total_params": total, "trainable_pct": 100 * trainable / total}
     console.print(
@@ -116,6 +136,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     # With a frozen backbone and ftcli's pooled head, the backbone runs once per example: the head
     # trains on cached features (the full model, sharing the head, is what gets saved).
+    n = accelerator.num_processes
     head_only = strategy.frozen_backbone and pooling != "native" and cfg.strategy.cache_features
     if head_only:
         model.to(accelerator.device)
@@ -130,16 +151,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
             console.print(f"features {split}: {tuple(feats[split].shape)} ({'cache hit' if hit else 'computed'})")
         train_model: Any = HeadModel(model.head)
         labels = {s: torch.tensor(ds["labels"]) for s, ds in tokenized.items()}
-        gen = torch.Generator().manual_seed(tc.seed)
+        n_train = len(labels["train"])  # seeded per-epoch shuffle, sharded like the token batches below
+        shuffled = LengthGroupedBatches(np.ones(n_train), n * tc.batch_size, tc.seed, group=False)
+        sampler = ShardedBatches(shuffled, n)
         train_batches: Any = DataLoader(
-            FeatureDataset(feats["train"], labels["train"]), batch_size=tc.batch_size, shuffle=True, generator=gen
+            FeatureDataset(feats["train"], labels["train"]), batch_sampler=sampler, generator=seed_source()
         )
         val_batches = DataLoader(FeatureDataset(feats["validation"], labels["validation"]), batch_size=tc.eval_batch_size)
         val_batches = accelerator.prepare(val_batches)
-        sampler = None
     else:
         train_model = model
-        sampler = LengthGroupedBatches(lengths_of(tokenized["train"]), tc.batch_size, tc.seed, tc.max_tokens)
+        # Global batches (per device × processes), one slice per process: n processes take the same
+        # optimizer steps on the same examples as one process with the same global batch.
+        budget = tc.max_tokens and tc.max_tokens * n
+        grouped = LengthGroupedBatches(lengths_of(tokenized["train"]), n * tc.batch_size, tc.seed, budget)
+        sampler = ShardedBatches(grouped, n)
         train_batches = loader(tokenized["train"], sampler, tokenizer)
         val_batches = eval_loader(tokenized["validation"], tokenizer, tc.eval_batch_size, accelerator)
 
@@ -149,19 +175,30 @@ def train(cfg: DictConfig) -> dict[str, float]:
     optimizer = torch.optim.AdamW(strategy.param_groups(train_model), lr=cfg.strategy.lr, fused=fused)
     if tc.compile:
         train_model = torch.compile(train_model)
+    if getattr(accelerator.state, "deepspeed_plugin", None) is not None:  # a batch sampler hides the size
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
     train_model, optimizer, train_batches = accelerator.prepare(train_model, optimizer, train_batches)
     steps_per_epoch = math.ceil(len(train_batches) / tc.grad_accum)  # after prepare: per process
     total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.strategy.warmup_ratio * total_steps), total_steps)
+    accelerator.register_for_checkpointing(scheduler)  # saved with model, optimizer and RNG in state/
     global_batch = tc.batch_size * accelerator.num_processes * tc.grad_accum
     console.print(
-        f"{total_steps} optimizer steps · {epochs} epoch(s) · global batch {global_batch}"
+        f"{total_steps} optimizer steps · {epochs} epoch(s) · global batch {global_batch} "
+        f"({tc.batch_size} per device × {accelerator.num_processes} processes × {tc.grad_accum} accumulated)"  # noqa: E501
         f"{' (token budget ' + str(tc.max_tokens) + ')' if tc.max_tokens else ''} · device {accelerator.device}"
     )
 
     # ---- the loop ------------------------------------------------------------------------------
-    log_file = (out_dir / "metrics.jsonl").open("w") if main else None
+    # resume: weights, optimizer, scheduler and RNG come back; the data position is (epoch, batches done)
+    resumed = load_state(accelerator, out_dir) if cfg.resume else {}
+    start_epoch, skip = resumed.get("epoch", 0), resumed.get("batch_in_epoch", 0)
+    if skip >= len(train_batches):  # saved at the end of an epoch
+        start_epoch, skip = start_epoch + 1, 0
+    if main and resumed:
+        trim_log(out_dir / "metrics.jsonl", resumed["step"])  # lines after the state are replayed
+    log_file = (out_dir / "metrics.jsonl").open("a" if resumed else "w") if main else None
     if tc.log_with != "none":  # event files / runs under the run dir (project_dir)
         accelerator.init_trackers("ftcli", config=tracker_config(cfg))
 
@@ -178,17 +215,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if main and tc.save_checkpoints:
             save_checkpoint(accelerator.unwrap_model(model), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
 
-    step, best, best_metrics, last_metrics, stale = 0, None, {}, {}, 0
+    step, stale = int(resumed.get("step", 0)), int(resumed.get("stale", 0))
+    best: float | None = resumed.get("best")
+    best_metrics: dict[str, Any] = resumed.get("best_metrics", {})
+    last_metrics: dict[str, Any] = resumed.get("last_metrics", {})
     seen, tokens, running, micro, t0 = 0, 0, 0.0, 0, time.perf_counter()
     eval_every = tc.eval_every_steps or steps_per_epoch
     progress = Progress(total_steps)
-    stop = False
-    for epoch in range(epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+    stop, signum, signals = step >= total_steps, 0, StopSignals().install()
+    for epoch in range(start_epoch, epochs):
+        if stop:
+            break
+        sampler.set_epoch(epoch)
+        train_batches.set_epoch(epoch)  # Accelerate re-sets the sampler's epoch from its own count
         strategy.on_epoch_start(model, epoch)
         train_model.train()
-        for batch in train_batches:
+        batches = accelerator.skip_first_batches(train_batches, skip) if skip else train_batches
+        for i, batch in enumerate(batches, start=skip):
             batch.pop("idx", None)  # feature rows carry their index for evaluation only
             with accelerator.accumulate(train_model):
                 loss = train_model(**batch).loss
@@ -234,12 +277,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
                         progress.note(f"early stopping: {stale} evaluations without a better {tc.metric}")
                         stop = True
                 last_metrics = flat
+            signum = signals.requested(accelerator)  # SIGTERM/SIGINT: save a resumable state and stop
+            if signum or (tc.save_every_steps and step % tc.save_every_steps == 0):
+                state = {"epoch": epoch, "batch_in_epoch": i + 1, "best": best, "best_metrics": best_metrics,
+                         "last_metrics": last_metrics, "stale": stale}  # fmt: skip
+                save_state(accelerator, out_dir, step, state, tc.keep_checkpoints)
+            if signum:
+                progress.note(f"signal {signum}: state saved at step {step}; continue: ftcli train resume={out_dir}")
+                stop = True
             if step >= total_steps or stop:
                 stop = True
                 break
-        if stop:
-            break
+        skip = 0
+    signals.restore()
     progress.close()
+    if signum:
+        if log_file:
+            log_file.close()
+        end(accelerator)
+        return {"interrupted_by_signal": float(signum), "step": float(step)}
     save("last", last_metrics)
     result = {**scalar_metrics(best_metrics), **summary, "train_seconds": time.perf_counter() - t0}
     if main:
@@ -249,5 +305,5 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     if log_file:
         log_file.close()
-    accelerator.end_training()
+    end(accelerator)
     return result

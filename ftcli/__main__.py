@@ -1,0 +1,5 @@
+"""``python -m ftcli`` / ``accelerate launch -m ftcli train ...``: the CLI."""
+
+from ftcli.cli import main
+
+main()
