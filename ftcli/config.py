@@ -67,6 +67,7 @@ class ModelConfig:
     config_overrides: dict[str, Any] = opt(factory=dict)  # architecture sizes for init=random
     vocab_size: int | None = opt(None, ge=100)  # init=random: WordPiece vocab trained on the train text
     trust_remote_code: bool = False  # run code shipped with a hub model: only when you trust it
+    allow_pickle: bool = False  # load .bin/.pt weights (unpickling can run code): only when you trust them
 
 
 @dataclass
@@ -144,6 +145,7 @@ class TrainConfig:
 class EvalOptions:
     split: str = opt("validation", choices=("train", "validation", "test"))
     batch_size: int | None = opt(None, ge=1)  # None: the training run's eval_batch_size
+    allow_pickle: bool = False  # load a checkpoint whose weights are pickle files (can run code)
 
 
 @dataclass

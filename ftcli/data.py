@@ -39,10 +39,23 @@ def _load_file(path: str, split: str, quoting: str) -> Any:
         kwargs["delimiter"] = "\t"
     if builder == "csv" and quoting == "none":
         kwargs["quoting"] = 3  # csv.QUOTE_NONE
+    if _is_empty(file):
+        raise FtcliError(f"dataset.{split}_file={path}: has no examples (empty, or a header line only)")
     try:
         return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **kwargs)
     except Exception as e:  # a parse error names the file, not a traceback
         raise FtcliError(f"dataset.{split}_file={path}: cannot read ({str(e).splitlines()[0][:200]})") from e
+
+
+def _is_empty(file: Path) -> bool:
+    """No data rows: zero bytes, or a text file with at most a header line (datasets' error is cryptic)."""
+    if file.stat().st_size == 0:
+        return True
+    if file.suffix.lower() == ".parquet":
+        return False
+    with file.open("rb") as f:
+        lines = [line for _, line in zip(range(3), f) if line.strip()]
+    return len(lines) == 0 or (len(lines) == 1 and file.suffix.lower() in (".csv", ".tsv"))
 
 
 def load_splits(cfg: DatasetConfig, seed: int) -> TextData:

@@ -96,7 +96,7 @@ def run_eval(cfg: Any) -> dict[str, Any]:
 
     validate(cfg)
     ckpt = resolve_checkpoint(cfg.checkpoint)
-    model, tokenizer, run_cfg = load_checkpoint(ckpt)
+    model, tokenizer, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
     dataset_cfg = cfg.dataset if _dataset_overridden() or run_cfg is None else run_cfg.dataset
     accelerator = make_accelerator(cfg.hardware, grad_accum=1)
     seed = run_cfg.trainer.seed if run_cfg is not None else 42
