@@ -72,15 +72,15 @@ def verify_manifest(folder: Path, label: str = "checkpoint") -> bool:
     try:
         files = json.loads(path.read_text())["files"]
     except (ValueError, KeyError, TypeError) as e:
-        raise FtcliError(f"{label}={folder}: {MANIFEST} is unreadable; the checkpoint is damaged, use another") from e
+        raise FtcliError(f"{label}={folder}: {MANIFEST} is unreadable; the checkpoint is damaged") from e
     for name, want in files.items():
         p = folder / name
         if not p.is_file():
-            raise FtcliError(f"{label}={folder}: {name} is missing (listed in {MANIFEST}); use another checkpoint")
+            raise FtcliError(f"{label}={folder}: {name} is missing (listed in {MANIFEST}); use another")
         size = p.stat().st_size
         if size != want["bytes"]:
             raise FtcliError(
-                f"{label}={folder}: {name} is truncated or changed ({size} bytes, {want['bytes']} when saved); "
+                f"{label}={folder}: {name} is truncated or changed ({size} bytes, {want['bytes']} saved); "
                 "use another checkpoint (e.g. checkpoints/last) or train again"
             )
         if sha256_of(p) != want["sha256"]:
@@ -198,7 +198,9 @@ def load_checkpoint(
     if not allow_pickle:
         refuse_pickle(folder, "checkpoint", "eval.allow_pickle")
     if not has_tokenizer_files(folder):
-        raise FtcliError(f"checkpoint={folder}: no tokenizer files (tokenizer.json, vocab.txt, ...); not a whole checkpoint")
+        raise FtcliError(
+            f"checkpoint={folder}: no tokenizer files (tokenizer.json, vocab.txt, ...); incomplete"
+        )
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             folder, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True
@@ -206,7 +208,7 @@ def load_checkpoint(
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as e:  # transformers/safetensors raise many types for a damaged folder
         raise FtcliError(
-            f"checkpoint={folder}: cannot load ({first_line(e)}); a file may be truncated or incomplete, use another"
+            f"checkpoint={folder}: cannot load ({first_line(e)}); a file may be truncated, use another"
         ) from e
     run_cfg = OmegaConf.load(folder / RUN_CONFIG) if (folder / RUN_CONFIG).is_file() else None
     return model, tokenizer, run_cfg

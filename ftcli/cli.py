@@ -108,8 +108,8 @@ def check_run_dir(config_name: str, args: list[str]) -> None:
     wanted = [a for a in args if a.startswith("hydra.") and "=" in a]
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
-            cfg = compose(config_name=config_name, overrides=expand_sweeps(split_overrides(args)[0])[0] + wanted,
-                          return_hydra_config=True)  # fmt: skip
+            first_job = expand_sweeps(split_overrides(args)[0])[0]
+            cfg = compose(config_name=config_name, overrides=first_job + wanted, return_hydra_config=True)
             key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
             run_dir = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)).expanduser()
     except Exception:  # an unusual hydra.* override: Hydra itself reports it
@@ -168,7 +168,7 @@ def run_task(command: str, cfg: Any) -> Any:
         if os.environ.get("FTCLI_DEBUG"):
             raise
         text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        message = f"unexpected {type(e).__name__}: {text} (rerun with --debug for the traceback, and report it)"
+        message = f"unexpected {type(e).__name__}: {text} (a bug: rerun with --debug for the traceback)"
         mark_failed(cfg, message)
         print(f"ftcli: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None

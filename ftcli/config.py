@@ -203,6 +203,10 @@ def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:
 
 
 def _walk(node: Any, schema: Any, prefix: str, errors: list[str]) -> None:
+    known = [f.name for f in fields(schema)]
+    for extra in (k for k in node if k not in known):  # `+key=value` gets past Hydra's struct check
+        hint = did_you_mean(str(extra), known)
+        errors.append(f"unknown key '{prefix}{extra}'{hint}; known keys: {', '.join(known)}")
     for f in fields(schema):
         key = f"{prefix}{f.name}"
         if OmegaConf.is_missing(node, f.name):

@@ -91,7 +91,8 @@ def load_splits(cfg: DatasetConfig, seed: int) -> TextData:
     for split, ds in raw.items():
         if len(ds) == 0:
             raise FtcliError(f"dataset={cfg.name}: the {split} split is empty")
-        for key, col in [("text_column", c) for c in text_columns] + [("label_column", cfg.label_column)]:
+        named = [("text_column", cfg.text_column), ("text_pair_column", cfg.text_pair_column), ("label_column", cfg.label_column)]
+        for key, col in [(k, c) for k, c in named if c]:
             if col not in ds.column_names:
                 raise FtcliError(
                     f"dataset.{key}={col}: no such column in the {split} split; it has {', '.join(ds.column_names)}"

@@ -106,6 +106,7 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str]
         os.replace(tmp, folder)
         return tok
     path = resolve_name_or_path(cfg.name_or_path)
+    _refuse_remote_code(cfg, path)
     if Path(path).is_dir() and not has_tokenizer_files(Path(path)):
         raise FtcliError(
             f"model.name_or_path={cfg.name_or_path}: the folder has no tokenizer files (tokenizer.json, vocab.txt, "
@@ -189,6 +190,24 @@ def _load_weights(cfg: ModelConfig, auto_class: Any, path: str, **kwargs: Any) -
             f"model.name_or_path={cfg.name_or_path}: cannot load the weights ({_first_line(e)}); if a download "
             "was interrupted, delete that model from the cache (hf cache delete) or re-copy the folder"
         ) from e
+
+
+def _refuse_remote_code(cfg: ModelConfig, path: str) -> None:
+    """A local model that ships its own Python code: say so, and how to opt in, before anything runs."""
+    config = Path(path) / "config.json"
+    if cfg.trust_remote_code or not config.is_file():
+        return
+    try:
+        auto_map = json.loads(config.read_text()).get("auto_map") or {}
+    except ValueError as e:
+        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: config.json is not valid JSON ({e})") from e
+    refs = [r for v in auto_map.values() for r in (v if isinstance(v, list) else [v]) if isinstance(r, str)]
+    files = sorted({r.split("--")[-1].split(".")[0] + ".py" for r in refs})
+    if files:
+        raise FtcliError(
+            f"model.name_or_path={cfg.name_or_path}: the model ships its own code ({', '.join(files)}), which ftcli "
+            "does not run; set model.trust_remote_code=true only if you trust it"
+        )
 
 
 def has_tokenizer_files(folder: Path) -> bool:

@@ -1,4 +1,4 @@
-"""Checkpoints appear whole or not at all, carry a manifest that loading verifies, and never unpickle by default."""
+"""Checkpoints appear whole or not at all, carry a manifest that loading verifies, and never unpickle."""
 
 from __future__ import annotations
 
@@ -68,7 +68,9 @@ def test_truncated_weights_are_named_not_loaded(saved) -> None:
     size = weights.stat().st_size
     with weights.open("r+b") as f:
         f.truncate(size // 2)
-    with pytest.raises(FtcliError, match=rf"model.safetensors is truncated or changed \({size // 2} bytes, {size}"):
+    with pytest.raises(
+        FtcliError, match=rf"model.safetensors is truncated or changed \({size // 2} bytes, {size} saved"
+    ):
         load_checkpoint(folder)
 
 
@@ -99,7 +101,9 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint(saved, monkeypatc
         raise OSError(errno.ENOSPC, "No space left on device", filename)
 
     monkeypatch.setattr("transformers.modeling_utils.safe_save_file", disk_full)
-    with pytest.raises(FtcliError, match="cannot save checkpoint .*the disk is full.*previous checkpoint there is intact"):
+    with pytest.raises(
+        FtcliError, match="cannot save checkpoint .*the disk is full.*previous checkpoint there is intact"
+    ):
         save_checkpoint(newer, tok, folder, None, {"step": 2})
     assert {p.name: sha256_of(p) for p in folder.iterdir()} == before
     assert not list(folder.parent.glob(".ckpt.tmp*"))  # the partial copy is gone: its space is free again
@@ -129,7 +133,9 @@ save_checkpoint(model, tok, Path(sys.argv[1]), None, {"step": 2})
 
 def test_kill_9_in_the_middle_of_a_save_leaves_the_previous_checkpoint_loadable(saved, tmp_path) -> None:
     folder, model, tok = saved
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), str(folder)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CRASH), str(folder)], capture_output=True, text=True
+    )
     assert r.returncode == -9, r.stderr[-2000:]
     assert list(folder.parent.glob(".ckpt.tmp*"))  # the dead process left its half-written copy
     loaded, _, _ = load_checkpoint(folder)
@@ -157,7 +163,9 @@ def test_pickle_weights_are_refused_unless_allowed(tmp_path) -> None:
     (folder / "model.safetensors").unlink()  # as an older checkpoint or a foreign repo ships it
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     assert (folder / "pytorch_model.bin").is_file() and not list(folder.glob("*.safetensors"))
-    with pytest.raises(FtcliError, match=r"only in pickle format \(pytorch_model.bin\).*eval.allow_pickle=true"):
+    with pytest.raises(
+        FtcliError, match=r"only in pickle format \(pytorch_model.bin\).*eval.allow_pickle=true"
+    ):
         load_checkpoint(folder)
     loaded, _, _ = load_checkpoint(folder, allow_pickle=True)  # transformers then uses weights_only=True
     _assert_same(_weights(loaded), _weights(model))
