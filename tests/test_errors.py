@@ -211,3 +211,37 @@ def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
     again, hit = cached_features(model, ds, lengths, tok, 8, "cpu", path)
     assert not hit and torch.equal(again, feats)
     assert cached_features(model, ds, lengths, tok, 8, "cpu", path)[1]  # and the rewritten entry is a hit
+
+
+def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(compose, d: Path, monkeypatch) -> None:
+    import re
+
+    from ftcli.checkpoint import load_checkpoint, verify_manifest
+    from ftcli.config import FtcliError
+    from ftcli.strategies import Strategy
+    from ftcli.train import train
+
+    calls = {"n": 0}
+
+    def nan_at_step_5(self, model):  # the 5th micro-batch (= optimizer step 5) diverges
+        calls["n"] += 1
+        return torch.tensor(float("nan")) if calls["n"] == 5 else None
+
+    monkeypatch.setattr(Strategy, "penalty", nan_at_step_5)
+    cfg = compose("model=tiny", "hardware=cpu", "strategy=full", *[a.format(d=d) for a in FILES],
+                  "trainer.batch_size=4", "trainer.max_steps=8", "trainer.eval_every_steps=2")  # fmt: skip
+    with pytest.raises(FtcliError) as err:
+        train(cfg)
+    out = Path(cfg.output_dir)
+    best = out / "checkpoints" / "best"
+    saved_step = json.loads((best / "metrics.json").read_text())["step"]
+    assert saved_step in (2, 4)
+    assert re.fullmatch(
+        rf"loss is nan at step 5: training stopped; the last good checkpoint is {re.escape(str(best))} "
+        rf"\(step {saved_step}\); lower strategy.lr or check the data",
+        str(err.value),
+    )
+    assert verify_manifest(best)
+    model, _, _ = load_checkpoint(best)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not (out / "metrics.json").exists() and not (out / "checkpoints" / "last").exists()
