@@ -157,12 +157,27 @@ def save_checkpoint(
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
             if extra is not None:
                 extra(tmp)
-    except OSError as e:
-        why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+    except Exception as e:
+        why = _io_failure(e)
+        if why is None:
+            raise
         raise FtcliError(
             f"cannot save checkpoint {folder} ({why}); the previous checkpoint there is intact. "
             "Free space or choose another hydra.run.dir"
         ) from e
+
+
+def _io_failure(e: BaseException) -> str | None:
+    """Why a write failed, when it did (safetensors reports the OS error in its own exception type)."""
+    full = (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(e, OSError):
+        return "the disk is full" if e.errno in full else (e.strerror or str(e))
+    text = str(e)
+    if type(e).__name__ == "SafetensorError" and "I/O error" in text:
+        if any(f"os error {n})" in text for n in full):
+            return "the disk is full"
+        return text.split("I/O error: ", 1)[-1]
+    return None
 
 
 def refuse_pickle(folder: Path, label: str, opt_in: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def _is_empty(file: Path) -> bool:
     if file.suffix.lower() == ".parquet":
         return False
     with file.open("rb") as f:
-        lines = [line for _, line in zip(range(3), f) if line.strip()]
+        lines = [line for line in itertools.islice(f, 3) if line.strip()]
     return len(lines) == 0 or (len(lines) == 1 and file.suffix.lower() in (".csv", ".tsv"))
 
 

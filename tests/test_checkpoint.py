@@ -181,3 +181,35 @@ def test_no_torch_load_without_weights_only_and_no_eval_in_ftcli() -> None:
         for call in re.findall(r"torch\.load\([^)]*\)", text):
             assert "weights_only=True" in call, f"{path.name}: {call}"
         assert not re.search(r"(?<![\w.])(eval|exec)\(|pickle\.loads?\(|instantiate\(", text), path.name
+
+
+FILE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from ftcli.checkpoint import load_checkpoint, save_checkpoint
+from ftcli.config import FtcliError
+
+model, tok, _ = load_checkpoint(Path(sys.argv[1]))
+for p in model.parameters():
+    p.data.add_(1.0)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write() instead of a signal
+resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))  # no file may grow past 10 kB: the weights won't fit
+try:
+    save_checkpoint(model, tok, Path(sys.argv[1]), None, {"step": 2})
+except FtcliError as e:
+    print(e)
+    sys.exit(2)
+"""
+
+
+def test_a_real_failed_write_keeps_the_previous_checkpoint(saved) -> None:
+    """The kernel refuses the write (RLIMIT_FSIZE → EFBIG, as ENOSPC would on a full disk): no monkeypatching."""
+    folder, model, _ = saved
+    assert (folder / "model.safetensors").stat().st_size > 10_000
+    r = subprocess.run([sys.executable, "-c", FILE_LIMIT, str(folder)], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "cannot save checkpoint" in r.stdout and "File too large" in r.stdout
+    assert "previous checkpoint there is intact" in r.stdout
+    assert not list(folder.parent.glob(".ckpt.tmp*"))
+    loaded, _, _ = load_checkpoint(folder)
+    _assert_same(_weights(loaded), _weights(model))
