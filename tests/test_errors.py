@@ -150,6 +150,7 @@ def test_bad_input_gets_one_clear_line(case: str, d: Path, tmp_path: Path, cache
     assert len(lines) == 1, err[-3000:]
     assert lines[0].startswith("ftcli: error: ") and expected.format(d=d) in lines[0], lines[0]
     assert "Traceback" not in out + err
+    print(f"\n[{case}] {lines[0]}")  # pytest -s: the acceptance list of inputs and messages
     # nothing that looks like a result: no final metrics, no eval report, no checkpoint
     assert not (run / "metrics.json").exists() and not (run / "eval.json").exists()
     assert not list(run.glob("checkpoints/*/manifest.json"))

@@ -85,8 +85,9 @@ def test_kill_9_during_training_leaves_only_whole_checkpoints(tmp_path: Path, ca
             assert verify_manifest(folder), folder  # whole, with a manifest that matches
             load_checkpoint(folder)
         killed_with_checkpoints += killed and bool(found)
+        debris = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob(".*"))  # a save cut short
         print(f"attempt {attempt}: kill at {delay:.1f}s of {full:.1f}s, killed={killed}, "
-              f"whole checkpoints: {[p.name for p in found]}")  # fmt: skip
+              f"whole checkpoints: {[p.name for p in found]}, half-written copies: {debris}")  # fmt: skip
     assert killed_with_checkpoints >= 1  # at least one kill landed while checkpoints were being written
 
 
