@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 USAGE = """usage: ftcli <command> [key=value ...] [hydra flags]
@@ -132,6 +133,47 @@ def resume_into_run_dir(args: list[str]) -> list[str]:
     return [*kept, f"resume={run}", f"hydra.run.dir={run}", "hydra.output_subdir=null"]
 
 
+def check_run_dir(config_name: str, args: list[str]) -> None:
+    """Fail in one line, before Hydra starts, when the run (or sweep) directory cannot be created."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from ftcli.config import config_dir
+
+    multirun = "-m" in args or "--multirun" in args
+    wanted = [a for a in args if a.startswith("hydra.") and "=" in a]
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
+            first_job = expand_sweeps(split_overrides(args)[0])[0]
+            cfg = compose(config_name=config_name, overrides=first_job + wanted, return_hydra_config=True)
+            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+            run_dir = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)).expanduser()
+    except Exception:  # an unusual hydra.* override: Hydra itself reports it
+        return
+    ancestor = run_dir.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    why = f"{ancestor} is a file" if not ancestor.is_dir() else ""
+    if not why:
+        try:
+            tempfile.TemporaryDirectory(dir=ancestor).cleanup()  # the real test: root passes os.access checks
+        except OSError as e:
+            why = f"cannot write in {ancestor}: {e.strerror or e}"
+    if why:
+        fail(f"{key}={run_dir}: cannot create the run directory ({why}); choose another with {key}=...")
+
+
+def mark_failed(cfg: Any, message: str) -> None:
+    """Leave error.txt in the run dir, so a failed run is not mistaken for an unfinished or finished one."""
+    try:
+        out = Path(cfg.output_dir)
+        if out.is_dir():
+            (out / "error.txt").write_text(message + "\n")
+    except Exception:  # the run dir itself may be what failed
+        pass
+
+
 def run_task(command: str, cfg: Any) -> Any:
     """What Hydra calls for every job. Returns the number a sweeper optimises."""
     from ftcli.config import FtcliError, register_configs
@@ -170,7 +212,23 @@ def run_task(command: str, cfg: Any) -> Any:
     except FtcliError as e:
         if os.environ.get("FTCLI_DEBUG"):
             raise
+        mark_failed(cfg, str(e))
         fail(str(e))
+    except OSError as e:  # disk full, permissions, a vanished file: name the path, not the stack
+        if os.environ.get("FTCLI_DEBUG"):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        message = f"{where}{e.strerror or e}; free space, fix permissions or choose another hydra.run.dir"
+        mark_failed(cfg, message)
+        fail(message)
+    except Exception as e:  # a bug, not a user mistake: still one line, the traceback on request
+        if os.environ.get("FTCLI_DEBUG"):
+            raise
+        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        message = f"unexpected {type(e).__name__}: {text} (a bug: rerun with --debug for the traceback)"
+        mark_failed(cfg, message)
+        print(f"ftcli: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides, runs = split_overrides(rest)
     if runs:
         preflight(COMMANDS[command], overrides)
+        check_run_dir(COMMANDS[command], rest)
     sweep = None
     if runs and command == "train" and is_multirun(rest):
         extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names

@@ -67,6 +67,7 @@ class ModelConfig:
     config_overrides: dict[str, Any] = opt(factory=dict)  # architecture sizes for init=random
     vocab_size: int | None = opt(None, ge=100)  # init=random: WordPiece vocab trained on the train text
     trust_remote_code: bool = False  # run code shipped with a hub model: only when you trust it
+    allow_pickle: bool = False  # load .bin/.pt weights (unpickling can run code): only when you trust them
 
 
 @dataclass
@@ -163,6 +164,7 @@ class EvalOptions:
     temperature_scaling: bool = False  # fit one temperature on held-out data; report ECE before and after
     calibration_split: str | None = opt(None, choices=("train", "validation", "test"))  # None: half of split
     plots: bool = True  # PNGs and report.md in the run dir (needs matplotlib: the plots extra)
+    allow_pickle: bool = False  # load a checkpoint whose weights are pickle files (can run code)
 
 
 @dataclass
@@ -250,6 +252,10 @@ def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:
 
 
 def _walk(node: Any, schema: Any, prefix: str, errors: list[str]) -> None:
+    known = [f.name for f in fields(schema)]
+    for extra in (k for k in node if k not in known):  # `+key=value` gets past Hydra's struct check
+        hint = did_you_mean(str(extra), known)
+        errors.append(f"unknown key '{prefix}{extra}'{hint}; known keys: {', '.join(known)}")
     for f in fields(schema):
         key = f"{prefix}{f.name}"
         if OmegaConf.is_missing(node, f.name):

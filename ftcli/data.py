@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,10 +41,23 @@ def _load_file(path: str, split: str, quoting: str) -> Any:
         kwargs["delimiter"] = "\t"
     if builder == "csv" and quoting == "none":
         kwargs["quoting"] = 3  # csv.QUOTE_NONE
+    if _is_empty(file):
+        raise FtcliError(f"dataset.{split}_file={path}: has no examples (empty, or a header line only)")
     try:
         return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **kwargs)
     except Exception as e:  # a parse error names the file, not a traceback
         raise FtcliError(f"dataset.{split}_file={path}: cannot read ({str(e).splitlines()[0][:200]})") from e
+
+
+def _is_empty(file: Path) -> bool:
+    """No data rows: zero bytes, or a text file with at most a header line (datasets' error is cryptic)."""
+    if file.stat().st_size == 0:
+        return True
+    if file.suffix.lower() == ".parquet":
+        return False
+    with file.open("rb") as f:
+        lines = [line for line in itertools.islice(f, 3) if line.strip()]
+    return len(lines) == 0 or (len(lines) == 1 and file.suffix.lower() in (".csv", ".tsv"))
 
 
 def load_splits(cfg: DatasetConfig, seed: int) -> TextData:
@@ -79,7 +93,8 @@ def load_splits(cfg: DatasetConfig, seed: int) -> TextData:
     for split, ds in raw.items():
         if len(ds) == 0:
             raise FtcliError(f"dataset={cfg.name}: the {split} split is empty")
-        for key, col in [("text_column", c) for c in text_columns] + [("label_column", cfg.label_column)]:
+        named = [("text_column", cfg.text_column), ("text_pair_column", cfg.text_pair_column), ("label_column", cfg.label_column)]
+        for key, col in [(k, c) for k, c in named if c]:
             if col not in ds.column_names:
                 raise FtcliError(
                     f"dataset.{key}={col}: no such column in the {split} split; it has {', '.join(ds.column_names)}"

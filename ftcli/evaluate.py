@@ -203,7 +203,7 @@ def eval_checkpoint(
     from ftcli.calibration import expected_calibration_error as ece
     from ftcli.checkpoint import load_checkpoint
 
-    model, tokenizer, run_cfg = load_checkpoint(ckpt)
+    model, tokenizer, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if dataset_cfg is None:
         dataset_cfg = eval_dataset_config(cfg, run_cfg)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,16 @@ SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 def resolve_name_or_path(name_or_path: str) -> str:
     """A local folder as is; a hub id that an installed package ships → that folder; else the hub id."""
-    if Path(name_or_path).expanduser().is_dir():
-        return str(Path(name_or_path).expanduser())
+    local = Path(name_or_path).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise FtcliError(
+                f"model.name_or_path={name_or_path}: not a model folder (no config.json); "
+                "point it at a folder written by save_pretrained, or at a hub id"
+            )
+        return str(local)
+    if local.exists():
+        raise FtcliError(f"model.name_or_path={name_or_path}: is a file; point it at a model folder or a hub id")
     package = OFFLINE_PACKAGES.get(name_or_path)
     if package:
         spec = importlib.util.find_spec(package)
@@ -86,12 +96,25 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str]
         digest = hashlib.sha256(json.dumps([cfg.vocab_size, texts[:50000]]).encode()).hexdigest()[:16]
         folder = cache_dir / "tokenizers" / f"wordpiece-{cfg.vocab_size}-{digest}"
         if (folder / "tokenizer.json").is_file():
-            return AutoTokenizer.from_pretrained(folder)
-        return train_wordpiece(texts, cfg.vocab_size or 2000, folder)
+            try:
+                return AutoTokenizer.from_pretrained(folder)
+            except Exception:  # a truncated cache entry (interrupted run) is rebuilt, not trusted
+                shutil.rmtree(folder, ignore_errors=True)
+        tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")  # appears whole or not at all
+        tok = train_wordpiece(texts, cfg.vocab_size or 2000, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        return tok
     path = resolve_name_or_path(cfg.name_or_path)
+    _refuse_remote_code(cfg, path)
+    if Path(path).is_dir() and not has_tokenizer_files(Path(path)):
+        raise FtcliError(
+            f"model.name_or_path={cfg.name_or_path}: the folder has no tokenizer files (tokenizer.json, vocab.txt, "
+            "...); save the tokenizer there too (tokenizer.save_pretrained)"
+        )
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise FtcliError(f"model.name_or_path={cfg.name_or_path}: cannot load a tokenizer ({_first_line(e)})") from e
     if tok.pad_token is None:  # GPT-2 and other decoders: pad with end-of-text (masked out anyway)
         tok.pad_token = tok.eos_token
@@ -131,8 +154,8 @@ def build_model(
         arch.update({**labels, "pad_token_id": tokenizer.pad_token_id})
         if path is None:
             return AutoModelForSequenceClassification.from_config(arch)
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, config=arch, trust_remote_code=cfg.trust_remote_code
+        return _load_weights(
+            cfg, AutoModelForSequenceClassification, path, config=arch, trust_remote_code=cfg.trust_remote_code
         )
 
     from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
@@ -141,7 +164,7 @@ def build_model(
     if path is None:
         backbone = AutoModel.from_config(arch)
     else:
-        backbone = AutoModel.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+        backbone = _load_weights(cfg, AutoModel, path, trust_remote_code=cfg.trust_remote_code)
     if pooling == "pooler" and getattr(backbone, "pooler", None) is None:
         raise FtcliError(f"strategy.pooling=pooler: {type(backbone).__name__} has no pooler; use mean or cls")
     config = PooledClassifierConfig(
@@ -149,6 +172,47 @@ def build_model(
         pad_token_id=tokenizer.pad_token_id, **labels,
     )  # fmt: skip
     return PooledClassifierForSequenceClassification(config, backbone=backbone)
+
+
+def _load_weights(cfg: ModelConfig, auto_class: Any, path: str, **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained`` from safetensors only (unless model.allow_pickle), with one-line errors."""
+    from ftcli.checkpoint import refuse_pickle, verify_manifest
+
+    local = Path(path)
+    if local.is_dir():
+        verify_manifest(local, "model.name_or_path")  # an ftcli checkpoint used as a starting point
+        if not cfg.allow_pickle:
+            refuse_pickle(local, "model.name_or_path", "model.allow_pickle")
+    try:
+        return auto_class.from_pretrained(path, use_safetensors=None if cfg.allow_pickle else True, **kwargs)
+    except Exception as e:  # a damaged file raises safetensors', torch's or transformers' own error types
+        raise FtcliError(
+            f"model.name_or_path={cfg.name_or_path}: cannot load the weights ({_first_line(e)}); if a download "
+            "was interrupted, delete that model from the cache (hf cache delete) or re-copy the folder"
+        ) from e
+
+
+def _refuse_remote_code(cfg: ModelConfig, path: str) -> None:
+    """A local model that ships its own Python code: say so, and how to opt in, before anything runs."""
+    config = Path(path) / "config.json"
+    if cfg.trust_remote_code or not config.is_file():
+        return
+    try:
+        auto_map = json.loads(config.read_text()).get("auto_map") or {}
+    except ValueError as e:
+        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: config.json is not valid JSON ({e})") from e
+    refs = [r for v in auto_map.values() for r in (v if isinstance(v, list) else [v]) if isinstance(r, str)]
+    files = sorted({r.split("--")[-1].split(".")[0] + ".py" for r in refs})
+    if files:
+        raise FtcliError(
+            f"model.name_or_path={cfg.name_or_path}: the model ships its own code ({', '.join(files)}), which ftcli "
+            "does not run; set model.trust_remote_code=true only if you trust it"
+        )
+
+
+def has_tokenizer_files(folder: Path) -> bool:
+    names = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+    return any((folder / n).is_file() for n in names)
 
 
 def _first_line(e: BaseException) -> str:

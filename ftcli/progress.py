@@ -20,7 +20,7 @@ def quiet_libraries() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    for name in ("accelerate", "datasets"):
+    for name in ("accelerate", "datasets", "huggingface_hub"):  # hub retries: the final error says it all
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -86,6 +86,13 @@ def _better(metric: str, new: float, best: float | None) -> bool:
     return new < best if metric in LOWER_IS_BETTER else new > best
 
 
+def _nonfinite(value: float, step: int, out_dir: Path, best: dict[str, Any] | None) -> str:
+    """What to say when the loss stops being a number: where, and which checkpoint is still good."""
+    kept = (f"the last good checkpoint is {out_dir / 'checkpoints' / 'best'} (step {best['step']})"
+            if best else "no checkpoint had been saved")  # fmt: skip
+    return f"loss is {value} at step {step}: training stopped; {kept}; lower strategy.lr or check the data"
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune ``cfg.model`` on ``cfg.dataset`` with ``cfg.strategy``; return the best validation metrics."""
     from accelerate.utils import set_seed
@@ -110,6 +117,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     console.quiet = not main  # one process reports
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("metrics.json", "error.txt"):  # metrics.json appears only when this run finishes
+            (out_dir / stale).unlink(missing_ok=True)
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     set_seed(tc.seed)
 
@@ -246,13 +255,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
             seen += len(batch["labels"]) * accelerator.num_processes
             if "attention_mask" in batch:  # real (unpadded) tokens, for tokens/s and model FLOPs
                 tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
-            running, micro = running + loss.item(), micro + 1
+            value = loss.item()
+            running, micro = running + value, micro + 1
+            if not math.isfinite(value):  # stop before the bad weights reach a checkpoint
+                raise FtcliError(_nonfinite(value, step + 1, out_dir, best_metrics if tc.save_checkpoints else None))
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
             step += 1
-            if not math.isfinite(loss.item()):
-                raise FtcliError(f"loss is {loss.item()} at step {step}: lower strategy.lr or check the data")
             if step % tc.log_every_steps == 0 or step == total_steps:
                 elapsed = time.perf_counter() - t0
                 record = {"step": step, "epoch": epoch, "loss": running / micro, "lr": scheduler.get_last_lr()[0],
