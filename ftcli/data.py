@@ -18,6 +18,10 @@ BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".p
 SPLITS = ("train", "validation", "test")
 
 
+class LabelError(FtcliError):
+    """Labels in the data that the label set does not hold."""
+
+
 @dataclass
 class TextData:
     """The splits of a text-classification dataset with integer labels and their names."""
@@ -126,7 +130,7 @@ def _encode_labels(ds: Any, column: str, names: list[str], split: str) -> Any:
     bad = [v for v in values if not (_as_id(v, index, len(names)) is not None)]
     if bad:
         shown = ", ".join(repr(v) for v in bad[:5])
-        raise FtcliError(
+        raise LabelError(
             f"dataset.label_column: the {split} split has labels {shown} outside the label set "
             f"{names} (set dataset.label_names, or fix the data)"
         )

@@ -202,6 +202,7 @@ def eval_checkpoint(
     from ftcli.calibration import calibration_report, fit_temperature, reliability_bins, softmax
     from ftcli.calibration import expected_calibration_error as ece
     from ftcli.checkpoint import load_checkpoint
+    from ftcli.data import LabelError
 
     model, tokenizer, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -220,9 +221,12 @@ def eval_checkpoint(
     batch_size = cfg.eval.batch_size or (run_cfg.trainer.eval_batch_size if run_cfg is not None else 128)
     split = cfg.eval.split
     model = accelerator.prepare(model)
-    logits, labels, rate = _split_logits(
-        model, tokenizer, dataset_cfg, split, seed, max_length, batch_size, accelerator
-    )
+    try:
+        logits, labels, rate = _split_logits(
+            model, tokenizer, dataset_cfg, split, seed, max_length, batch_size, accelerator
+        )
+    except LabelError as e:  # the label set came from the checkpoint: say so
+        raise FtcliError(f"checkpoint={cfg.checkpoint}: the model has {len(names)} labels {names}; {e}") from e
     metrics = compute_metrics(labels, logits, names)
     metrics["samples_per_s"] = rate
     metrics.update(calibration_report(logits, labels, cfg.eval.ece_bins, cfg.eval.bootstrap, seed))

@@ -120,7 +120,7 @@ CASES = {
     "max_length above the model's": (["train", *FOLDER, "model.name_or_path={d}/model", "model.max_length=33"], "model.max_length=33: this model reads at most 32 tokens"),
     # checkpoints
     "truncated checkpoint": (["eval", "checkpoint={d}/ckpt_truncated", "hardware=cpu", *FILES], "checkpoint={d}/ckpt_truncated: model.safetensors is truncated or changed"),
-    "checkpoint with other labels": (["eval", "checkpoint={d}/model", "hardware=cpu", "dataset=files", "dataset.train_file={d}/three.csv", "dataset.validation_file={d}/three.csv"], "checkpoint={d}/model: the model has 2 labels, dataset files has 3"),
+    "checkpoint with other labels": (["eval", "checkpoint={d}/model", "hardware=cpu", "dataset=files", "dataset.train_file={d}/three.csv", "dataset.validation_file={d}/three.csv"], "checkpoint={d}/model: the model has 2 labels ['LABEL_0', 'LABEL_1']; dataset.label_column: the train split has labels 2 outside the label set"),
     "pickle-only checkpoint": (["eval", "checkpoint={d}/pickled", "hardware=cpu", *FILES], "set eval.allow_pickle=true if you trust their source"),
     "run dir without checkpoints": (["eval", "checkpoint={d}/not_a_model", "hardware=cpu"], "not a checkpoint (no config.json) nor a run dir (no checkpoints/best)"),
     "split the dataset lacks": (["eval", "checkpoint={d}/model", "hardware=cpu", *FILES, "eval.split=test"], "eval.split=test: dataset files has train, validation"),
