@@ -146,7 +146,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     def save(name: str, metrics: dict[str, Any]) -> None:
         if main and tc.save_checkpoints:
-            save_checkpoint(accelerator.unwrap_model(model), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
+            live = accelerator.unwrap_model(model)  # LoRA: saved merged (strategy.model_to_save)
+            save_checkpoint(strategy.model_to_save(live), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
+            strategy.after_save(live, out_dir / "checkpoints" / name)
+
+    def note_trainable(at_step: int, at_epoch: int) -> None:
+        """Print and log the trainable count when a strategy's schedule changes it."""
+        now, _ = count_parameters(model)
+        log({"step": at_step, "epoch": at_epoch, "trainable_params": now, "trainable_pct": 100 * now / total})
+        progress.note(f"step {at_step} · trainable {now:,} / {total:,} ({100 * now / total:.2f}%)")
 
     step, best, best_metrics, last_metrics, stale = 0, None, {}, {}, 0
     seen, running, micro, t0 = 0, 0.0, 0, time.perf_counter()
@@ -156,7 +164,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for epoch in range(epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
-        strategy.on_epoch_start(model, epoch)
+        if strategy.on_epoch_start(model, epoch):
+            note_trainable(step, epoch)
         train_model.train()
         for batch in train_batches:
             batch.pop("idx", None)  # feature rows carry their index for evaluation only
@@ -176,6 +185,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 continue
             scheduler.step()
             step += 1
+            if strategy.on_step(model, step, steps_per_epoch):  # gradual unfreezing, LP → FT
+                note_trainable(step, epoch)
             if not math.isfinite(loss.item()):
                 raise FtcliError(f"loss is {loss.item()} at step {step}: lower strategy.lr or check the data")
             if step % tc.log_every_steps == 0 or step == total_steps:
@@ -210,6 +221,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     progress.close()
     save("last", last_metrics)
     result = {**scalar_metrics(best_metrics), **summary, "train_seconds": time.perf_counter() - t0}
+    result["trainable_params_final"] = count_parameters(model)[0]  # differs under gradual_unfreeze / lp_ft
     if main:
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
         console.print(
