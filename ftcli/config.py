@@ -103,7 +103,8 @@ class LoraConfig(StrategyConfig):
     r: int = opt(8, ge=1)  # rank of the update B·A
     alpha: float = opt(16.0, gt=0.0)  # the update is scaled by alpha / r
     dropout: float = opt(0.1, ge=0.0, lt=1.0)  # on the LoRA branch's input
-    target_modules: list[str] | None = None  # leaf names of the encoder's Linear layers; None: per architecture
+    # leaf names of the Linear layers to adapt inside the encoder layers; None: per architecture
+    target_modules: list[str] | None = None
     # Checkpoints are always merged (plain transformers loads them); this also writes peft's adapter
     # files (LoRA matrices + head, a few MB) to <checkpoint>/adapter.
     save_adapter: bool = False
@@ -300,6 +301,9 @@ def explain(exc: BaseException) -> str:
             key = err.full_key or ""
             if isinstance(err, ConfigKeyError | ConfigAttributeError):
                 allowed = _keys_beside(key)
+                node_type = getattr(err, "object_type", None)  # the node's own schema (a strategy subclass)
+                if isinstance(node_type, type) and is_dataclass(node_type):
+                    allowed = [f.name for f in fields(node_type)]
                 leaf = key.rsplit(".", 1)[-1]
                 hint = did_you_mean(leaf, allowed)
                 listing = f"; known keys: {', '.join(allowed)}" if allowed else ""

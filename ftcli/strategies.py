@@ -209,7 +209,7 @@ class BitFitStrategy(Strategy):
 
 
 class GradualUnfreezeStrategy(Strategy):
-    """Stage s trains the head, post modules and the top s layer groups; one more every ``unfreeze_every`` epochs."""
+    """Stage s trains the head, post modules and the top s layer groups; s grows every unfreeze_every epochs."""
 
     stage = 0
 
@@ -279,10 +279,12 @@ class LoraStrategy(Strategy):
             if linear and (wanted is None or leaf in wanted):
                 found.append(name)
         if not found:
+            leaves = sorted(
+                {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+            )
             raise FtcliError(
                 f"strategy.target_modules={list(wanted) if wanted else None}: no Linear layer inside the "
-                f"encoder layers of {type(backbone).__name__} matches; name leaf modules such as "
-                f"{sorted({n.rsplit('.', 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})}"
+                f"encoder layers of {type(backbone).__name__} matches; name leaf modules such as {leaves}"
             )
         return found
 
@@ -291,7 +293,9 @@ class LoraStrategy(Strategy):
         from peft import inject_adapter_in_model
 
         targets = self.targets(model)
-        fan_in_fan_out = any(type(m).__name__ == "Conv1D" for n, m in model.named_modules() if n in set(targets))
+        fan_in_fan_out = any(
+            type(m).__name__ == "Conv1D" for n, m in model.named_modules() if n in set(targets)
+        )
         peft_cfg = PeftLoraConfig(
             r=self.cfg.r, lora_alpha=self.cfg.alpha, lora_dropout=self.cfg.dropout,
             target_modules=targets, fan_in_fan_out=fan_in_fan_out, bias="none",
@@ -341,7 +345,9 @@ def save_adapter(model: nn.Module, peft_config: Any, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(model, adapter_name="default")
     heads = {n: p.detach() for n, p in model.named_parameters() if is_head(model, n)}
-    save_file({k: v.contiguous() for k, v in {**state, **heads}.items()}, str(folder / "adapter_model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in {**state, **heads}.items()}, str(folder / "adapter_model.safetensors")
+    )
     peft_config.save_pretrained(str(folder))
 
 
