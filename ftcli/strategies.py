@@ -209,7 +209,7 @@ class BitFitStrategy(Strategy):
 
 
 class GradualUnfreezeStrategy(Strategy):
-    """Stage s trains the head, post modules and the top s layer groups; s grows every unfreeze_every epochs."""
+    """Stage s: the head, post and the top s layer groups train; s grows each unfreeze_every epochs."""
 
     stage = 0
 
