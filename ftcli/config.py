@@ -101,7 +101,7 @@ class BitFitConfig(StrategyConfig):
 @dataclass
 class LoraConfig(StrategyConfig):
     r: int = opt(8, ge=1)  # rank of the update B·A
-    alpha: float = opt(16.0, gt=0.0)  # the update is scaled by alpha / r
+    alpha: int = opt(16, ge=1)  # the update is scaled by alpha / r
     dropout: float = opt(0.1, ge=0.0, lt=1.0)  # on the LoRA branch's input
     # leaf names of the Linear layers to adapt inside the encoder layers; None: per architecture
     target_modules: list[str] | None = None

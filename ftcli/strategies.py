@@ -197,6 +197,8 @@ class Strategy:
 class PartialStrategy(Strategy):
     """The top ``unfreeze_layers`` encoder layers and the head (with pooler / final norm) train."""
 
+    cfg: PartialConfig
+
     def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
         return head or depth > layers - self.cfg.unfreeze_layers
 
@@ -204,12 +206,16 @@ class PartialStrategy(Strategy):
 class BitFitStrategy(Strategy):
     """Only bias terms (anywhere) and the head train."""
 
+    cfg: BitFitConfig
+
     def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
         return head or name.endswith("bias")
 
 
 class GradualUnfreezeStrategy(Strategy):
     """Stage s: the head, post and the top s layer groups train; s grows each unfreeze_every epochs."""
+
+    cfg: GradualUnfreezeConfig
 
     stage = 0
 
@@ -235,6 +241,8 @@ class GradualUnfreezeStrategy(Strategy):
 
 class LpFtStrategy(Strategy):
     """Linear probing (only the head trains) for ``lp_epochs``, then every parameter trains."""
+
+    cfg: LpFtConfig
 
     probing = True
 
@@ -264,6 +272,8 @@ class LpFtStrategy(Strategy):
 
 class LoraStrategy(Strategy):
     """LoRA adapters (peft, injected in place) on the encoder's Linear layers; the head trains in full."""
+
+    cfg: LoraConfig
 
     def targets(self, model: nn.Module) -> list[str]:
         """Full module names to adapt: Linear-like layers inside encoder layers whose leaf name matches."""
