@@ -290,6 +290,37 @@ def main(argv: list[str] | None = None) -> None:
             leaderboard([sweep])
         except FtcliError as e:  # e.g. a launcher that returned before its trials wrote anything
             print(f"ftcli: no leaderboard yet: {e}", file=sys.stderr)
+    if command == "train" and _flag_value(rest, "--cfg", "-c") in ("job", "all"):
+        show_trainable(overrides)  # after the config: what would train, without training
+
+
+def _flag_value(args: list[str], *flags: str) -> str | None:
+    for i, a in enumerate(args[:-1]):
+        if a in flags:
+            return args[i + 1]
+    return None
+
+
+def show_trainable(overrides: list[str]) -> None:
+    """Build the model and strategy of ``ftcli train`` (trainer.dry_run) and print trainable parameters."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from ftcli.config import FtcliError, config_dir
+    from ftcli.progress import quiet_libraries
+
+    quiet_libraries()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
+        cfg = compose(config_name="train", overrides=[*overrides, "trainer.dry_run=true"])
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.output_dir = tmp
+        from ftcli.train import train
+
+        try:
+            train(cfg)
+        except FtcliError as e:
+            fail(str(e))
 
 
 if __name__ == "__main__":

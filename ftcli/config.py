@@ -80,6 +80,53 @@ class StrategyConfig:
     warmup_ratio: float = opt(0.06, ge=0.0, lt=1.0)
     max_grad_norm: float = opt(1.0, ge=0.0)  # 0 turns clipping off
     cache_features: bool = True  # freeze=backbone: compute pooled features once, train the head on them
+    # Layer-wise lr decay: each encoder layer below the top gets this factor of the lr above it
+    # (embeddings one more); 1.0 turns it off. The head and the top layer train at strategy.lr.
+    layer_lr_decay: float = opt(1.0, gt=0.0, le=1.0)
+    # l2sp: add reg_lambda/2·‖θ − θ0‖² over trainable pretrained weights and reg_lambda/2·‖θ‖² over new
+    # ones (the head, LoRA matrices); it replaces AdamW's weight decay (set to 0 under l2sp).
+    regularization: str = opt("none", choices=("none", "l2sp"))
+    reg_lambda: float = opt(0.01, ge=0.0)
+
+
+@dataclass
+class PartialConfig(StrategyConfig):
+    unfreeze_layers: int = opt(2, ge=0)  # top encoder layers that train (with the head); the rest stay frozen
+
+
+@dataclass
+class BitFitConfig(StrategyConfig):
+    pass  # only biases and the head train: no keys of its own, a schema so build_strategy can tell it apart
+
+
+@dataclass
+class LoraConfig(StrategyConfig):
+    r: int = opt(8, ge=1)  # rank of the update B·A
+    alpha: int = opt(16, ge=1)  # the update is scaled by alpha / r
+    dropout: float = opt(0.1, ge=0.0, lt=1.0)  # on the LoRA branch's input
+    # leaf names of the Linear layers to adapt inside the encoder layers; None: per architecture
+    target_modules: list[str] | None = None
+    # Checkpoints are always merged (plain transformers loads them); this also writes peft's adapter
+    # files (LoRA matrices + head, a few MB) to <checkpoint>/adapter.
+    save_adapter: bool = False
+
+
+@dataclass
+class GradualUnfreezeConfig(StrategyConfig):
+    unfreeze_every: float = opt(1.0, gt=0.0)  # epochs between unfreezing one more layer group (top down)
+
+
+@dataclass
+class LpFtConfig(StrategyConfig):
+    lp_epochs: float = opt(0.5, gt=0.0)  # epochs of linear probing (backbone frozen) before everything trains
+    head_lr: float | None = opt(None, gt=0.0, le=1.0)  # the head's lr (a new layer learns faster); None: lr
+
+
+# strategy option → its schema, stored in the `strategy` group as <option>_schema
+STRATEGY_SCHEMAS: dict[str, type[StrategyConfig]] = {
+    "partial": PartialConfig, "bitfit": BitFitConfig, "lora": LoraConfig,
+    "gradual_unfreeze": GradualUnfreezeConfig, "lp_ft": LpFtConfig,
+}  # fmt: skip
 
 
 @dataclass
@@ -221,6 +268,8 @@ def register_configs() -> None:
         ("hardware", HardwareConfig),
     ):
         cs.store(group=group, name="schema", node=schema)
+    for option, strategy_schema in STRATEGY_SCHEMAS.items():
+        cs.store(group="strategy", name=f"{option}_schema", node=strategy_schema)
     if not OmegaConf.has_resolver("asset"):
         # ${asset:sst2/train.tsv} → the copy shipped inside the package (works offline).
         OmegaConf.register_new_resolver("asset", lambda rel: str(ASSETS_DIR / rel))
@@ -312,7 +361,7 @@ def explain(exc: BaseException, config_name: str = "train") -> str:
         if isinstance(err, MissingConfigException) and err.options is not None:
             group = (err.missing_cfg_file or "").rsplit("/", 1)
             name = group[-1]
-            options = [o for o in err.options if o != "schema"]
+            options = [o for o in err.options if not o.endswith("schema")]
             hint = did_you_mean(name, options)
             where = group[0] if len(group) == 2 else "config"
             return f"{where}={name}: no such option; choose one of {', '.join(options)}{hint}"
@@ -321,6 +370,9 @@ def explain(exc: BaseException, config_name: str = "train") -> str:
             key = err.full_key or ""
             if isinstance(err, ConfigKeyError | ConfigAttributeError):
                 allowed = _keys_beside(key, config_name)
+                node_type = getattr(err, "object_type", None)  # the node's own schema (a strategy subclass)
+                if isinstance(node_type, type) and is_dataclass(node_type):
+                    allowed = [f.name for f in fields(node_type)]
                 leaf = key.rsplit(".", 1)[-1]
                 hint = did_you_mean(leaf, allowed)
                 listing = f"; known keys: {', '.join(allowed)}" if allowed else ""

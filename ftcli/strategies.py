@@ -1,15 +1,45 @@
-"""What trains and how: freezing, parameter groups, and the penalty added to the loss."""
+"""What trains and how: freezing, parameter groups, and the penalty added to the loss.
+
+Every strategy sees the model's parameters as *groups*, top down: the head (modules outside the
+pretrained backbone), the backbone's post-encoder modules (pooler, final norm; trained with the head),
+encoder layers L-1 … 0, and the embeddings. Layer names differ by architecture (``encoder.layer.3``
+for BERT/RoBERTa/MiniLM, ``transformer.layer.3`` for DistilBERT, ``h.3`` for GPT-2); :func:`depth_map`
+reads all of them. A parameter's *depth* is 0 for embeddings, i+1 for layer i, L+1 for post and head.
+"""
 
 from __future__ import annotations
 
+import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from ftcli.config import StrategyConfig
+from ftcli.config import (
+    BitFitConfig,
+    FtcliError,
+    GradualUnfreezeConfig,
+    LoraConfig,
+    LpFtConfig,
+    PartialConfig,
+    StrategyConfig,
+)
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "ln_1.weight", "ln_2.weight", "ln_f.weight")
+LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
+EMBEDDINGS = re.compile(r"(?:^|\.)(?:embeddings|embed_tokens|wte|wpe)\.")
+# LoRA targets per model_type: every Linear of attention and MLP (the LoRA paper's best setting at a
+# fixed budget); unknown architectures get every Linear inside the encoder layers.
+LORA_TARGETS = {
+    "bert": ("query", "key", "value", "dense"),
+    "roberta": ("query", "key", "value", "dense"),
+    "electra": ("query", "key", "value", "dense"),
+    "distilbert": ("q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"),
+    "gpt2": ("c_attn", "c_proj", "c_fc"),
+}
 
 
 def backbone_of(model: nn.Module) -> nn.Module:
@@ -17,40 +47,333 @@ def backbone_of(model: nn.Module) -> nn.Module:
     return getattr(model, "base_model", None) or model
 
 
+def depth_map(model: nn.Module) -> tuple[dict[str, int], int]:
+    """({parameter name: depth}, number of encoder layers L); see the module docstring."""
+    backbone = backbone_of(model)
+    inside = {id(p) for p in backbone.parameters()} if backbone is not model else set()
+    names: dict[str, tuple[str, int | None]] = {}
+    for name, p in model.named_parameters():
+        m = LAYER.search(name)
+        if id(p) not in inside:
+            names[name] = ("head", None)
+        elif m:
+            names[name] = ("layer", int(m.group(1)))
+        elif EMBEDDINGS.search(name):
+            names[name] = ("embeddings", None)
+        else:
+            names[name] = ("post", None)
+    layers = 1 + max((i for kind, i in names.values() if kind == "layer" and i is not None), default=-1)
+    depth = {}
+    for name, (kind, i) in names.items():
+        depth[name] = {"embeddings": 0, "layer": (i or 0) + 1}.get(kind, layers + 1)
+    return depth, layers
+
+
+def is_head(model: nn.Module, name: str) -> bool:
+    """Whether a parameter belongs to the new head (outside the pretrained backbone)."""
+    backbone = backbone_of(model)
+    return backbone is model or not name.startswith(_prefix(model, backbone))
+
+
+def _prefix(model: nn.Module, sub: nn.Module) -> str:
+    for name, module in model.named_modules():
+        if module is sub:
+            return f"{name}." if name else ""
+    return "\0"
+
+
 class Strategy:
-    """Full fine-tuning and feature extraction; richer strategies extend this class."""
+    """Full fine-tuning and feature extraction; the subclasses below choose what trains."""
 
     def __init__(self, cfg: StrategyConfig) -> None:
         self.cfg = cfg
+        self.theta0: list[tuple[nn.Parameter, torch.Tensor]] = []  # l2sp anchors (pretrained, trainable)
+        self.new_params: list[nn.Parameter] = []  # l2sp: plain L2
 
     @property
     def frozen_backbone(self) -> bool:
         return self.cfg.freeze == "backbone"
 
+    # ---- what trains -----------------------------------------------------------------------
+    def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        """Whether a parameter trains at the start; full fine-tuning: all, feature extraction: the head."""
+        return head or not self.frozen_backbone
+
+    def ever_trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        """Whether a parameter trains at some point (it must be in the optimizer from the start)."""
+        return self.trains(name, depth, layers, head)
+
     def setup(self, model: nn.Module) -> None:
-        """Freeze what must not train (before the optimizer is built)."""
-        if self.frozen_backbone:
-            backbone_of(model).requires_grad_(False)
+        """Freeze what must not train (before the optimizer is built); keep θ0 for l2sp."""
+        self._apply(model, self.trains)
+        if self.cfg.regularization == "l2sp":
+            depth, layers = depth_map(model)
+            for name, p in model.named_parameters():
+                if not self.ever_trains(name, depth[name], layers, is_head(model, name)):
+                    continue  # a weight that never trains cannot move: no anchor needed
+                if self.is_new(model, name):
+                    self.new_params.append(p)
+                else:
+                    # θ0 only for trainable pretrained weights, in their dtype (bf16 would round
+                    # away the very differences the penalty measures); moved to p's device on first use.
+                    self.theta0.append((p, p.detach().clone()))
+
+    def is_new(self, model: nn.Module, name: str) -> bool:
+        """A parameter without a pretrained value: the head (and LoRA's matrices)."""
+        return is_head(model, name)
+
+    def _apply(self, model: nn.Module, rule: Any) -> bool:
+        """Set requires_grad by ``rule``; True when any parameter changed."""
+        depth, layers = depth_map(model)
+        changed = False
+        for name, p in model.named_parameters():
+            want = bool(rule(name, depth[name], layers, is_head(model, name)))
+            changed |= want != p.requires_grad
+            p.requires_grad_(want)
+        return changed
+
+    def lr_scale(self, depth: int, layers: int) -> float:
+        """Layer-wise lr decay: the top layer and the head 1, each layer below × decay, embeddings last."""
+        return float(self.cfg.layer_lr_decay ** max(0, layers - depth))
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
-        """AdamW groups: no weight decay on biases and norms (BERT's recipe)."""
-        decay, no_decay = [], []
+        """AdamW groups: no weight decay on biases and norms (BERT's recipe); one lr per layer under LLRD.
+
+        Parameters that start frozen but train later (gradual unfreezing, LP-FT) are included:
+        AdamW skips a parameter whose grad is None, so they wait untouched until unfrozen.
+        """
+        depth, layers = depth_map(model)
+        wd = 0.0 if self.cfg.regularization == "l2sp" else self.cfg.weight_decay  # l2sp replaces decay
+        groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
         for name, p in model.named_parameters():
-            if p.requires_grad:
-                (no_decay if name.endswith(NO_DECAY) else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return [g for g in groups if g["params"]]
+            head = is_head(model, name)
+            if not (p.requires_grad or self.ever_trains(name, depth.get(name, 0), layers, head)):
+                continue
+            lr = self.group_lr(depth.get(name, layers + 1), layers, head)
+            groups.setdefault((lr, name.endswith(NO_DECAY)), []).append(p)
+        return [
+            {"params": ps, "lr": lr, "weight_decay": 0.0 if no_decay else wd}
+            for (lr, no_decay), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1]))
+        ]
 
+    def group_lr(self, depth: int, layers: int, head: bool) -> float:
+        return float(self.cfg.lr) * self.lr_scale(depth, layers)
+
+    # ---- the loss and schedules ------------------------------------------------------------
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
-        """The regulariser λ·Ω(θ − θ0) added to the loss; none for plain strategies."""
-        return None
+        """λ/2·‖θ − θ0‖² over trainable pretrained weights + λ/2·‖θ‖² over new ones (l2sp), else None."""
+        if self.cfg.regularization != "l2sp" or not (self.theta0 or self.new_params):
+            return None
+        total: torch.Tensor | None = None
+        for i, (p, p0) in enumerate(self.theta0):
+            if p0.device != p.device:
+                p0 = p0.to(p.device)
+                self.theta0[i] = (p, p0)
+            if p.requires_grad:
+                term = (p - p0).pow(2).sum()
+                total = term if total is None else total + term
+        for p in self.new_params:
+            if p.requires_grad:
+                term = p.pow(2).sum()
+                total = term if total is None else total + term
+        return None if total is None else 0.5 * self.cfg.reg_lambda * total
 
-    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
-        """Hook for schedules over epochs (gradual unfreezing)."""
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
+        """Hook for schedules over epochs; True when the set of trainable parameters changed."""
+        return False
+
+    def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
+        """Hook after each optimizer step (schedules finer than an epoch); True when trainables changed."""
+        return False
+
+    def model_to_save(self, model: nn.Module) -> nn.Module:
+        """The module a checkpoint holds (LoRA: a merged copy); the model itself for most strategies."""
+        return model
+
+    def after_save(self, model: nn.Module, folder: Path) -> None:
+        """Extra files beside a written checkpoint (LoRA: peft's adapter files when asked)."""
+
+
+class PartialStrategy(Strategy):
+    """The top ``unfreeze_layers`` encoder layers and the head (with pooler / final norm) train."""
+
+    cfg: PartialConfig
+
+    def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        return head or depth > layers - self.cfg.unfreeze_layers
+
+
+class BitFitStrategy(Strategy):
+    """Only bias terms (anywhere) and the head train."""
+
+    cfg: BitFitConfig
+
+    def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        return head or name.endswith("bias")
+
+
+class GradualUnfreezeStrategy(Strategy):
+    """Stage s: the head, post and the top s layer groups train; s grows each unfreeze_every epochs."""
+
+    cfg: GradualUnfreezeConfig
+
+    stage = 0
+
+    def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        return head or depth > layers - self.stage
+
+    def ever_trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        return True
+
+    def _advance(self, model: nn.Module, position: float) -> bool:
+        stage = int(position / self.cfg.unfreeze_every + 1e-9)
+        if stage == self.stage:
+            return False
+        self.stage = stage
+        return self._apply(model, self.trains)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
+        return self._advance(model, float(epoch))
+
+    def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
+        return self._advance(model, step / steps_per_epoch)
+
+
+class LpFtStrategy(Strategy):
+    """Linear probing (only the head trains) for ``lp_epochs``, then every parameter trains."""
+
+    cfg: LpFtConfig
+
+    probing = True
+
+    def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        return head or not self.probing
+
+    def ever_trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        return True
+
+    def group_lr(self, depth: int, layers: int, head: bool) -> float:
+        if head and self.cfg.head_lr is not None:
+            return float(self.cfg.head_lr)
+        return super().group_lr(depth, layers, head)
+
+    def _advance(self, model: nn.Module, position: float) -> bool:
+        if not self.probing or position + 1e-9 < self.cfg.lp_epochs:
+            return False
+        self.probing = False
+        return self._apply(model, self.trains)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
+        return self._advance(model, float(epoch))
+
+    def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
+        return self._advance(model, step / steps_per_epoch)
+
+
+class LoraStrategy(Strategy):
+    """LoRA adapters (peft, injected in place) on the encoder's Linear layers; the head trains in full."""
+
+    cfg: LoraConfig
+
+    def targets(self, model: nn.Module) -> list[str]:
+        """Full module names to adapt: Linear-like layers inside encoder layers whose leaf name matches."""
+        backbone = backbone_of(model)
+        model_type = getattr(getattr(backbone, "config", None), "model_type", None)
+        wanted = self.cfg.target_modules or LORA_TARGETS.get(model_type or "")
+        found = []
+        for name, module in model.named_modules():
+            leaf = name.rsplit(".", 1)[-1]
+            if not LAYER.search(name + ".") or is_head(model, name + ".weight"):
+                continue
+            linear = isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"  # GPT-2's Linear
+            if linear and (wanted is None or leaf in wanted):
+                found.append(name)
+        if not found:
+            leaves = sorted(
+                {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+            )
+            raise FtcliError(
+                f"strategy.target_modules={list(wanted) if wanted else None}: no Linear layer inside the "
+                f"encoder layers of {type(backbone).__name__} matches; name leaf modules such as {leaves}"
+            )
+        return found
+
+    def setup(self, model: nn.Module) -> None:
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import inject_adapter_in_model
+
+        targets = self.targets(model)
+        fan_in_fan_out = any(
+            type(m).__name__ == "Conv1D" for n, m in model.named_modules() if n in set(targets)
+        )
+        peft_cfg = PeftLoraConfig(
+            r=self.cfg.r, lora_alpha=self.cfg.alpha, lora_dropout=self.cfg.dropout,
+            target_modules=targets, fan_in_fan_out=fan_in_fan_out, bias="none",
+        )  # fmt: skip
+        self.peft_config = peft_cfg
+        inject_adapter_in_model(peft_cfg, model)
+        super().setup(model)
+
+    def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        # The head is not a peft module here: ftcli's pooled head (`head`) and native heads
+        # (`classifier`, `score`, `pre_classifier`) are simply every parameter outside the backbone.
+        return head or "lora_" in name
+
+    def is_new(self, model: nn.Module, name: str) -> bool:
+        return "lora_" in name or super().is_new(model, name)
+
+    def model_to_save(self, model: nn.Module) -> nn.Module:
+        """A copy with B·A merged into each base weight and the LoRA wrappers removed (plain transformers)."""
+        return merge_lora(model)
+
+    def after_save(self, model: nn.Module, folder: Path) -> None:
+        if self.cfg.save_adapter:
+            save_adapter(model, self.peft_config, folder / "adapter")
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every LoRA layer merged into its base layer and unwrapped."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = copy.deepcopy(model)
+    for name, module in list(merged.named_modules()):
+        if isinstance(module, BaseTunerLayer) and hasattr(module, "get_base_layer"):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = merged.get_submodule(parent_name) if parent_name else merged
+            setattr(parent, child, module.get_base_layer())
+    merged.requires_grad_(False)
+    return merged
+
+
+def save_adapter(model: nn.Module, peft_config: Any, folder: Path) -> None:
+    """Write peft's adapter files: the LoRA matrices and the head (peft's modules_to_save)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = get_peft_model_state_dict(model, adapter_name="default")
+    heads = {n: p.detach() for n, p in model.named_parameters() if is_head(model, n)}
+    save_file(
+        {k: v.contiguous() for k, v in {**state, **heads}.items()}, str(folder / "adapter_model.safetensors")
+    )
+    peft_config.save_pretrained(str(folder))
+
+
+STRATEGIES: dict[type, type[Strategy]] = {
+    PartialConfig: PartialStrategy,
+    BitFitConfig: BitFitStrategy,
+    LoraConfig: LoraStrategy,
+    GradualUnfreezeConfig: GradualUnfreezeStrategy,
+    LpFtConfig: LpFtStrategy,
+}
 
 
 def build_strategy(cfg: StrategyConfig) -> Strategy:
-    return Strategy(cfg)
+    """The Strategy for a strategy config, chosen by its schema (so a renamed copy of lora.yaml is LoRA)."""
+    schema = OmegaConf.get_type(cfg) if OmegaConf.is_config(cfg) else type(cfg)
+    return STRATEGIES.get(schema, Strategy)(cfg)  # type: ignore[arg-type]
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

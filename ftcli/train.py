@@ -222,7 +222,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     def save(name: str, metrics: dict[str, Any]) -> None:
         if main and tc.save_checkpoints:
-            save_checkpoint(accelerator.unwrap_model(model), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
+            live = accelerator.unwrap_model(model)  # LoRA: saved merged (strategy.model_to_save)
+            save_checkpoint(strategy.model_to_save(live), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
+            strategy.after_save(live, out_dir / "checkpoints" / name)
+
+    def note_trainable(at_step: int, at_epoch: int) -> None:
+        """Print and log the trainable count when a strategy's schedule changes it."""
+        now, _ = count_parameters(model)
+        log({"step": at_step, "epoch": at_epoch, "trainable_params": now, "trainable_pct": 100 * now / total})
+        progress.note(f"step {at_step} · trainable {now:,} / {total:,} ({100 * now / total:.2f}%)")
 
     step, stale = int(resumed.get("step", 0)), int(resumed.get("stale", 0))
     best: float | None = resumed.get("best")
@@ -237,7 +245,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             break
         sampler.set_epoch(epoch)
         train_batches.set_epoch(epoch)  # Accelerate re-sets the sampler's epoch from its own count
-        strategy.on_epoch_start(model, epoch)
+        if strategy.on_epoch_start(model, epoch):
+            note_trainable(step, epoch)
         train_model.train()
         batches = accelerator.skip_first_batches(train_batches, skip) if skip else train_batches
         for i, batch in enumerate(batches, start=skip):
@@ -263,6 +272,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 continue
             scheduler.step()
             step += 1
+            if strategy.on_step(model, step, steps_per_epoch):  # gradual unfreezing, LP → FT
+                note_trainable(step, epoch)
             if step % tc.log_every_steps == 0 or step == total_steps:
                 elapsed = time.perf_counter() - t0
                 record = {"step": step, "epoch": epoch, "loss": running / micro, "lr": scheduler.get_last_lr()[0],
@@ -308,6 +319,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return {"interrupted_by_signal": float(signum), "step": float(step)}
     save("last", last_metrics)
     result = {**scalar_metrics(best_metrics), **summary, "train_seconds": time.perf_counter() - t0}
+    result["trainable_params_final"] = count_parameters(model)[0]  # differs under gradual_unfreeze / lp_ft
     if main:
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
         console.print(

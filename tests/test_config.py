@@ -44,7 +44,9 @@ def test_validate_names_every_bad_key_at_once(compose) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["strategy=ful"], "strategy=ful: no such option; choose one of feature_extract, full"),
+        (["strategy=ful"], "strategy=ful: no such option; choose one of bitfit, feature_extract, full, "
+                           "gradual_unfreeze, lora, lp_ft, partial (did you mean 'full'?)"),
+        (["strategy=lora", "strategy.rr=3"], "unknown key 'strategy.rr' (did you mean 'r'?)"),
         (["strategy.lrr=1"], "unknown key 'strategy.lrr' (did you mean 'lr'?)"),
         (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
         (["strategy.lr=0"], "strategy.lr=0.0: must be > 0.0"),
