@@ -29,6 +29,9 @@ demo: setup  ## train the offline default (MiniLM features → SST-2 head), then
 test: setup  ## run the test suite (offline, CPU)
 	$(PY) -m pytest -q -m "not slow"
 
+test-slow: setup  ## the whole suite, slow end-to-end tests included
+	$(PY) -m pytest -q
+
 lint: setup  ## ruff + mypy
 	$(VENV)/bin/ruff check ftcli tests scripts
 	$(VENV)/bin/ruff format --check ftcli tests scripts
@@ -40,4 +43,4 @@ bench: setup  ## speed/memory benchmark against the stock HF Trainer recipe (scr
 clean:  ## remove outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help setup demo test lint bench clean
+.PHONY: help setup demo test test-slow lint bench clean

@@ -54,9 +54,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     from scipy.optimize import minimize_scalar
 
     # search log T: the NLL is smooth there and T stays positive; [1/100, 100] covers any sane model
-    res = minimize_scalar(
-        lambda lt: nll(logits, labels, float(np.exp(lt))), bounds=(-4.6, 4.6), method="bounded"
-    )
+    res = minimize_scalar(lambda lt: nll(logits, labels, float(np.exp(lt))), bounds=(-4.6, 4.6), method="bounded")
     return float(np.exp(res.x))
 
 

@@ -192,9 +192,7 @@ def refuse_pickle(folder: Path, label: str, opt_in: str) -> None:
         )
 
 
-def load_checkpoint(
-    folder: Path, trust_remote_code: bool = False, allow_pickle: bool = False
-) -> tuple[Any, Any, Any]:
+def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> tuple[Any, Any, Any]:
     """(model, tokenizer, the run's resolved config or None) from a checkpoint folder.
 
     The manifest is verified first; weights load from safetensors only unless ``allow_pickle``.
@@ -213,9 +211,7 @@ def load_checkpoint(
     if not allow_pickle:
         refuse_pickle(folder, "checkpoint", "eval.allow_pickle")
     if not has_tokenizer_files(folder):
-        raise FtcliError(
-            f"checkpoint={folder}: no tokenizer files (tokenizer.json, vocab.txt, ...); incomplete"
-        )
+        raise FtcliError(f"checkpoint={folder}: no tokenizer files (tokenizer.json, vocab.txt, ...); incomplete")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             folder, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True

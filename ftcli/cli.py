@@ -35,8 +35,19 @@ add --debug for full tracebacks.
 # command → config name under configs/
 COMMANDS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export"}
 # Hydra flags that take a value, and flags after which no job runs (no preflight needed).
-VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-               "--config-dir", "-cd", "--experimental-rerun"}  # fmt: skip
+VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
 
 
@@ -82,7 +93,7 @@ def expand_sweeps(overrides: list[str]) -> list[list[str]]:
     base, sweeps = [], []
     for o in parsed:
         if not o.is_sweep_override():
-            base.append(o.input_line)
+            base.append(str(o.input_line))
             continue
         try:
             values = list(o.sweep_string_iterator())

@@ -124,9 +124,12 @@ class LpFtConfig(StrategyConfig):
 
 # strategy option → its schema, stored in the `strategy` group as <option>_schema
 STRATEGY_SCHEMAS: dict[str, type[StrategyConfig]] = {
-    "partial": PartialConfig, "bitfit": BitFitConfig, "lora": LoraConfig,
-    "gradual_unfreeze": GradualUnfreezeConfig, "lp_ft": LpFtConfig,
-}  # fmt: skip
+    "partial": PartialConfig,
+    "bitfit": BitFitConfig,
+    "lora": LoraConfig,
+    "gradual_unfreeze": GradualUnfreezeConfig,
+    "lp_ft": LpFtConfig,
+}
 
 
 @dataclass
@@ -292,8 +295,12 @@ def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:
     if "choices" in meta and value not in meta["choices"]:
         hint = did_you_mean(str(value), meta["choices"])
         return f"{key}={value}: must be one of {', '.join(meta['choices'])}{hint}"
-    bounds = (("gt", ">", lambda v, b: v > b), ("ge", ">=", lambda v, b: v >= b),
-              ("lt", "<", lambda v, b: v < b), ("le", "<=", lambda v, b: v <= b))  # fmt: skip
+    bounds = (
+        ("gt", ">", lambda v, b: v > b),
+        ("ge", ">=", lambda v, b: v >= b),
+        ("lt", "<", lambda v, b: v < b),
+        ("le", "<=", lambda v, b: v <= b),
+    )
     for name, sym, ok in bounds:
         if name in meta and not ok(value, meta[name]):
             return f"{key}={value}: must be {sym} {meta[name]}"
@@ -395,7 +402,11 @@ def _keys_beside(full_key: str, config_name: str = "train") -> list[str]:
             return []
         node = names[part].type
         node = {
-            "ModelConfig": ModelConfig, "StrategyConfig": StrategyConfig, "DatasetConfig": DatasetConfig,
-            "HardwareConfig": HardwareConfig, "TrainerConfig": TrainerConfig, "EvalOptions": EvalOptions,
-        }.get(str(node), node)  # fmt: skip
+            "ModelConfig": ModelConfig,
+            "StrategyConfig": StrategyConfig,
+            "DatasetConfig": DatasetConfig,
+            "HardwareConfig": HardwareConfig,
+            "TrainerConfig": TrainerConfig,
+            "EvalOptions": EvalOptions,
+        }.get(str(node), node)
     return [f.name for f in fields(node)] if is_dataclass(node) else []

@@ -97,7 +97,11 @@ def load_splits(cfg: DatasetConfig, seed: int) -> TextData:
     for split, ds in raw.items():
         if len(ds) == 0:
             raise FtcliError(f"dataset={cfg.name}: the {split} split is empty")
-        named = [("text_column", cfg.text_column), ("text_pair_column", cfg.text_pair_column), ("label_column", cfg.label_column)]
+        named = [
+            ("text_column", cfg.text_column),
+            ("text_pair_column", cfg.text_pair_column),
+            ("label_column", cfg.label_column),
+        ]
         for key, col in [(k, c) for k, c in named if c]:
             if col not in ds.column_names:
                 raise FtcliError(
@@ -139,9 +143,11 @@ def _encode_labels(ds: Any, column: str, names: list[str], split: str) -> Any:
     # which defeats every cache downstream
     key = json.dumps([ds._fingerprint, column, sorted(mapping.items(), key=str)], default=str)
     return ds.map(
-        lambda b: {"labels": [mapping[v] for v in b[column]]}, batched=True, desc=f"labels ({split})",
+        lambda b: {"labels": [mapping[v] for v in b[column]]},
+        batched=True,
+        desc=f"labels ({split})",
         new_fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
-    )  # fmt: skip
+    )
 
 
 def _as_id(value: Any, index: dict[str, int], n: int) -> int | None:
@@ -175,9 +181,13 @@ def tokenize(ds: Any, tokenizer: Any, text_columns: list[str], max_length: int) 
         return tokenizer(*texts, truncation=True, max_length=max_length)
 
     return ds.map(
-        encode, batched=True, batch_size=2000, remove_columns=text_columns,
-        new_fingerprint=fingerprint, desc="tokenise",
-    )  # fmt: skip
+        encode,
+        batched=True,
+        batch_size=2000,
+        remove_columns=text_columns,
+        new_fingerprint=fingerprint,
+        desc="tokenise",
+    )
 
 
 def content_fingerprint(ds: Any, column: str = "input_ids") -> str:
@@ -197,7 +207,9 @@ def _cut(order: np.ndarray, lengths: np.ndarray, batch_size: int, max_tokens: in
     """Consecutive batches of ``order``: batch_size rows each, or as many as fit in max_tokens padded tokens."""
     if not max_tokens:
         return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    batches, cur, longest = [], [], 0
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
     for i in order.tolist():
         longest_if = max(longest, int(lengths[i]))
         if cur and longest_if * (len(cur) + 1) > max_tokens:
@@ -219,9 +231,14 @@ class LengthGroupedBatches:
     """
 
     def __init__(
-        self, lengths: np.ndarray, batch_size: int, seed: int,
-        max_tokens: int | None = None, chunk_batches: int = 64, group: bool = True,
-    ) -> None:  # fmt: skip
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        seed: int,
+        max_tokens: int | None = None,
+        chunk_batches: int = 64,
+        group: bool = True,
+    ) -> None:
         self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
         self.max_tokens, self.chunk, self.group = max_tokens, chunk_batches * batch_size, group
         self.epoch = 0

@@ -128,8 +128,7 @@ def run_labels(ckpts: list[Path]) -> list[str]:
         overrides.append([o for o in items if not o.startswith("hydra.")])
     common = set.intersection(*(set(o) for o in overrides)) if len(overrides) > 1 else set()
     labels = [
-        " ".join([run.name, *[o for o in items if o not in common]])
-        for run, items in zip(runs, overrides, strict=True)
+        " ".join([run.name, *[o for o in items if o not in common]]) for run, items in zip(runs, overrides, strict=True)
     ]
     return labels if len(set(labels)) == len(labels) else [str(c) for c in ckpts]
 
@@ -159,9 +158,7 @@ def run_eval(cfg: Any) -> dict[str, Any]:
     dataset_cfg, rows = None, []
     for i, (ckpt, label) in enumerate(zip(ckpts, run_labels(ckpts), strict=True)):
         # the first checkpoint decides the data; every later one sees exactly the same
-        metrics, dataset_cfg = eval_checkpoint(
-            cfg, ckpt, out / f"{i:02d}", accelerator, dataset_cfg, many=True
-        )
+        metrics, dataset_cfg = eval_checkpoint(cfg, ckpt, out / f"{i:02d}", accelerator, dataset_cfg, many=True)
         rows.append({"checkpoint": str(ckpt), "run": label, **metrics})
         accelerator.free_memory()  # drop this model before the next one loads
     if accelerator.is_main_process:
@@ -233,7 +230,13 @@ def eval_checkpoint(
     if cfg.eval.temperature_scaling:
         if cfg.eval.calibration_split:  # fit on another split, judge on the whole evaluation split
             fit_logits, fit_labels, _ = _split_logits(
-                model, tokenizer, dataset_cfg, cfg.eval.calibration_split, seed, max_length, batch_size,
+                model,
+                tokenizer,
+                dataset_cfg,
+                cfg.eval.calibration_split,
+                seed,
+                max_length,
+                batch_size,
                 accelerator,
             )
             held_logits, held_labels, where = logits, labels, f"fitted on {cfg.eval.calibration_split}"
@@ -271,7 +274,13 @@ def eval_checkpoint(
 
 
 def _split_logits(
-    model: Any, tokenizer: Any, dataset_cfg: Any, split: str, seed: int, max_length: int, batch_size: int,
+    model: Any,
+    tokenizer: Any,
+    dataset_cfg: Any,
+    split: str,
+    seed: int,
+    max_length: int,
+    batch_size: int,
     accelerator: Any,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(logits, labels, samples/s) of ``model`` on one split of the dataset."""

@@ -34,9 +34,7 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int) -> list[str]
     """Write ``path`` (dynamic batch and sequence axes); return its input names."""
     import torch
 
-    sample = tokenizer(
-        ["a short one", "and a somewhat longer second sentence here"], padding=True, return_tensors="pt"
-    )
+    sample = tokenizer(["a short one", "and a somewhat longer second sentence here"], padding=True, return_tensors="pt")
     names = [k for k in MODEL_INPUTS if k in sample]
     model = model.float().eval()
     big = sum(p.numel() * 4 for p in model.parameters()) > 1.8e9  # protobuf's 2 GB limit
@@ -51,10 +49,17 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int) -> list[str]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name.*")  # shared Dims: the names are kept anyway
         torch.onnx.export(
-            _logits_only(model), tuple(sample[k] for k in names), str(path),
-            input_names=names, output_names=["logits"], opset_version=opset, dynamo=True,
-            dynamic_shapes={k: {0: batch, 1: seq} for k in names}, external_data=big, verbose=False,
-        )  # fmt: skip
+            _logits_only(model),
+            tuple(sample[k] for k in names),
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={k: {0: batch, 1: seq} for k in names},
+            external_data=big,
+            verbose=False,
+        )
     return names
 
 
@@ -72,9 +77,7 @@ def verify_onnx(
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise FtcliError(
-            "verify=true needs onnxruntime (pip install 'ftcli[export]'), or set verify=false"
-        ) from e
+        raise FtcliError("verify=true needs onnxruntime (pip install 'ftcli[export]'), or set verify=false") from e
     import torch
     from transformers import DataCollatorWithPadding
 
@@ -116,17 +119,13 @@ def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
         try:
             from peft import AutoPeftModelForSequenceClassification, PeftModel
         except ImportError as e:
-            raise FtcliError(
-                f"checkpoint={ckpt}: a LoRA adapter; install peft (pip install 'ftcli[lora]')"
-            ) from e
+            raise FtcliError(f"checkpoint={ckpt}: a LoRA adapter; install peft (pip install 'ftcli[lora]')") from e
         from transformers import AutoTokenizer
 
         from ftcli.models import register_pooled_classifier
 
         register_pooled_classifier()
-        base_path = (
-            json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
-        )
+        base_path = json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
         if (Path(base_path) / "config.json").is_file():  # an ftcli checkpoint (pooled head included)
             base, tokenizer, _ = load_checkpoint(Path(base_path))
             model = PeftModel.from_pretrained(base, ckpt)
@@ -166,9 +165,7 @@ def run_export(cfg: Any) -> dict[str, Any]:
     try:
         import onnxscript  # noqa: F401  (torch's dynamo exporter needs it)
     except ImportError as e:
-        raise FtcliError(
-            "format=onnx: install onnx, onnxscript and onnxruntime (pip install 'ftcli[export]')"
-        ) from e
+        raise FtcliError("format=onnx: install onnx, onnxscript and onnxruntime (pip install 'ftcli[export]')") from e
     run_cfg = OmegaConf.load(ckpt / RUN_CONFIG) if (ckpt / RUN_CONFIG).is_file() else None
     path = out / "model.onnx"
     names = export_onnx(model, tokenizer, path, cfg.opset)
@@ -182,9 +179,7 @@ def run_export(cfg: Any) -> dict[str, Any]:
         result.update(max_abs_diff=worst, verified_on=len(texts))
         (out / "onnx_check.json").write_text(json.dumps(result, indent=2))
         if worst > cfg.atol:
-            raise FtcliError(
-                f"atol={cfg.atol}: ONNX logits differ from PyTorch's by up to {worst:.2e}; not trusted"
-            )
+            raise FtcliError(f"atol={cfg.atol}: ONNX logits differ from PyTorch's by up to {worst:.2e}; not trusted")
         console.print(f"onnxruntime vs PyTorch on {len(texts)} validation texts: max |Δlogit| {worst:.2e}")
     if cfg.verify and run_cfg is None:
         console.print(f"[yellow]not verified: {ckpt} has no {RUN_CONFIG} naming its validation data")

@@ -62,7 +62,9 @@ def compute_features(
             pooled = pool(states.last_hidden_state, batch["attention_mask"], p, getattr(states, "pooler_output", None))
             out[p][idx] = pooled.float().cpu()
         done += len(idx)
-        info = f"{done / (time.perf_counter() - t0):.0f} sentences/s" if step % 50 == 0 or step == len(batches) else None
+        info = (
+            f"{done / (time.perf_counter() - t0):.0f} sentences/s" if step % 50 == 0 or step == len(batches) else None
+        )
         progress.update(step, info=info)
     progress.close()
     return out

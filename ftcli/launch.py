@@ -63,10 +63,25 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
         # accelerate launch --cpu --num_processes 2 starts one process (it wants MPI for multi-CPU);
         # torch.distributed.run starts them, and Accelerator(cpu=True) joins them over gloo.
         port = hw.main_process_port or _free_port()
-        return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}",
-                f"--master_port={port}", "--master_addr=127.0.0.1"]  # fmt: skip
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--mixed_precision", hw.mixed_precision,
-           "--dynamo_backend", "no", "--num_machines", str(hw.num_machines)]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={n}",
+            f"--master_port={port}",
+            "--master_addr=127.0.0.1",
+        ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--mixed_precision",
+        hw.mixed_precision,
+        "--dynamo_backend",
+        "no",
+        "--num_machines",
+        str(hw.num_machines),
+    ]
     if hw.accelerator == "tpu":
         return [*cmd, "--tpu", *(["--num_processes", str(n)] if n else [])]
     cmd += [
@@ -76,19 +91,26 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
         str(hw.main_process_port or _free_port()),
     ]
     if hw.num_machines > 1:
-        if (
-            not hw.main_process_ip
-        ):  # checked here, not in validate(): the shipped multi_node.yaml leaves it open
-            raise FtcliError(
-                "hardware.main_process_ip is required when num_machines > 1 (the rank-0 node's address)"
-            )
+        if not hw.main_process_ip:  # checked here, not in validate(): the shipped multi_node.yaml leaves it open
+            raise FtcliError("hardware.main_process_ip is required when num_machines > 1 (the rank-0 node's address)")
         cmd += ["--machine_rank", str(hw.machine_rank), "--main_process_ip", str(hw.main_process_ip)]
     if hw.distributed == "fsdp":
-        cmd += ["--use_fsdp", "--fsdp_sharding_strategy", hw.fsdp_sharding,
-                # by size: works for any backbone (ftcli's pooled model names no layer class to wrap)
-                "--fsdp_auto_wrap_policy", "SIZE_BASED_WRAP", "--fsdp_min_num_params", "1000000",
-                "--fsdp_state_dict_type", "SHARDED_STATE_DICT",
-                "--fsdp_use_orig_params", "true", "--fsdp_sync_module_states", "true"]  # fmt: skip
+        cmd += [
+            "--use_fsdp",
+            "--fsdp_sharding_strategy",
+            hw.fsdp_sharding,
+            # by size: works for any backbone (ftcli's pooled model names no layer class to wrap)
+            "--fsdp_auto_wrap_policy",
+            "SIZE_BASED_WRAP",
+            "--fsdp_min_num_params",
+            "1000000",
+            "--fsdp_state_dict_type",
+            "SHARDED_STATE_DICT",
+            "--fsdp_use_orig_params",
+            "true",
+            "--fsdp_sync_module_states",
+            "true",
+        ]
     elif hw.distributed == "deepspeed":
         cmd += [
             "--use_deepspeed",
@@ -135,9 +157,7 @@ def launch(cfg: Any) -> dict[str, Any]:
     if status.get("status") == "interrupted":
         return status
     if code != 0 or status.get("status") == "error":
-        raise FtcliError(
-            status.get("message") or f"hardware={cfg.hardware.name}: the workers failed (exit {code})"
-        )
+        raise FtcliError(status.get("message") or f"hardware={cfg.hardware.name}: the workers failed (exit {code})")
     return status.get("result", {})
 
 

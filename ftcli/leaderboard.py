@@ -66,12 +66,21 @@ def read_trial(root: Path, job: Path) -> Trial:
     status = read_status(job)
     if status is None:  # a sweep from before status files, or another tool's
         overrides = _load_yaml_list(job / ".hydra" / "overrides.yaml")
-        return Trial(name, job, _split(overrides), "completed" if saved else "running", saved,
-                     saved.get("train_seconds"))  # fmt: skip
+        return Trial(
+            name, job, _split(overrides), "completed" if saved else "running", saved, saved.get("train_seconds")
+        )
     metrics = status.get("metrics") or saved
     seconds = metrics.get("train_seconds", status.get("seconds"))
-    return Trial(name, job, _split(status.get("overrides", [])), status.get("status", "running"), metrics,
-                 seconds, status.get("error"), status.get("metric"))  # fmt: skip
+    return Trial(
+        name,
+        job,
+        _split(status.get("overrides", [])),
+        status.get("status", "running"),
+        metrics,
+        seconds,
+        status.get("error"),
+        status.get("metric"),
+    )
 
 
 def find_trials(root: Path) -> list[Trial]:
@@ -114,8 +123,15 @@ def seed_groups(trials: list[Trial], keys: list[str], metric: str) -> list[dict[
             groups.setdefault(tuple(t.overrides.get(k) for k in others), []).append(float(t.metrics[metric]))
     if not any(len(v) > 1 for v in groups.values()):
         return []
-    rows = [{**dict(zip(others, conf, strict=True)), "n": len(v), "mean": statistics.fmean(v),
-             "std": statistics.stdev(v) if len(v) > 1 else 0.0} for conf, v in groups.items()]  # fmt: skip
+    rows = [
+        {
+            **dict(zip(others, conf, strict=True)),
+            "n": len(v),
+            "mean": statistics.fmean(v),
+            "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+        }
+        for conf, v in groups.items()
+    ]
     return sorted(rows, key=lambda r: r["mean"], reverse=metric not in LOWER_IS_BETTER)
 
 
@@ -161,9 +177,7 @@ def to_csv(ranked: list[Trial], keys: list[str]) -> str:
     metrics = sorted({m for t in ranked for m, v in t.metrics.items() if isinstance(v, int | float)})
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(
-        ["rank", "trial", *keys, *metrics, "train_seconds", "status", "error", "checkpoint", "overrides"]
-    )
+    writer.writerow(["rank", "trial", *keys, *metrics, "train_seconds", "status", "error", "checkpoint", "overrides"])
     for i, t in enumerate(ranked, 1):
         overrides = " ".join(f"{k}={v}" for k, v in sorted(t.overrides.items()))
         values = [t.overrides.get(k, "") for k in keys] + [t.metrics.get(m, "") for m in metrics]
@@ -175,12 +189,8 @@ def to_csv(ranked: list[Trial], keys: list[str]) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ftcli leaderboard", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="a multirun dir (ftcli train -m prints it)")
-    parser.add_argument(
-        "--metric", choices=METRICS, default=None, help="rank by this (default: trainer.metric)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="where leaderboard.csv/.md go (default: sweep dir)"
-    )
+    parser.add_argument("--metric", choices=METRICS, default=None, help="rank by this (default: trainer.metric)")
+    parser.add_argument("--out", type=Path, default=None, help="where leaderboard.csv/.md go (default: sweep dir)")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -196,9 +206,7 @@ def main(argv: list[str]) -> None:
     ranked = rank(trials, metric)
     header, rows = table_rows(ranked, keys, metric)
     counts = Counter(t.status for t in trials)
-    summary = ", ".join(
-        f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 1))
-    )
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 1)))
 
     console = Console()
     table = Table(title=f"{root} · {len(trials)} trials ({summary}) · by {metric}", title_justify="left")
@@ -213,23 +221,20 @@ def main(argv: list[str]) -> None:
         table.add_row(*row, style=styles.get(t.status, ""))
     console.print(table)
 
-    markdown = f"# {root}\n\n{len(trials)} trials ({summary}), ranked by {metric}.\n\n" + to_markdown(
-        header, rows
-    )
+    markdown = f"# {root}\n\n{len(trials)} trials ({summary}), ranked by {metric}.\n\n" + to_markdown(header, rows)
     groups = seed_groups(trials, keys, metric)
     if groups:
         others = [k for k in keys if k != SEED_KEY]
         seeds = Table(title=f"{metric} over seeds (mean ± std)", title_justify="left")
         for h in [*others, "seeds", metric]:
             seeds.add_column(h)
-        grows = [[*[str(g.get(k, "")) for k in others], str(g["n"]), f"{g['mean']:.4f} ± {g['std']:.4f}"]
-                 for g in groups]  # fmt: skip
+        grows = [
+            [*[str(g.get(k, "")) for k in others], str(g["n"]), f"{g['mean']:.4f} ± {g['std']:.4f}"] for g in groups
+        ]
         for r in grows:
             seeds.add_row(*r)
         console.print(seeds)
-        markdown += f"\n## {metric} over seeds (mean ± std)\n\n" + to_markdown(
-            [*others, "seeds", metric], grows
-        )
+        markdown += f"\n## {metric} over seeds (mean ± std)\n\n" + to_markdown([*others, "seeds", metric], grows)
 
     best = ranked[0]
     if best.status == "completed":

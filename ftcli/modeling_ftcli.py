@@ -84,7 +84,7 @@ class PooledClassifierForSequenceClassification(PreTrainedModel):
         super().__init__(config)
         # ftcli passes the pretrained encoder in; from_pretrained builds it from the config.
         self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone_config())
-        self.head = PooledClassifierHead(config.hidden_size, config.num_labels, config.classifier_dropout)
+        self.head = PooledClassifierHead(config.hidden_size, config.num_labels or 2, config.classifier_dropout)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:

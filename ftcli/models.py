@@ -51,9 +51,7 @@ def register_pooled_classifier() -> None:
 
     try:
         AutoConfig.register("ftcli_pooled", PooledClassifierConfig)
-        AutoModelForSequenceClassification.register(
-            PooledClassifierConfig, PooledClassifierForSequenceClassification
-        )
+        AutoModelForSequenceClassification.register(PooledClassifierConfig, PooledClassifierForSequenceClassification)
     except ValueError:  # already registered in this process
         pass
     # save_pretrained copies modeling_ftcli.py next to the weights and writes auto_map.
@@ -78,9 +76,14 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, folder: Path) -> Any:
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )  # fmt: skip
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
     fast.save_pretrained(folder)
     return fast
 
@@ -121,9 +124,7 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str]
     return tok
 
 
-def build_model(
-    cfg: ModelConfig, pooling: str, label_names: list[str], tokenizer: Any, seed: int
-) -> Any:
+def build_model(cfg: ModelConfig, pooling: str, label_names: list[str], tokenizer: Any, seed: int) -> Any:
     """A sequence classifier: the architecture's own head (pooling=native) or ftcli's pooled head."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
@@ -136,9 +137,11 @@ def build_model(
     torch.manual_seed(seed)  # the new head (and random backbones) start the same every run
     if cfg.init == "random":
         arch = AutoConfig.for_model(
-            cfg.name_or_path, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+            cfg.name_or_path,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
             **dict(cfg.config_overrides),
-        )  # fmt: skip
+        )
         path = None
     else:
         path = resolve_name_or_path(cfg.name_or_path)
@@ -168,9 +171,12 @@ def build_model(
     if pooling == "pooler" and getattr(backbone, "pooler", None) is None:
         raise FtcliError(f"strategy.pooling=pooler: {type(backbone).__name__} has no pooler; use mean or cls")
     config = PooledClassifierConfig(
-        backbone=backbone.config.to_dict(), pooling=pooling, classifier_dropout=cfg.classifier_dropout,
-        pad_token_id=tokenizer.pad_token_id, **labels,
-    )  # fmt: skip
+        backbone=backbone.config.to_dict(),
+        pooling=pooling,
+        classifier_dropout=cfg.classifier_dropout,
+        pad_token_id=tokenizer.pad_token_id,
+        **labels,
+    )
     return PooledClassifierForSequenceClassification(config, backbone=backbone)
 
 

@@ -43,9 +43,7 @@ def _dialect(suffix: str, quoting: str, writing: bool = False) -> dict[str, Any]
     return opts
 
 
-def write_rows(
-    path: Path, rows: list[dict[str, Any]], probs: np.ndarray, names: list[str], quoting: str
-) -> None:
+def write_rows(path: Path, rows: list[dict[str, Any]], probs: np.ndarray, names: list[str], quoting: str) -> None:
     """The input rows plus ``label`` (``predicted_label`` if the rows have a label already) and the
     probabilities: ``prob_<name>`` columns (CSV/TSV) or a ``probabilities`` dict (JSON/JSONL)."""
     suffix = path.suffix.lower()
@@ -55,10 +53,15 @@ def write_rows(
     labels = [names[i] for i in probs.argmax(-1)]
     key = "predicted_label" if rows and "label" in rows[0] else "label"  # keep a gold "label" column intact
     if suffix in (".json", ".jsonl"):
-        out = [{**r, key: lab, "probabilities": dict(zip(names, map(float, p), strict=True))}
-               for r, lab, p in zip(rows, labels, probs, strict=True)]  # fmt: skip
-        text = json.dumps(out, ensure_ascii=False, indent=1) if suffix == ".json" else "".join(
-            json.dumps(r, ensure_ascii=False) + "\n" for r in out)  # fmt: skip
+        out = [
+            {**r, key: lab, "probabilities": dict(zip(names, map(float, p), strict=True))}
+            for r, lab, p in zip(rows, labels, probs, strict=True)
+        ]
+        text = (
+            json.dumps(out, ensure_ascii=False, indent=1)
+            if suffix == ".json"
+            else "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out)
+        )
         path.write_text(text, encoding="utf-8")
         return
     columns = list(rows[0]) if rows else []
@@ -94,8 +97,7 @@ def predict_proba(
     with torch.inference_mode(), accelerator.autocast():
         for idx in sorted_batches(lengths, batch_size):
             batch = {
-                k: v.to(accelerator.device)
-                for k, v in collate([{k: enc[k][i] for k in enc} for i in idx]).items()
+                k: v.to(accelerator.device) for k, v in collate([{k: enc[k][i] for k in enc} for i in idx]).items()
             }
             probs[idx] = softmax(model(**batch).logits.float().cpu().numpy())  # off the device per batch
     return probs
@@ -157,11 +159,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     gold = [_label_id(r.get(label_col), names) for r in rows]
     if all(g is not None for g in gold):  # the file has labels: say how well the predictions match them
         result["accuracy"] = float((probs.argmax(-1) == np.asarray(gold)).mean())
-    acc = (
-        f" · accuracy against its '{label_col}' column {result['accuracy']:.4f}"
-        if "accuracy" in result
-        else ""
-    )
+    acc = f" · accuracy against its '{label_col}' column {result['accuracy']:.4f}" if "accuracy" in result else ""
     console.print(f"{len(rows)} rows ({rate:.0f}/s) → {dest}{acc}")
     return result
 

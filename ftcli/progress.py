@@ -35,9 +35,14 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(
-                TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"), console=console, transient=False,
-            )  # fmt: skip
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=console,
+                transient=False,
+            )
             self.task = self.bar.add_task(label, total=total, info="")
             self.bar.start()
 
@@ -45,7 +50,10 @@ class Progress:
         if record:
             info = f"loss {record['loss']:.4f} · lr {record['lr']:.2e} · {record['samples_per_s']:.0f} samples/s"
         if self.bar is not None:
-            self.bar.update(self.task, completed=step, **({"info": info} if info else {}))
+            if info:
+                self.bar.update(self.task, completed=step, info=info)
+            else:
+                self.bar.update(self.task, completed=step)
         elif info:
             elapsed = time.perf_counter() - self.t0
             eta = elapsed / step * (self.total - step)

@@ -79,10 +79,23 @@ def plot_confusion_matrix(matrix: list[list[int]], names: list[str], out: Path) 
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center",
-                    color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
-           xlabel="predicted", ylabel="true", title="confusion matrix (share of the true class)")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}\n{share[i, j]:.0%}",
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+            )
+    ax.set(
+        xticks=range(len(names)),
+        yticks=range(len(names)),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="predicted",
+        ylabel="true",
+        title="confusion matrix (share of the true class)",
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -97,15 +110,15 @@ def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
     plt = _pyplot()
     if plt is None or "reliability" not in metrics:
         return None
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(5.2, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     series = [("model", metrics["reliability"], metrics["ece"], "tab:blue")]
     ts = metrics.get("temperature_scaling")
     if ts:
         after = f"after T={ts['temperature']:.2f}"
-        series = [("before (held-out)", ts["reliability_before"], ts["ece_before"], "tab:blue"),
-                  (after, ts["reliability_after"], ts["ece_after"], "tab:orange")]  # fmt: skip
+        series = [
+            ("before (held-out)", ts["reliability_before"], ts["ece_before"], "tab:blue"),
+            (after, ts["reliability_after"], ts["ece_after"], "tab:orange"),
+        ]
     edges = np.asarray(series[0][1]["edges"])
     width = edges[1] - edges[0]
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
@@ -115,11 +128,17 @@ def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
         centers = edges[:-1] + width / 2
         shift = (k - (len(series) - 1) / 2) * width / len(series)
         bar_w = width / len(series)
-        top.bar(centers[filled] + shift, np.asarray(r["accuracy"])[filled], width=bar_w, alpha=0.7,
-                color=color, edgecolor="black", lw=0.5, label=f"{label}: ECE {ece:.4f}")  # fmt: skip
-        top.plot(
-            np.asarray(r["confidence"])[filled], np.asarray(r["accuracy"])[filled], "o", color=color, ms=3
+        top.bar(
+            centers[filled] + shift,
+            np.asarray(r["accuracy"])[filled],
+            width=bar_w,
+            alpha=0.7,
+            color=color,
+            edgecolor="black",
+            lw=0.5,
+            label=f"{label}: ECE {ece:.4f}",
         )
+        top.plot(np.asarray(r["confidence"])[filled], np.asarray(r["accuracy"])[filled], "o", color=color, ms=3)
         bottom.bar(centers + shift, count, width=bar_w, color=color, alpha=0.7)
     top.set(ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1), title="reliability diagram")
     top.legend(loc="upper left", fontsize=8)
@@ -143,24 +162,16 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
     run = training_run_dir(ckpt)
     if run is not None:
         images["Learning curves"] = plot_learning_curves(run / "metrics.jsonl", out / "learning_curves.png")
-    images["Confusion matrix"] = plot_confusion_matrix(
-        metrics["confusion_matrix"], names, out / "confusion_matrix.png"
-    )
+    images["Confusion matrix"] = plot_confusion_matrix(metrics["confusion_matrix"], names, out / "confusion_matrix.png")
     images["Reliability diagram"] = plot_reliability(metrics, out / "reliability.png")
     if _pyplot() is None:
-        console.print(
-            "[yellow]matplotlib is not installed: report.md without pictures (pip install 'ftcli[plots]')"
-        )
+        console.print("[yellow]matplotlib is not installed: report.md without pictures (pip install 'ftcli[plots]')")
     ci = metrics.get("ci95", {})
     rows = [
         ("accuracy", metrics["accuracy"], ci.get("accuracy")),
         ("f1_macro", metrics["f1_macro"], ci.get("f1_macro")),
     ]
-    rows += [
-        (k, metrics[k], None)
-        for k in ("precision_macro", "recall_macro", "mcc", "loss", "ece")
-        if k in metrics
-    ]
+    rows += [(k, metrics[k], None) for k in ("precision_macro", "recall_macro", "mcc", "loss", "ece") if k in metrics]
     lines = [
         f"# Evaluation of `{metrics['checkpoint']}`",
         "",
@@ -173,8 +184,11 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
     ]
     ts = metrics.get("temperature_scaling")
     if ts:
-        lines += [f"Temperature scaling: T = {ts['temperature']:.3f} ({ts['where']}); "
-                  f"ECE {ts['ece_before']:.4f} → {ts['ece_after']:.4f}.", ""]  # fmt: skip
+        lines += [
+            f"Temperature scaling: T = {ts['temperature']:.3f} ({ts['where']}); "
+            f"ECE {ts['ece_before']:.4f} → {ts['ece_after']:.4f}.",
+            "",
+        ]
     lines += ["| class | precision | recall | f1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
     for n in names:
         c = metrics["per_class"][n]
@@ -202,11 +216,15 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
     table_rows = []
     for i, r in enumerate(rows):
         ci = r.get("ci95", {}).get("accuracy")
-        table_rows.append({
-            "run": r["run"], **{k: r.get(k) for k in COMPARE},
-            "accuracy_ci95": f"{ci[0]:.4f}–{ci[1]:.4f}" if ci else "",
-            "checkpoint": r["checkpoint"], "folder": f"{i:02d}",
-        })  # fmt: skip
+        table_rows.append(
+            {
+                "run": r["run"],
+                **{k: r.get(k) for k in COMPARE},
+                "accuracy_ci95": f"{ci[0]:.4f}–{ci[1]:.4f}" if ci else "",
+                "checkpoint": r["checkpoint"],
+                "folder": f"{i:02d}",
+            }
+        )
     with (out / "comparison.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()
@@ -222,8 +240,6 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
     for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"):
         table.add_column(h, justify="left" if h == "run" else "right", no_wrap=h != "run", overflow="fold")
     for r in table_rows:
-        table.add_row(
-            *(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"))
-        )
+        table.add_row(*(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss")))
     console.print(table)
     (out / "comparison.json").write_text(json.dumps(table_rows, indent=2))

@@ -289,9 +289,7 @@ class LoraStrategy(Strategy):
             if linear and (wanted is None or leaf in wanted):
                 found.append(name)
         if not found:
-            leaves = sorted(
-                {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-            )
+            leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
             raise FtcliError(
                 f"strategy.target_modules={list(wanted) if wanted else None}: no Linear layer inside the "
                 f"encoder layers of {type(backbone).__name__} matches; name leaf modules such as {leaves}"
@@ -303,13 +301,15 @@ class LoraStrategy(Strategy):
         from peft import inject_adapter_in_model
 
         targets = self.targets(model)
-        fan_in_fan_out = any(
-            type(m).__name__ == "Conv1D" for n, m in model.named_modules() if n in set(targets)
-        )
+        fan_in_fan_out = any(type(m).__name__ == "Conv1D" for n, m in model.named_modules() if n in set(targets))
         peft_cfg = PeftLoraConfig(
-            r=self.cfg.r, lora_alpha=self.cfg.alpha, lora_dropout=self.cfg.dropout,
-            target_modules=targets, fan_in_fan_out=fan_in_fan_out, bias="none",
-        )  # fmt: skip
+            r=self.cfg.r,
+            lora_alpha=self.cfg.alpha,
+            lora_dropout=self.cfg.dropout,
+            target_modules=targets,
+            fan_in_fan_out=fan_in_fan_out,
+            bias="none",
+        )
         self.peft_config = peft_cfg
         inject_adapter_in_model(peft_cfg, model)
         super().setup(model)
@@ -355,9 +355,7 @@ def save_adapter(model: nn.Module, peft_config: Any, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(model, adapter_name="default")
     heads = {n: p.detach() for n, p in model.named_parameters() if is_head(model, n)}
-    save_file(
-        {k: v.contiguous() for k, v in {**state, **heads}.items()}, str(folder / "adapter_model.safetensors")
-    )
+    save_file({k: v.contiguous() for k, v in {**state, **heads}.items()}, str(folder / "adapter_model.safetensors"))
     peft_config.save_pretrained(str(folder))
 
 

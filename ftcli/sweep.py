@@ -62,9 +62,7 @@ def multirun_args(command: str, args: list[str], overrides: list[str]) -> list[s
         extra.append(f"hydra.sweep.dir={sweep_dir(command, overrides)}")
     keys = shared_keys(overrides)
     if keys and not any(a.startswith("hydra.job.config.override_dirname.exclude_keys=") for a in args):
-        extra.append(
-            "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(f"'{k}'" for k in keys) + "]"
-        )
+        extra.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(f"'{k}'" for k in keys) + "]")
     return extra
 
 
@@ -138,14 +136,18 @@ def run_trial(
     done = read_status(job_dir)
     same = done is not None and done.get("overrides") == overrides and done.get("config") == config
     if done and done.get("status") == "completed" and same:
-        console.print(
-            f"[dim]skip {job_dir.name or job_dir}: completed earlier, {metric} {done.get('value')}[/]"
-        )
+        console.print(f"[dim]skip {job_dir.name or job_dir}: completed earlier, {metric} {done.get('value')}[/]")
         return done.get("value")
     if done and done.get("status") == "completed" and not same:
         console.print(f"[yellow]{job_dir.name or job_dir}: completed with another config; training again[/]")
-    base = {"overrides": overrides, "config": config, "metric": metric, "host": socket.gethostname(),
-            "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+    base = {
+        "overrides": overrides,
+        "config": config,
+        "metric": metric,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     for stale in ("metrics.json",):  # a re-run trial must not show the numbers of an earlier attempt
         (job_dir / stale).unlink(missing_ok=True)
     write_status(job_dir, {**base, "status": "running"})
@@ -155,15 +157,30 @@ def run_trial(
     except Exception as e:  # bad hyperparameters, NaN loss, OOM, a bug: this trial fails, the sweep goes on
         _free_accelerator_memory()
         message = " ".join(str(e).split())[:500] or type(e).__name__  # some errors list every option
-        write_status(job_dir, {**base, "status": "failed", "error": f"{type(e).__name__}: {message}",
-                               "traceback": traceback.format_exc(limit=-8),
-                               "seconds": time.perf_counter() - t0})  # fmt: skip
+        write_status(
+            job_dir,
+            {
+                **base,
+                "status": "failed",
+                "error": f"{type(e).__name__}: {message}",
+                "traceback": traceback.format_exc(limit=-8),
+                "seconds": time.perf_counter() - t0,
+            },
+        )
         console.print(f"[red]trial failed[/] ({' '.join(overrides)}): {message}")
         return None
     value = metrics.get(metric)
-    write_status(job_dir, {**base, "status": "completed", "value": value, "metrics": metrics,
-                           "seconds": time.perf_counter() - t0,
-                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})  # fmt: skip
+    write_status(
+        job_dir,
+        {
+            **base,
+            "status": "completed",
+            "value": value,
+            "metrics": metrics,
+            "seconds": time.perf_counter() - t0,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
     return value
 
 

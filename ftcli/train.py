@@ -18,9 +18,7 @@ from ftcli.evaluate import LOWER_IS_BETTER, evaluate, scalar_metrics
 from ftcli.progress import Progress, console
 
 
-def make_accelerator(
-    hw: HardwareConfig, grad_accum: int, log_with: str = "none", project_dir: Any = None
-) -> Any:
+def make_accelerator(hw: HardwareConfig, grad_accum: int, log_with: str = "none", project_dir: Any = None) -> Any:
     """An Accelerator for the chosen hardware; a clear error when that hardware is absent."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
@@ -43,8 +41,12 @@ def make_accelerator(
     # DDP must not wait for gradients that never come.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     return Accelerator(
-        cpu=cpu, mixed_precision=hw.mixed_precision, gradient_accumulation_steps=grad_accum,
-        kwargs_handlers=[ddp], log_with=trackers, project_dir=project_dir,
+        cpu=cpu,
+        mixed_precision=hw.mixed_precision,
+        gradient_accumulation_steps=grad_accum,
+        kwargs_handlers=[ddp],
+        log_with=trackers,
+        project_dir=project_dir,
     )
 
 
@@ -88,8 +90,11 @@ def _better(metric: str, new: float, best: float | None) -> bool:
 
 def _nonfinite(value: float, step: int, out_dir: Path, best: dict[str, Any] | None) -> str:
     """What to say when the loss stops being a number: where, and which checkpoint is still good."""
-    kept = (f"the last good checkpoint is {out_dir / 'checkpoints' / 'best'} (step {best['step']})"
-            if best else "no checkpoint had been saved")  # fmt: skip
+    kept = (
+        f"the last good checkpoint is {out_dir / 'checkpoints' / 'best'} (step {best['step']})"
+        if best
+        else "no checkpoint had been saved"
+    )
     return f"loss is {value} at step {step}: training stopped; {kept}; lower strategy.lr or check the data"
 
 
@@ -100,8 +105,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from transformers import get_linear_schedule_with_warmup
 
     from ftcli.checkpoint import StopSignals, load_state, resume_config, save_checkpoint, save_state, trim_log
-    from ftcli.data import LengthGroupedBatches, ShardedBatches, content_fingerprint, lengths_of, load_splits
-    from ftcli.data import loader, seed_source, tokenize, tokenizer_fingerprint
+    from ftcli.data import (
+        LengthGroupedBatches,
+        ShardedBatches,
+        content_fingerprint,
+        lengths_of,
+        load_splits,
+        loader,
+        seed_source,
+        tokenize,
+        tokenizer_fingerprint,
+    )
     from ftcli.features import FeatureDataset, HeadModel, cached_features, feature_key
     from ftcli.launch import share_config
     from ftcli.models import build_model, load_tokenizer
@@ -117,8 +131,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     console.quiet = not main  # one process reports
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("metrics.json", "error.txt"):  # metrics.json appears only when this run finishes
-            (out_dir / stale).unlink(missing_ok=True)
+        for leftover in ("metrics.json", "error.txt"):  # metrics.json appears only when this run finishes
+            (out_dir / leftover).unlink(missing_ok=True)
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     set_seed(tc.seed)
 
@@ -126,7 +140,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with accelerator.main_process_first():  # datasets' cache is built once, then read by the others
         data = load_splits(cfg.dataset, tc.seed)
         tokenizer = load_tokenizer(cfg.model, cache_dir, data.splits["train"][data.text_columns[0]])
-        tokenized = {s: tokenize(ds, tokenizer, data.text_columns, cfg.model.max_length) for s, ds in data.splits.items()}
+        tokenized = {
+            s: tokenize(ds, tokenizer, data.text_columns, cfg.model.max_length) for s, ds in data.splits.items()
+        }
     pooling = cfg.strategy.pooling or cfg.model.pooling
     model = build_model(cfg.model, pooling, data.label_names, tokenizer, tc.seed)
     strategy = build_strategy(cfg.strategy)
@@ -151,12 +167,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model.to(accelerator.device)
         feats = {}
         for split, ds in tokenized.items():
-            key = feature_key(model, tokenizer_fingerprint(tokenizer), cfg.model.max_length, content_fingerprint(ds), tc.seed)
+            key = feature_key(
+                model, tokenizer_fingerprint(tokenizer), cfg.model.max_length, content_fingerprint(ds), tc.seed
+            )
             with accelerator.main_process_first():
                 feats[split], hit = cached_features(
-                    model, ds, lengths_of(ds), tokenizer, tc.eval_batch_size, accelerator.device,
+                    model,
+                    ds,
+                    lengths_of(ds),
+                    tokenizer,
+                    tc.eval_batch_size,
+                    accelerator.device,
                     cache_dir / "features" / f"{key}.safetensors",
-                )  # fmt: skip
+                )
             console.print(f"features {split}: {tuple(feats[split].shape)} ({'cache hit' if hit else 'computed'})")
         train_model: Any = HeadModel(model.head)
         labels = {s: torch.tensor(ds["labels"]) for s, ds in tokenized.items()}
@@ -166,7 +189,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         train_batches: Any = DataLoader(
             FeatureDataset(feats["train"], labels["train"]), batch_sampler=sampler, generator=seed_source()
         )
-        val_batches = DataLoader(FeatureDataset(feats["validation"], labels["validation"]), batch_size=tc.eval_batch_size)
+        val_batches = DataLoader(
+            FeatureDataset(feats["validation"], labels["validation"]), batch_size=tc.eval_batch_size
+        )
         val_batches = accelerator.prepare(val_batches)
     else:
         train_model = model
@@ -276,8 +301,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 note_trainable(step, epoch)
             if step % tc.log_every_steps == 0 or step == total_steps:
                 elapsed = time.perf_counter() - t0
-                record = {"step": step, "epoch": epoch, "loss": running / micro, "lr": scheduler.get_last_lr()[0],
-                          "samples_per_s": seen / elapsed, "tokens_per_s": tokens / elapsed}  # fmt: skip
+                record = {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": running / micro,
+                    "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": seen / elapsed,
+                    "tokens_per_s": tokens / elapsed,
+                }
                 running, micro = 0.0, 0
                 log(record)
                 progress.update(step, record)
@@ -300,8 +331,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 last_metrics = flat
             signum = signals.requested(accelerator)  # SIGTERM/SIGINT: save a resumable state and stop
             if signum or (tc.save_every_steps and step % tc.save_every_steps == 0):
-                state = {"epoch": epoch, "batch_in_epoch": i + 1, "best": best, "best_metrics": best_metrics,
-                         "last_metrics": last_metrics, "stale": stale}  # fmt: skip
+                state = {
+                    "epoch": epoch,
+                    "batch_in_epoch": i + 1,
+                    "best": best,
+                    "best_metrics": best_metrics,
+                    "last_metrics": last_metrics,
+                    "stale": stale,
+                }
                 save_state(accelerator, out_dir, step, state, tc.keep_checkpoints)
             if signum:
                 progress.note(f"signal {signum}: state saved at step {step}; continue: ftcli train resume={out_dir}")

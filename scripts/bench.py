@@ -52,8 +52,13 @@ def hf_job(args: argparse.Namespace) -> dict:
     """HF Trainer: stock (pad to 128) or best (dynamic padding + group_by_length); full or frozen."""
     import numpy as np
     import transformers
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments)  # fmt: skip
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from ftcli.models import resolve_name_or_path
 
@@ -74,23 +79,40 @@ def hf_job(args: argparse.Namespace) -> dict:
         for p in model.bert.parameters():
             p.requires_grad = False
     targs = TrainingArguments(
-        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=32, per_device_eval_batch_size=32,
-        learning_rate=args.lr, num_train_epochs=args.epochs, lr_scheduler_type="linear", seed=42,
-        save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none", use_cpu=True,
-        disable_tqdm=True, train_sampling_strategy="random" if stock else "group_by_length",
-    )  # fmt: skip
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=32,
+        learning_rate=args.lr,
+        num_train_epochs=args.epochs,
+        lr_scheduler_type="linear",
+        seed=42,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        train_sampling_strategy="random" if stock else "group_by_length",
+    )
 
     def metrics(p):
         return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
 
     trainer = Trainer(
-        model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, compute_metrics=metrics,
+        model=model,
+        args=targs,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        compute_metrics=metrics,
         data_collator=None if stock else DataCollatorWithPadding(tok),
-    )  # fmt: skip
+    )
     out = trainer.train().metrics
     ev = trainer.evaluate()
-    return {"samples_per_s": out["train_samples_per_second"], "accuracy": ev["eval_accuracy"],
-            "eval_samples_per_s": ev["eval_samples_per_second"]}  # fmt: skip
+    return {
+        "samples_per_s": out["train_samples_per_second"],
+        "accuracy": ev["eval_accuracy"],
+        "eval_samples_per_s": ev["eval_samples_per_second"],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -112,8 +134,20 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float
 
 
 def hf(variant: str, frozen: bool, lr: float, epochs: int, n: int) -> dict:
-    cmd = [sys.executable, __file__, "--job", "hf", "--variant", variant, "--lr", str(lr), "--epochs", str(epochs),
-           "--train-samples", str(n)] + (["--frozen"] if frozen else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--job",
+        "hf",
+        "--variant",
+        variant,
+        "--lr",
+        str(lr),
+        "--epochs",
+        str(epochs),
+        "--train-samples",
+        str(n),
+    ] + (["--frozen"] if frozen else [])
     wall, rss, out = run(cmd)
     return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": rss}
 
@@ -128,17 +162,31 @@ def ftcli(overrides: list[str], run_dir: Path, cache: Path) -> dict:
 
 
 def ftcli_eval(checkpoint: Path, run_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "ftcli.cli", "eval", f"checkpoint={checkpoint}", "hardware=cpu",
-           "eval.batch_size=128", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftcli.cli",
+        "eval",
+        f"checkpoint={checkpoint}",
+        "hardware=cpu",
+        "eval.batch_size=128",
+        f"hydra.run.dir={run_dir}",
+    ]
     wall, rss, _ = run(cmd)
     ev = json.loads((run_dir / "eval.json").read_text())
     return {"samples_per_s": ev["samples_per_s"], "accuracy": ev["accuracy"], "wall_s": wall, "peak_rss_mb": rss}
 
 
 def table(title: str, rows: dict[str, dict], ours: str, refs: list[str]) -> str:
-    lines = [f"\n### {title}\n", "| run | samples/s | wall s | peak RSS MB | val acc |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"\n### {title}\n",
+        "| run | samples/s | wall s | peak RSS MB | val acc |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['samples_per_s']:.1f} | {r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['accuracy']:.3f} |")
+        lines.append(
+            f"| {name} | {r['samples_per_s']:.1f} | {r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['accuracy']:.3f} |"
+        )
     for ref in refs:
         a, b = rows[ours], rows[ref]
         lines.append(
@@ -175,11 +223,26 @@ def main() -> None:
         rows = {
             "HF stock (pad 128)": hf("stock", False, args.lr, 1, n),
             "HF best (dyn. pad + group_by_length)": hf("best", False, args.lr, 1, n),
-            "ftcli strategy=full": ftcli([*common, "strategy=full", f"strategy.lr={args.lr}", "trainer.epochs=1",
-                                          "trainer.save_checkpoints=false"], work / "a", cache),  # fmt: skip
+            "ftcli strategy=full": ftcli(
+                [
+                    *common,
+                    "strategy=full",
+                    f"strategy.lr={args.lr}",
+                    "trainer.epochs=1",
+                    "trainer.save_checkpoints=false",
+                ],
+                work / "a",
+                cache,
+            ),
         }
-        report.append(table(f"(a) full fine-tuning, 1 epoch, lr {args.lr:g}", rows, "ftcli strategy=full",
-                            ["HF stock (pad 128)", "HF best (dyn. pad + group_by_length)"]))  # fmt: skip
+        report.append(
+            table(
+                f"(a) full fine-tuning, 1 epoch, lr {args.lr:g}",
+                rows,
+                "ftcli strategy=full",
+                ["HF stock (pad 128)", "HF best (dyn. pad + group_by_length)"],
+            )
+        )
         print(report[-1], flush=True)
     if "b" in only or "c" in only:
         fe = [*common, "strategy=feature_extract", f"strategy.lr={args.fe_lr}", "trainer.epochs=3"]
@@ -194,9 +257,14 @@ def main() -> None:
         }
         for r in rows.values():  # (b) is about the whole process: samples/s over its wall time
             r["samples_per_s"] = 3 * n / r["wall_s"]
-        report.append(table(f"(b) feature extraction, 3 epochs, whole process, head lr {args.fe_lr:g}", rows,
-                            "ftcli feature_extract (cold cache)",
-                            ["HF stock frozen (pad 128)", "HF best frozen (dyn. pad + group_by_length)"]))  # fmt: skip
+        report.append(
+            table(
+                f"(b) feature extraction, 3 epochs, whole process, head lr {args.fe_lr:g}",
+                rows,
+                "ftcli feature_extract (cold cache)",
+                ["HF stock frozen (pad 128)", "HF best frozen (dyn. pad + group_by_length)"],
+            )
+        )
         report.append(f"\nsecond identical ftcli run (feature cache hit): {warm['wall_s']:.1f} s whole process")
         print("\n".join(report[-2:]), flush=True)
     if "c" in only:
@@ -205,8 +273,14 @@ def main() -> None:
             "HF stock Trainer.evaluate (pad 128)": {**stock, "samples_per_s": stock["eval_samples_per_s"]},
             "ftcli eval": ftcli_eval(work / "b1" / "checkpoints" / "best", work / "c"),
         }
-        report.append(table("(c) evaluation of 872 validation sentences (evaluation loop only)", rows, "ftcli eval",
-                            ["HF stock Trainer.evaluate (pad 128)"]))  # fmt: skip
+        report.append(
+            table(
+                "(c) evaluation of 872 validation sentences (evaluation loop only)",
+                rows,
+                "ftcli eval",
+                ["HF stock Trainer.evaluate (pad 128)"],
+            )
+        )
         print(report[-1], flush=True)
     if args.out:
         args.out.write_text("\n".join(report) + "\n")

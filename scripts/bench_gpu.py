@@ -19,11 +19,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BERT_BASE = [
-    "model=tiny", "model.name=bert_base_random", "model.max_length=128", "model.vocab_size=30522",
-    "model.config_overrides.hidden_size=768", "model.config_overrides.num_hidden_layers=12",
-    "model.config_overrides.num_attention_heads=12", "model.config_overrides.intermediate_size=3072",
-    "model.config_overrides.max_position_embeddings=512", "strategy=full", "strategy.lr=1e-4",
-]  # fmt: skip
+    "model=tiny",
+    "model.name=bert_base_random",
+    "model.max_length=128",
+    "model.vocab_size=30522",
+    "model.config_overrides.hidden_size=768",
+    "model.config_overrides.num_hidden_layers=12",
+    "model.config_overrides.num_attention_heads=12",
+    "model.config_overrides.intermediate_size=3072",
+    "model.config_overrides.max_position_embeddings=512",
+    "strategy=full",
+    "strategy.lr=1e-4",
+]
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12}  # dense bf16 FLOP/s, spec sheets
 
 
@@ -46,18 +53,34 @@ def train_flops_per_token(layers: int = 12, hidden: int = 768, mean_len: float =
 
 def run(name: str, overrides: list[str], work: Path) -> dict:
     run_dir = work / name
-    cmd = [sys.executable, "-m", "ftcli.cli", "train", *BERT_BASE, *overrides, f"hydra.run.dir={run_dir}",
-           "trainer.save_checkpoints=false", "trainer.log_every_steps=50"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftcli.cli",
+        "train",
+        *BERT_BASE,
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+        "trainer.save_checkpoints=false",
+        "trainer.log_every_steps=50",
+    ]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "FTCLI_CACHE_DIR": str(work / "cache")})
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "FTCLI_CACHE_DIR": str(work / "cache")}
+    )
     if proc.returncode:
         return {"name": name, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [x for x in logs if "tokens_per_s" in x]
     last = steps[-1]
     evals = [x for x in logs if x.get("split") == "validation"]
-    return {"name": name, "samples_per_s": last["samples_per_s"], "tokens_per_s": last["tokens_per_s"],
-            "wall_s": time.perf_counter() - start, "eval_samples_per_s": evals[-1]["samples_per_s"] if evals else None}  # fmt: skip
+    return {
+        "name": name,
+        "samples_per_s": last["samples_per_s"],
+        "tokens_per_s": last["tokens_per_s"],
+        "wall_s": time.perf_counter() - start,
+        "eval_samples_per_s": evals[-1]["samples_per_s"] if evals else None,
+    }
 
 
 def main() -> None:
@@ -71,22 +94,33 @@ def main() -> None:
     configs = {
         "bf16 batch 32": ["hardware=gpu", "hardware.mixed_precision=bf16", "trainer.batch_size=32"],
         "bf16 batch 128": ["hardware=gpu", "hardware.mixed_precision=bf16", "trainer.batch_size=128"],
-        "bf16 batch 128 compile": ["hardware=gpu", "hardware.mixed_precision=bf16", "trainer.batch_size=128",
-                                   "trainer.compile=true"],  # fmt: skip
+        "bf16 batch 128 compile": [
+            "hardware=gpu",
+            "hardware.mixed_precision=bf16",
+            "trainer.batch_size=128",
+            "trainer.compile=true",
+        ],
         "bf16 token budget 16384": ["hardware=gpu", "hardware.mixed_precision=bf16", "trainer.max_tokens=16384"],
         "fp32 batch 128": ["hardware=gpu", "hardware.mixed_precision=no", "trainer.batch_size=128"],
     }
     fpt = train_flops_per_token()
-    lines = [f"GPU {gpu}; bert-base architecture (random weights), SST-2, {args.steps} steps; peak bf16 {peak / 1e12:.0f} TFLOP/s",
-             "", "| config | samples/s | tokens/s | model TFLOP/s | MFU | eval samples/s |", "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        f"GPU {gpu}; bert-base architecture (random weights), SST-2, {args.steps} steps; "
+        f"peak bf16 {peak / 1e12:.0f} TFLOP/s",
+        "",
+        "| config | samples/s | tokens/s | model TFLOP/s | MFU | eval samples/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, overrides in configs.items():
         r = run(name.replace(" ", "_"), steps + overrides, work)
         if "error" in r:
             lines.append(f"| {name} | failed: {r['error'][:80]} | | | | |")
         else:
             tflops = r["tokens_per_s"] * fpt
-            lines.append(f"| {name} | {r['samples_per_s']:.0f} | {r['tokens_per_s']:.0f} | {tflops / 1e12:.1f} | "
-                         f"{100 * tflops / peak:.1f}% | {r['eval_samples_per_s'] or 0:.0f} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {r['samples_per_s']:.0f} | {r['tokens_per_s']:.0f} | {tflops / 1e12:.1f} | "
+                f"{100 * tflops / peak:.1f}% | {r['eval_samples_per_s'] or 0:.0f} |"
+            )
         print(lines[-1], flush=True)
     text = "\n".join(lines)
     print("\n" + text)

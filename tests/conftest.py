@@ -16,9 +16,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny, fast run: the tiny BERT on a slice of SST-2.
 TINY = [
-    "model=tiny", "dataset.max_train_samples=512", "dataset.max_eval_samples=128",
-    "trainer.batch_size=32", "trainer.epochs=1", "hardware=cpu",
-]  # fmt: skip
+    "model=tiny",
+    "dataset.max_train_samples=512",
+    "dataset.max_eval_samples=128",
+    "trainer.batch_size=32",
+    "trainer.epochs=1",
+    "hardware=cpu",
+]
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +54,13 @@ def compose(cache_dir: Path, tmp_path: Path):
 def ftcli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess (what a user types)."""
     return subprocess.run(
-        [sys.executable, "-m", "ftcli.cli", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "-m", "ftcli.cli", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def minilm_available() -> bool:

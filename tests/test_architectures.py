@@ -20,8 +20,15 @@ EXTRA = {"bert": [], "distilbert": ["++model.config_overrides.hidden_dim=128"], 
 @pytest.mark.parametrize("pooling", ["native", "mean"])
 @pytest.mark.parametrize("arch", list(EXTRA))
 def test_architecture_trains_saves_and_predicts_the_same_after_reload(compose, arch, pooling) -> None:
-    cfg = compose(*TINY, "strategy=full", f"model.name_or_path={arch}", *EXTRA[arch],
-                  f"model.pooling={pooling}", "trainer.max_steps=3", "dataset.max_eval_samples=32")  # fmt: skip
+    cfg = compose(
+        *TINY,
+        "strategy=full",
+        f"model.name_or_path={arch}",
+        *EXTRA[arch],
+        f"model.pooling={pooling}",
+        "trainer.max_steps=3",
+        "dataset.max_eval_samples=32",
+    )
     result = train(cfg)
     best = Path(cfg.output_dir) / "checkpoints" / "best"
     saved = json.loads((best / "config.json").read_text())

@@ -61,9 +61,7 @@ def test_macro_f1_agrees_with_sklearn() -> None:
     rng = np.random.default_rng(2)
     y, p = rng.integers(0, 4, 300), rng.integers(0, 4, 300)
     p[p == 3] = 2  # a class never predicted: its F1 is 0, as sklearn's zero_division=0 says
-    assert macro_f1(4)(y, p) == pytest.approx(
-        f1_score(y, p, average="macro", labels=range(4), zero_division=0)
-    )
+    assert macro_f1(4)(y, p) == pytest.approx(f1_score(y, p, average="macro", labels=range(4), zero_division=0))
 
 
 def test_bootstrap_interval_covers_the_estimate_with_the_textbook_width() -> None:

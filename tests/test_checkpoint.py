@@ -25,8 +25,15 @@ def _model_and_tokenizer(tmp: Path, num_labels: int = 2, seed: int = 0):
 
     torch.manual_seed(seed)
     tok = train_wordpiece(TEXTS, 200, tmp / "tok")
-    arch = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32, max_position_embeddings=32, num_labels=num_labels)  # fmt: skip
+    arch = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=num_labels,
+    )
     return BertForSequenceClassification(arch), tok
 
 
@@ -133,9 +140,7 @@ save_checkpoint(model, tok, Path(sys.argv[1]), None, {"step": 2})
 
 def test_kill_9_in_the_middle_of_a_save_leaves_the_previous_checkpoint_loadable(saved, tmp_path) -> None:
     folder, model, tok = saved
-    r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CRASH), str(folder)], capture_output=True, text=True
-    )
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), str(folder)], capture_output=True, text=True)
     assert r.returncode == -9, r.stderr[-2000:]
     assert list(folder.parent.glob(".ckpt.tmp*"))  # the dead process left its half-written copy
     loaded, _, _ = load_checkpoint(folder)
@@ -163,9 +168,7 @@ def test_pickle_weights_are_refused_unless_allowed(tmp_path) -> None:
     (folder / "model.safetensors").unlink()  # as an older checkpoint or a foreign repo ships it
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     assert (folder / "pytorch_model.bin").is_file() and not list(folder.glob("*.safetensors"))
-    with pytest.raises(
-        FtcliError, match=r"only in pickle format \(pytorch_model.bin\).*eval.allow_pickle=true"
-    ):
+    with pytest.raises(FtcliError, match=r"only in pickle format \(pytorch_model.bin\).*eval.allow_pickle=true"):
         load_checkpoint(folder)
     loaded, _, _ = load_checkpoint(folder, allow_pickle=True)  # transformers then uses weights_only=True
     _assert_same(_weights(loaded), _weights(model))

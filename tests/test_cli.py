@@ -21,13 +21,23 @@ def test_train_then_eval_from_the_command_line(tmp_path, cache_dir) -> None:
 
 
 def test_multirun_gives_one_run_dir_per_job(tmp_path, cache_dir) -> None:
-    r = ftcli("train", "-m", *TINY, "trainer.max_steps=2", "strategy=full,feature_extract",
-              f"hydra.sweep.dir={tmp_path}/sweep", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    r = ftcli(
+        "train",
+        "-m",
+        *TINY,
+        "trainer.max_steps=2",
+        "strategy=full,feature_extract",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        env={"FTCLI_CACHE_DIR": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["strategy=feature_extract", "strategy=full"]  # named by what varies
-    strategies = {json.loads((p / "metrics.json").read_text()) and (p / "config.yaml").read_text().split(
-        "strategy:\n  name: ")[1].split()[0] for p in jobs}  # fmt: skip
+    strategies = {
+        json.loads((p / "metrics.json").read_text())
+        and (p / "config.yaml").read_text().split("strategy:\n  name: ")[1].split()[0]
+        for p in jobs
+    }
     assert strategies == {"full", "feature_extract"}
 
 

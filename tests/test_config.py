@@ -7,7 +7,10 @@ from conftest import ROOT, ftcli
 
 from ftcli.config import FtcliError, validate
 
-GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml")) for g in ("model", "strategy", "dataset", "hardware")}
+GROUPS = {
+    g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
+    for g in ("model", "strategy", "dataset", "hardware")
+}
 REQUIRED = {"dataset=files": ["dataset.train_file=x.csv"], "dataset=hub": ["dataset.path=x"]}
 
 
@@ -44,8 +47,11 @@ def test_validate_names_every_bad_key_at_once(compose) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["strategy=ful"], "strategy=ful: no such option; choose one of bitfit, feature_extract, full, "
-                           "gradual_unfreeze, lora, lp_ft, partial (did you mean 'full'?)"),
+        (
+            ["strategy=ful"],
+            "strategy=ful: no such option; choose one of bitfit, feature_extract, full, "
+            "gradual_unfreeze, lora, lp_ft, partial (did you mean 'full'?)",
+        ),
         (["strategy=lora", "strategy.rr=3"], "unknown key 'strategy.rr' (did you mean 'r'?)"),
         (["strategy.lrr=1"], "unknown key 'strategy.lrr' (did you mean 'lr'?)"),
         (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),

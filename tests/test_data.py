@@ -37,9 +37,11 @@ def test_length_grouped_batches_cover_every_example_once_and_reshuffle() -> None
     sampler.set_epoch(1)
     epoch1 = sampler.batches()
     assert epoch0 != epoch1
+
     # grouping: padded tokens are far fewer than with random batches
     def padded(batches):
         return sum(len(b) * max(lengths[b]) for b in batches)
+
     random = LengthGroupedBatches(lengths, 16, seed=0, group=False).batches()
     assert padded(epoch0) < 0.7 * padded(random)
 
@@ -88,7 +90,10 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-ROWS = [{"review": f"text number {i} is {'good' if i % 3 else 'bad'}", "stars": "pos" if i % 3 else "neg"} for i in range(60)]
+ROWS = [
+    {"review": f"text number {i} is {'good' if i % 3 else 'bad'}", "stars": "pos" if i % 3 else "neg"}
+    for i in range(60)
+]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
@@ -98,9 +103,15 @@ def test_files_dataset_maps_string_labels_and_stores_them_in_the_checkpoint(comp
     train_file = _write(tmp_path / f"train{suffix}", ROWS[:48])
     val_file = _write(tmp_path / f"val{suffix}", ROWS[48:])
     cfg = compose(
-        "model=tiny", "dataset=files", f"dataset.train_file={train_file}", f"dataset.validation_file={val_file}",
-        "dataset.text_column=review", "dataset.label_column=stars", "trainer.max_steps=2", "hardware=cpu",
-    )  # fmt: skip
+        "model=tiny",
+        "dataset=files",
+        f"dataset.train_file={train_file}",
+        f"dataset.validation_file={val_file}",
+        "dataset.text_column=review",
+        "dataset.label_column=stars",
+        "trainer.max_steps=2",
+        "hardware=cpu",
+    )
     train(cfg)
     saved = json.loads((Path(cfg.output_dir) / "checkpoints" / "best" / "config.json").read_text())
     assert saved["id2label"] == {"0": "neg", "1": "pos"} and saved["label2id"] == {"neg": 0, "pos": 1}
@@ -108,8 +119,12 @@ def test_files_dataset_maps_string_labels_and_stores_them_in_the_checkpoint(comp
 
 def test_files_dataset_without_validation_holds_out_ten_percent(compose, tmp_path) -> None:
     f = _write(tmp_path / "all.csv", ROWS)
-    data = load_splits(compose("dataset=files", f"dataset.train_file={f}", "dataset.text_column=review",
-                               "dataset.label_column=stars").dataset, seed=0)  # fmt: skip
+    data = load_splits(
+        compose(
+            "dataset=files", f"dataset.train_file={f}", "dataset.text_column=review", "dataset.label_column=stars"
+        ).dataset,
+        seed=0,
+    )
     assert (len(data.splits["train"]), len(data.splits["validation"])) == (54, 6)
 
 
@@ -127,14 +142,22 @@ def test_hub_dataset_from_a_local_folder(compose, tmp_path) -> None:
     ("overrides", "message"),
     [
         (["dataset.train_file=/nope.csv"], "dataset.train_file=/nope.csv: no such file"),
-        (["dataset.text_column=body"], "dataset.text_column=body: no such column in the train split; it has review, stars"),
+        (
+            ["dataset.text_column=body"],
+            "dataset.text_column=body: no such column in the train split; it has review, stars",
+        ),
         (["dataset.label_names=[neg]"], "outside the label set"),
     ],
 )
 def test_bad_data_is_named(compose, tmp_path, overrides, message) -> None:
     f = _write(tmp_path / "d.csv", ROWS)
-    cfg = compose("dataset=files", f"dataset.train_file={f}", "dataset.text_column=review",
-                  "dataset.label_column=stars", *overrides)  # fmt: skip
+    cfg = compose(
+        "dataset=files",
+        f"dataset.train_file={f}",
+        "dataset.text_column=review",
+        "dataset.label_column=stars",
+        *overrides,
+    )
     with pytest.raises(FtcliError, match=message.replace("[", r"\[")):
         load_splits(cfg.dataset, seed=0)
 

@@ -22,8 +22,13 @@ import torch
 from conftest import ftcli
 
 FILES = ["dataset=files", "dataset.train_file={d}/train.csv", "dataset.validation_file={d}/val.csv"]
-TINY = ["model=tiny", "hardware=cpu", "trainer.max_steps=2", "dataset.max_train_samples=64",
-        "dataset.max_eval_samples=32"]  # fmt: skip
+TINY = [
+    "model=tiny",
+    "hardware=cpu",
+    "trainer.max_steps=2",
+    "dataset.max_train_samples=64",
+    "dataset.max_eval_samples=32",
+]
 FOLDER = ["model=bert", "model.max_length=32", "hardware=cpu", "trainer.max_steps=2", *FILES]  # a local folder
 
 
@@ -59,8 +64,15 @@ def d(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     tok = train_wordpiece(texts, 200, root / "tok")
-    arch = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32, max_position_embeddings=32, num_labels=2)  # fmt: skip
+    arch = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
     model = BertForSequenceClassification(arch)
     save_checkpoint(model, tok, root / "model", None, {})  # a model folder and a checkpoint, with manifest
 
@@ -94,41 +106,132 @@ def d(tmp_path_factory) -> Path:
 
 CASES = {
     # config: the pieces test_config.py does not cover
-    "unknown dataset option": (["train", "dataset=sst"], "dataset=sst: no such option; choose one of files, hub, sst2 (did you mean 'sst2'?)"),
+    "unknown dataset option": (
+        ["train", "dataset=sst"],
+        "dataset=sst: no such option; choose one of files, hub, sst2 (did you mean 'sst2'?)",
+    ),
     "unknown key added with +": (["train", "+trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
     "_target_ is not a key": (["train", "+model._target_=os.system"], "unknown key 'model._target_'"),
-    "bool that is not a bool": (["train", "trainer.save_checkpoints=maybe"], "trainer.save_checkpoints: Value 'maybe' is not a valid bool"),
+    "bool that is not a bool": (
+        ["train", "trainer.save_checkpoints=maybe"],
+        "trainer.save_checkpoints: Value 'maybe' is not a valid bool",
+    ),
     "ratio above 1": (["train", "strategy.warmup_ratio=1.5"], "strategy.warmup_ratio=1.5: must be < 1.0"),
-    "zero max_steps": (["train", "trainer.max_steps=0"], "trainer.max_steps=0: use -1 (epochs decide) or a positive number"),
+    "zero max_steps": (
+        ["train", "trainer.max_steps=0"],
+        "trainer.max_steps=0: use -1 (epochs decide) or a positive number",
+    ),
     "eval without a checkpoint": (["eval"], "checkpoint is required but not set (add checkpoint=...)"),
     # data
-    "missing validation file": (["train", *TINY, *FILES[:2], "dataset.validation_file={d}/nope.csv"], "dataset.validation_file={d}/nope.csv: no such file"),
-    "unknown file format": (["train", *TINY, "dataset=files", "dataset.train_file={d}/notes.txt"], "dataset.train_file={d}/notes.txt: unknown format; use one of .csv"),
-    "header-only file": (["train", *TINY, "dataset=files", "dataset.train_file={d}/header_only.csv"], "dataset.train_file={d}/header_only.csv: has no examples"),
-    "zero-byte file": (["train", *TINY, "dataset=files", "dataset.train_file={d}/zero.csv"], "dataset.train_file={d}/zero.csv: has no examples"),
-    "missing label column": (["train", *TINY, *FILES, "dataset.label_column=stars"], "dataset.label_column=stars: no such column in the train split; it has text, label"),
-    "missing text-pair column": (["train", *TINY, *FILES, "dataset.text_pair_column=hypothesis"], "dataset.text_pair_column=hypothesis: no such column"),
-    "label id out of range": (["train", *TINY, *FILES[:2], "dataset.validation_file={d}/val5.csv"], "the validation split has labels 5 outside the label set ['0', '1']"),
-    "unmapped string label": (["train", *TINY, "dataset=files", "dataset.train_file={d}/strings.csv", "dataset.validation_file={d}/val_meh.csv"], "the validation split has labels 'meh' outside the label set ['neg', 'pos']"),
+    "missing validation file": (
+        ["train", *TINY, *FILES[:2], "dataset.validation_file={d}/nope.csv"],
+        "dataset.validation_file={d}/nope.csv: no such file",
+    ),
+    "unknown file format": (
+        ["train", *TINY, "dataset=files", "dataset.train_file={d}/notes.txt"],
+        "dataset.train_file={d}/notes.txt: unknown format; use one of .csv",
+    ),
+    "header-only file": (
+        ["train", *TINY, "dataset=files", "dataset.train_file={d}/header_only.csv"],
+        "dataset.train_file={d}/header_only.csv: has no examples",
+    ),
+    "zero-byte file": (
+        ["train", *TINY, "dataset=files", "dataset.train_file={d}/zero.csv"],
+        "dataset.train_file={d}/zero.csv: has no examples",
+    ),
+    "missing label column": (
+        ["train", *TINY, *FILES, "dataset.label_column=stars"],
+        "dataset.label_column=stars: no such column in the train split; it has text, label",
+    ),
+    "missing text-pair column": (
+        ["train", *TINY, *FILES, "dataset.text_pair_column=hypothesis"],
+        "dataset.text_pair_column=hypothesis: no such column",
+    ),
+    "label id out of range": (
+        ["train", *TINY, *FILES[:2], "dataset.validation_file={d}/val5.csv"],
+        "the validation split has labels 5 outside the label set ['0', '1']",
+    ),
+    "unmapped string label": (
+        [
+            "train",
+            *TINY,
+            "dataset=files",
+            "dataset.train_file={d}/strings.csv",
+            "dataset.validation_file={d}/val_meh.csv",
+        ],
+        "the validation split has labels 'meh' outside the label set ['neg', 'pos']",
+    ),
     # models
-    "model folder missing": (["train", *FOLDER, "model.name_or_path={d}/nowhere"], "model.name_or_path={d}/nowhere: no such folder"),
-    "folder that is not a model": (["train", *FOLDER, "model.name_or_path={d}/not_a_model"], "model.name_or_path={d}/not_a_model: not a model folder (no config.json)"),
-    "interrupted download": (["train", *FOLDER, "model.name_or_path={d}/download_truncated"], "model.name_or_path={d}/download_truncated: cannot load the weights"),
-    "pickle-only weights": (["train", *FOLDER, "model.name_or_path={d}/pickled"], "weights are only in pickle format (pytorch_model.bin), which can run code when loaded; convert them to safetensors, or set model.allow_pickle=true"),
-    "model ships its own code": (["train", *FOLDER, "model.name_or_path={d}/custom_code"], "the model ships its own code (evil.py), which ftcli does not run; set model.trust_remote_code=true only if you trust it"),
-    "model without tokenizer": (["train", *FOLDER, "model.name_or_path={d}/no_tokenizer"], "the folder has no tokenizer files"),
-    "max_length above the model's": (["train", *FOLDER, "model.name_or_path={d}/model", "model.max_length=33"], "model.max_length=33: this model reads at most 32 tokens"),
+    "model folder missing": (
+        ["train", *FOLDER, "model.name_or_path={d}/nowhere"],
+        "model.name_or_path={d}/nowhere: no such folder",
+    ),
+    "folder that is not a model": (
+        ["train", *FOLDER, "model.name_or_path={d}/not_a_model"],
+        "model.name_or_path={d}/not_a_model: not a model folder (no config.json)",
+    ),
+    "interrupted download": (
+        ["train", *FOLDER, "model.name_or_path={d}/download_truncated"],
+        "model.name_or_path={d}/download_truncated: cannot load the weights",
+    ),
+    "pickle-only weights": (
+        ["train", *FOLDER, "model.name_or_path={d}/pickled"],
+        "weights are only in pickle format (pytorch_model.bin), which can run code when loaded; convert them to safetensors, or set model.allow_pickle=true",
+    ),
+    "model ships its own code": (
+        ["train", *FOLDER, "model.name_or_path={d}/custom_code"],
+        "the model ships its own code (evil.py), which ftcli does not run; set model.trust_remote_code=true only if you trust it",
+    ),
+    "model without tokenizer": (
+        ["train", *FOLDER, "model.name_or_path={d}/no_tokenizer"],
+        "the folder has no tokenizer files",
+    ),
+    "max_length above the model's": (
+        ["train", *FOLDER, "model.name_or_path={d}/model", "model.max_length=33"],
+        "model.max_length=33: this model reads at most 32 tokens",
+    ),
     # checkpoints
-    "truncated checkpoint": (["eval", "checkpoint={d}/ckpt_truncated", "hardware=cpu", *FILES], "checkpoint={d}/ckpt_truncated: model.safetensors is truncated or changed"),
-    "checkpoint with other labels": (["eval", "checkpoint={d}/model", "hardware=cpu", "dataset=files", "dataset.train_file={d}/three.csv", "dataset.validation_file={d}/three.csv"], "checkpoint={d}/model: the model has 2 labels ['LABEL_0', 'LABEL_1']; dataset.label_column: the train split has labels 2 outside the label set"),
-    "pickle-only checkpoint": (["eval", "checkpoint={d}/pickled", "hardware=cpu", *FILES], "set eval.allow_pickle=true if you trust their source"),
-    "run dir without checkpoints": (["eval", "checkpoint={d}/not_a_model", "hardware=cpu"], "not a checkpoint (no config.json) nor a run dir (no checkpoints/best)"),
-    "split the dataset lacks": (["eval", "checkpoint={d}/model", "hardware=cpu", *FILES, "eval.split=test"], "eval.split=test: dataset files has train, validation"),
+    "truncated checkpoint": (
+        ["eval", "checkpoint={d}/ckpt_truncated", "hardware=cpu", *FILES],
+        "checkpoint={d}/ckpt_truncated: model.safetensors is truncated or changed",
+    ),
+    "checkpoint with other labels": (
+        [
+            "eval",
+            "checkpoint={d}/model",
+            "hardware=cpu",
+            "dataset=files",
+            "dataset.train_file={d}/three.csv",
+            "dataset.validation_file={d}/three.csv",
+        ],
+        "checkpoint={d}/model: the model has 2 labels ['LABEL_0', 'LABEL_1']; dataset.label_column: the train split has labels 2 outside the label set",
+    ),
+    "pickle-only checkpoint": (
+        ["eval", "checkpoint={d}/pickled", "hardware=cpu", *FILES],
+        "set eval.allow_pickle=true if you trust their source",
+    ),
+    "run dir without checkpoints": (
+        ["eval", "checkpoint={d}/not_a_model", "hardware=cpu"],
+        "not a checkpoint (no config.json) nor a run dir (no checkpoints/best)",
+    ),
+    "split the dataset lacks": (
+        ["eval", "checkpoint={d}/model", "hardware=cpu", *FILES, "eval.split=test"],
+        "eval.split=test: dataset files has train, validation",
+    ),
     # where results go, and runs that go wrong
-    "run dir under a file": (["train", *TINY, "hydra.run.dir={d}/a_file/run"], "hydra.run.dir={d}/a_file/run: cannot create the run directory ({d}/a_file is a file)"),
-    "eval dir under a file": (["eval", "checkpoint={d}/model", "hydra.run.dir={d}/a_file/eval"], "hydra.run.dir={d}/a_file/eval: cannot create the run directory"),
-    "loss becomes NaN": (["train", *TINY, *FILES, "strategy=full", "+model.config_overrides.initializer_range=1e30"], "loss is nan at step 1: training stopped; no checkpoint had been saved"),
-}  # fmt: skip
+    "run dir under a file": (
+        ["train", *TINY, "hydra.run.dir={d}/a_file/run"],
+        "hydra.run.dir={d}/a_file/run: cannot create the run directory ({d}/a_file is a file)",
+    ),
+    "eval dir under a file": (
+        ["eval", "checkpoint={d}/model", "hydra.run.dir={d}/a_file/eval"],
+        "hydra.run.dir={d}/a_file/eval: cannot create the run directory",
+    ),
+    "loss becomes NaN": (
+        ["train", *TINY, *FILES, "strategy=full", "+model.config_overrides.initializer_range=1e30"],
+        "loss is nan at step 1: training stopped; no checkpoint had been saved",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -158,8 +261,14 @@ def test_bad_input_gets_one_clear_line(case: str, d: Path, tmp_path: Path, cache
 
 
 def test_debug_shows_the_traceback(d: Path, tmp_path: Path) -> None:
-    r = ftcli("eval", f"checkpoint={d}/ckpt_truncated", "hardware=cpu", *[a.format(d=d) for a in FILES],
-              f"hydra.run.dir={tmp_path}/run", "--debug")  # fmt: skip
+    r = ftcli(
+        "eval",
+        f"checkpoint={d}/ckpt_truncated",
+        "hardware=cpu",
+        *[a.format(d=d) for a in FILES],
+        f"hydra.run.dir={tmp_path}/run",
+        "--debug",
+    )
     assert r.returncode != 0 and "Traceback" in r.stderr and "FtcliError" in r.stderr
 
 
@@ -167,8 +276,15 @@ def test_a_failed_run_says_so_in_its_run_dir(d: Path, tmp_path: Path, cache_dir:
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text("{}")  # left by an earlier finished run in the same dir
-    r = ftcli("train", *TINY, *[a.format(d=d) for a in FILES], "strategy=full", "+model.config_overrides.initializer_range=1e30",
-              f"hydra.run.dir={run}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    r = ftcli(
+        "train",
+        *TINY,
+        *[a.format(d=d) for a in FILES],
+        "strategy=full",
+        "+model.config_overrides.initializer_range=1e30",
+        f"hydra.run.dir={run}",
+        env={"FTCLI_CACHE_DIR": str(cache_dir)},
+    )
     assert r.returncode == 2
     assert not (run / "metrics.json").exists()  # the stale result is gone, not mistaken for this run's
     assert (run / "error.txt").read_text().startswith("loss is nan at step 1")
@@ -198,8 +314,16 @@ def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
     texts = [f"sample {i} is {'good' if i % 2 else 'bad'}" for i in range(20)]
     tok = train_wordpiece(texts, 200, tmp_path / "tok")
     torch.manual_seed(0)
-    backbone = BertModel(BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
-                                    num_attention_heads=2, intermediate_size=32, max_position_embeddings=32))  # fmt: skip
+    backbone = BertModel(
+        BertConfig(
+            vocab_size=len(tok),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        )
+    )
     model = PooledClassifierForSequenceClassification(
         PooledClassifierConfig(backbone=backbone.config.to_dict(), num_labels=2), backbone=backbone
     )
@@ -229,8 +353,15 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(compose, 
         return torch.tensor(float("nan")) if calls["n"] == 5 else None
 
     monkeypatch.setattr(Strategy, "penalty", nan_at_step_5)
-    cfg = compose("model=tiny", "hardware=cpu", "strategy=full", *[a.format(d=d) for a in FILES],
-                  "trainer.batch_size=4", "trainer.max_steps=8", "trainer.eval_every_steps=2")  # fmt: skip
+    cfg = compose(
+        "model=tiny",
+        "hardware=cpu",
+        "strategy=full",
+        *[a.format(d=d) for a in FILES],
+        "trainer.batch_size=4",
+        "trainer.max_steps=8",
+        "trainer.eval_every_steps=2",
+    )
     with pytest.raises(FtcliError) as err:
         train(cfg)
     out = Path(cfg.output_dir)

@@ -29,9 +29,7 @@ def tiny_run(tmp_path_factory, cache_dir):
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=[*TINY, "strategy=full", "trainer.epochs=2", "trainer.log_every_steps=4"]
-        )
+        cfg = compose("train", overrides=[*TINY, "strategy=full", "trainer.epochs=2", "trainer.log_every_steps=4"])
     out = tmp_path_factory.mktemp("tiny_run")
     cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
     return out, train(cfg), cfg
@@ -61,8 +59,14 @@ def _png_with_content(path: Path) -> None:
 @pytest.mark.skipif(not HAS_PLOTS, reason="matplotlib is not installed (the plots extra)")
 def test_eval_reports_intervals_calibration_and_pictures(tiny_run, compose, tmp_path) -> None:
     run, result, _ = tiny_run
-    cfg = compose(f"checkpoint={run}", "hardware=cpu", "eval.bootstrap=200", "eval.temperature_scaling=true",
-                  config="eval", out=tmp_path / "eval")  # fmt: skip
+    cfg = compose(
+        f"checkpoint={run}",
+        "hardware=cpu",
+        "eval.bootstrap=200",
+        "eval.temperature_scaling=true",
+        config="eval",
+        out=tmp_path / "eval",
+    )
     m = run_eval(cfg)
     assert m["accuracy"] == result["accuracy"]
     lo, hi = m["ci95"]["accuracy"]
@@ -84,8 +88,14 @@ def test_eval_reports_intervals_calibration_and_pictures(tiny_run, compose, tmp_
 def test_eval_compares_a_list_of_checkpoints_on_the_same_data(tiny_run, compose, tmp_path) -> None:
     run, _, _ = tiny_run
     best, last = run / "checkpoints" / "best", run / "checkpoints" / "last"
-    cfg = compose(f"checkpoint=[{best},{last}]", "hardware=cpu", "eval.bootstrap=0", "eval.plots=false",
-                  config="eval", out=tmp_path / "cmp")  # fmt: skip
+    cfg = compose(
+        f"checkpoint=[{best},{last}]",
+        "hardware=cpu",
+        "eval.bootstrap=0",
+        "eval.plots=false",
+        config="eval",
+        out=tmp_path / "cmp",
+    )
     out = run_eval(cfg)
     rows = list(csv.DictReader((tmp_path / "cmp" / "comparison.csv").open()))
     assert [r["checkpoint"] for r in rows] == [str(best), str(last)]
@@ -103,25 +113,34 @@ def test_a_multirun_dir_expands_to_its_jobs_in_job_order(tmp_path) -> None:
     (tmp_path / "multirun.yaml").write_text("")
     found = find_checkpoints(str(tmp_path))
     assert [p.parent.parent.name for p in found] == ["0", "1", "2", "10"]
-    assert (
-        find_checkpoints([str(tmp_path / "2"), str(tmp_path / "0")])[0]
-        == tmp_path / "2" / "checkpoints" / "best"
-    )
+    assert find_checkpoints([str(tmp_path / "2"), str(tmp_path / "0")])[0] == tmp_path / "2" / "checkpoints" / "best"
 
 
 def test_eval_on_another_dataset_maps_labels_through_the_model(tiny_run, tmp_path, cache_dir) -> None:
     # A file whose string labels sort differently from nothing in particular: they must map by the
     # model's id2label (negative=0, positive=1), and the supports must match the file's counts.
     run, _, _ = tiny_run
-    rows = [("a wonderful , moving film", "positive"), ("dull and lifeless", "negative"),
-            ("the best of the year", "positive"), ("a mess", "negative"),
-            ("great fun", "positive")]  # fmt: skip
+    rows = [
+        ("a wonderful , moving film", "positive"),
+        ("dull and lifeless", "negative"),
+        ("the best of the year", "positive"),
+        ("a mess", "negative"),
+        ("great fun", "positive"),
+    ]
     data = tmp_path / "other.csv"
     with data.open("w", newline="") as f:
         csv.writer(f).writerows([("text", "label"), *rows])
-    r = ftcli("eval", f"checkpoint={run}", "dataset=files", f"dataset.train_file={data}",
-              f"dataset.validation_file={data}", "eval.plots=false", "hardware=cpu",
-              f"hydra.run.dir={tmp_path}/eval", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    r = ftcli(
+        "eval",
+        f"checkpoint={run}",
+        "dataset=files",
+        f"dataset.train_file={data}",
+        f"dataset.validation_file={data}",
+        "eval.plots=false",
+        "hardware=cpu",
+        f"hydra.run.dir={tmp_path}/eval",
+        env={"FTCLI_CACHE_DIR": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert m["dataset"] == "files" and m["examples"] == 5
@@ -147,8 +166,15 @@ def test_batch_predict_reproduces_evals_accuracy_and_keeps_row_order(tiny_run, c
     run, result, train_cfg = tiny_run
     src = tmp_path / "val.csv"
     _validation_file(train_cfg, src)
-    cfg = compose_cmd("predict", f"checkpoint={run}", f"input={src}", f"output={tmp_path}/pred.jsonl",
-                      "batch_size=7", "hardware=cpu", out=tmp_path / "run")  # fmt: skip
+    cfg = compose_cmd(
+        "predict",
+        f"checkpoint={run}",
+        f"input={src}",
+        f"output={tmp_path}/pred.jsonl",
+        "batch_size=7",
+        "hardware=cpu",
+        out=tmp_path / "run",
+    )
     out = run_predict(cfg)
     assert out["accuracy"] == result["accuracy"]  # eval's number, from predict's own batching
     given, got = read_rows(src, "minimal"), read_rows(tmp_path / "pred.jsonl", "minimal")
@@ -158,16 +184,29 @@ def test_batch_predict_reproduces_evals_accuracy_and_keeps_row_order(tiny_run, c
         assert set(probs) == {"negative", "positive"} and sum(probs.values()) == pytest.approx(1.0)
         assert p["predicted_label"] == max(probs, key=probs.get)
     # CSV out: the same rows, plus the label and one probability column per class
-    run_predict(compose_cmd("predict", f"checkpoint={run}", f"input={tmp_path}/pred.jsonl",
-                            f"output={tmp_path}/pred.csv", "hardware=cpu", out=tmp_path / "run"))  # fmt: skip
+    run_predict(
+        compose_cmd(
+            "predict",
+            f"checkpoint={run}",
+            f"input={tmp_path}/pred.jsonl",
+            f"output={tmp_path}/pred.csv",
+            "hardware=cpu",
+            out=tmp_path / "run",
+        )
+    )
     header = next(csv.reader((tmp_path / "pred.csv").open()))
     assert header[-3:] == ["predicted_label", "prob_negative", "prob_positive"]
 
 
 def test_predict_one_text_with_commas_and_quotes_from_the_command_line(tiny_run, tmp_path) -> None:
     run, _, _ = tiny_run
-    r = ftcli("predict", f"checkpoint={run}", "text=it's a gorgeous, witty, seductive movie", "hardware=cpu",
-              f"hydra.run.dir={tmp_path}/p")  # fmt: skip
+    r = ftcli(
+        "predict",
+        f"checkpoint={run}",
+        "text=it's a gorgeous, witty, seductive movie",
+        "hardware=cpu",
+        f"hydra.run.dir={tmp_path}/p",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.split()
     assert lines[0] in ("negative", "positive")
@@ -175,9 +214,7 @@ def test_predict_one_text_with_commas_and_quotes_from_the_command_line(tiny_run,
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3) and max(probs, key=probs.get) == lines[0]
 
 
-@pytest.mark.skipif(
-    not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')"
-)
+@pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')")
 def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tmp_path) -> None:
     import onnxruntime as ort
     from transformers import AutoTokenizer
@@ -186,9 +223,7 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
     from ftcli.export import run_export
 
     run, _, train_cfg = tiny_run
-    res = run_export(
-        compose_cmd("export", f"checkpoint={run}", f"output={tmp_path}/onnx", out=tmp_path / "run")
-    )
+    res = run_export(compose_cmd("export", f"checkpoint={run}", f"output={tmp_path}/onnx", out=tmp_path / "run"))
     assert res["verified_on"] == 128 and res["max_abs_diff"] < 1e-4
     # independently of ftcli's own check: the exported folder alone, against the PyTorch checkpoint
     model, _, _ = load_checkpoint(run / "checkpoints" / "best")
@@ -199,9 +234,7 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
     texts = load_splits(train_cfg.dataset, train_cfg.trainer.seed).splits["validation"]["sentence"]
     feeds = {i.name for i in session.get_inputs()}
     for start in (0, 64):  # two batches of different padded lengths: the axes are dynamic
-        enc = tok(
-            texts[start : start + 64], padding=True, truncation=True, max_length=64, return_tensors="np"
-        )
+        enc = tok(texts[start : start + 64], padding=True, truncation=True, max_length=64, return_tensors="np")
         theirs = session.run(["logits"], {k: v.astype(np.int64) for k, v in enc.items() if k in feeds})[0]
         with torch.inference_mode():
             ours = model.eval()(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits.numpy()
@@ -216,17 +249,13 @@ def test_safetensors_export_is_a_clean_folder_that_predicts_the_same(tiny_run, c
 
     run, _, _ = tiny_run
     res = run_export(
-        compose_cmd(
-            "export", f"checkpoint={run}", "format=safetensors", f"output={tmp_path}/st", out=tmp_path / "run"
-        )
+        compose_cmd("export", f"checkpoint={run}", "format=safetensors", f"output={tmp_path}/st", out=tmp_path / "run")
     )
     assert res["merged"] is False
     assert (tmp_path / "st" / "model.safetensors").is_file() and not (tmp_path / "st" / "ftcli.yaml").exists()
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "st", trust_remote_code=True).eval()
     ours, tok, _ = load_checkpoint(run / "checkpoints" / "best")
-    enc = AutoTokenizer.from_pretrained(tmp_path / "st")(
-        ["a fine film", "bad"], padding=True, return_tensors="pt"
-    )
+    enc = AutoTokenizer.from_pretrained(tmp_path / "st")(["a fine film", "bad"], padding=True, return_tensors="pt")
     with torch.inference_mode():
         np.testing.assert_allclose(plain(**enc).logits.numpy(), ours.eval()(**enc).logits.numpy(), atol=1e-6)
 
@@ -272,8 +301,14 @@ def test_tensorboard_event_files_hold_the_logged_metrics(compose) -> None:
 
     from ftcli.train import train
 
-    cfg = compose(*TINY, "strategy=full", "trainer.max_steps=4", "trainer.log_every_steps=2",
-                  "trainer.eval_every_steps=2", "trainer.log_with=tensorboard")  # fmt: skip
+    cfg = compose(
+        *TINY,
+        "strategy=full",
+        "trainer.max_steps=4",
+        "trainer.log_every_steps=2",
+        "trainer.eval_every_steps=2",
+        "trainer.log_with=tensorboard",
+    )
     train(cfg)
     out = Path(cfg.output_dir)
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

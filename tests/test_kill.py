@@ -25,8 +25,15 @@ from ftcli.config import TrainConfig, TrainerConfig
 
 pytestmark = pytest.mark.slow
 
-RUN = ["model=tiny", "hardware=cpu", "strategy=full", "dataset.max_train_samples=512",
-       "dataset.max_eval_samples=64", "trainer.batch_size=16", "trainer.max_steps=30"]  # fmt: skip
+RUN = [
+    "model=tiny",
+    "hardware=cpu",
+    "strategy=full",
+    "dataset.max_train_samples=512",
+    "dataset.max_eval_samples=64",
+    "trainer.batch_size=16",
+    "trainer.max_steps=30",
+]
 SEED = int(os.environ.get("FTCLI_KILL_SEED", "0"))
 
 
@@ -38,8 +45,14 @@ def _has_resume() -> bool:
 
 def _start(args: list[str], cache_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "FTCLI_CACHE_DIR": str(cache_dir)}
-    return subprocess.Popen([sys.executable, "-m", "ftcli.cli", "train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "ftcli.cli", "train", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _timed_run(args: list[str], cache_dir: Path) -> float:
@@ -86,8 +99,10 @@ def test_kill_9_during_training_leaves_only_whole_checkpoints(tmp_path: Path, ca
             load_checkpoint(folder)
         killed_with_checkpoints += killed and bool(found)
         debris = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob(".*"))  # a save cut short
-        print(f"attempt {attempt}: kill at {delay:.1f}s of {full:.1f}s, killed={killed}, "
-              f"whole checkpoints: {[p.name for p in found]}, half-written copies: {debris}")  # fmt: skip
+        print(
+            f"attempt {attempt}: kill at {delay:.1f}s of {full:.1f}s, killed={killed}, "
+            f"whole checkpoints: {[p.name for p in found]}, half-written copies: {debris}"
+        )
     assert killed_with_checkpoints >= 1  # at least one kill landed while checkpoints were being written
 
 

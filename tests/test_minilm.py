@@ -21,8 +21,7 @@ def test_minilm_resolves_to_the_packaged_folder() -> None:
 
 def test_minilm_mean_features_learn_sentiment_from_few_examples(compose) -> None:
     # Frozen MiniLM with mean pooling separates sentiment well; a random-chance head would sit near 0.5.
-    cfg = compose("dataset.max_train_samples=600", "dataset.max_eval_samples=200", "trainer.epochs=10",
-                  "hardware=cpu")  # fmt: skip
+    cfg = compose("dataset.max_train_samples=600", "dataset.max_eval_samples=200", "trainer.epochs=10", "hardware=cpu")
     result = train(cfg)
     assert result["trainable_params"] == 384 * 2 + 2
     assert result["accuracy"] >= 0.70

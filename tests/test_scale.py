@@ -19,8 +19,15 @@ from ftcli.config import FtcliError
 from ftcli.data import LengthGroupedBatches, ShardedBatches
 
 # A run that crosses an epoch boundary and saves resumable state every 3 optimizer steps.
-RESUMABLE = [*TINY, "strategy=full", "dataset.max_train_samples=192", "dataset.max_eval_samples=64",
-             "trainer.epochs=2", "trainer.log_every_steps=1", "trainer.save_every_steps=3"]  # fmt: skip
+RESUMABLE = [
+    *TINY,
+    "strategy=full",
+    "dataset.max_train_samples=192",
+    "dataset.max_eval_samples=64",
+    "trainer.epochs=2",
+    "trainer.log_every_steps=1",
+    "trainer.save_every_steps=3",
+]
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -68,18 +75,23 @@ def test_eval_keeps_each_example_once_when_processes_pad_with_repeats() -> None:
     ("option", "overrides", "expected"),
     [
         ("cpu_ddp", [], ["torch.distributed.run", "--nproc_per_node=2"]),
-        ("multi_gpu", ["hardware.num_processes=4"],
-         ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"]),
+        ("multi_gpu", ["hardware.num_processes=4"], ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"]),
         ("fsdp", ["hardware.num_processes=2"], ["--use_fsdp", "--fsdp_sharding_strategy FULL_SHARD"]),
-        ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=3"],
-         ["--use_deepspeed", "--zero_stage 3"]),
-        ("multi_node",
-         ["hardware.num_processes=8", "hardware.machine_rank=1", "hardware.main_process_ip=10.0.0.1"],
-         ["--num_processes 16", "--num_machines 2", "--machine_rank 1", "--main_process_ip 10.0.0.1",
-          "--main_process_port 29500"]),
+        ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=3"], ["--use_deepspeed", "--zero_stage 3"]),
+        (
+            "multi_node",
+            ["hardware.num_processes=8", "hardware.machine_rank=1", "hardware.main_process_ip=10.0.0.1"],
+            [
+                "--num_processes 16",
+                "--num_machines 2",
+                "--machine_rank 1",
+                "--main_process_ip 10.0.0.1",
+                "--main_process_port 29500",
+            ],
+        ),
         ("tpu", [], ["--tpu"]),
     ],
-)  # fmt: skip
+)
 def test_each_hardware_option_launches_its_workers(compose, option, overrides, expected) -> None:
     from ftcli.config import validate
     from ftcli.launch import launcher_command, needs_launch
@@ -148,8 +160,14 @@ def test_sigterm_saves_state_exits_and_resume_finishes_the_run(tmp_path, cache_d
     run = tmp_path / "run"
     args = ["train", *RESUMABLE, "trainer.save_every_steps=100", f"hydra.run.dir={run}"]
     env = {**os.environ, "FTCLI_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "ftcli.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftcli.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # wait for step 2 of 12
         if (run / "metrics.jsonl").is_file() and len(_steps(run)) >= 2:
@@ -184,15 +202,19 @@ def test_sigterm_saves_state_exits_and_resume_finishes_the_run(tmp_path, cache_d
 @pytest.mark.slow
 def test_cpu_ddp_matches_one_process_with_the_same_global_batch(tmp_path, cache_dir) -> None:
     """2 gloo processes × batch 16 vs 1 process × batch 32: same steps, accuracy within 0.5 points."""
-    common = ["model=tiny", "strategy=full", "dataset.max_train_samples=2000", "dataset.max_eval_samples=872",
-              "trainer.epochs=2", "trainer.save_checkpoints=false"]  # fmt: skip
+    common = [
+        "model=tiny",
+        "strategy=full",
+        "dataset.max_train_samples=2000",
+        "dataset.max_eval_samples=872",
+        "trainer.epochs=2",
+        "trainer.save_checkpoints=false",
+    ]
     env = {"FTCLI_CACHE_DIR": str(cache_dir)}
     results = {}
     for hw, batch in (("cpu", 32), ("cpu_ddp", 16)):
         run = tmp_path / hw
-        r = ftcli(
-            "train", *common, f"hardware={hw}", f"trainer.batch_size={batch}", f"hydra.run.dir={run}", env=env
-        )
+        r = ftcli("train", *common, f"hardware={hw}", f"trainer.batch_size={batch}", f"hydra.run.dir={run}", env=env)
         assert r.returncode == 0, r.stderr[-3000:]
         assert "global batch 32" in r.stdout
         results[hw] = (json.loads((run / "metrics.json").read_text())["accuracy"], _steps(run)[-1])
@@ -205,8 +227,11 @@ def test_gradient_checkpointing_trains_the_same_steps(compose, tmp_path) -> None
     from ftcli.train import train
 
     plain = train(compose(*TINY, "strategy=full", "trainer.max_steps=2", out=tmp_path / "a"))
-    ckpt = train(compose(*TINY, "strategy=full", "trainer.max_steps=2", "trainer.gradient_checkpointing=true",
-                         out=tmp_path / "b"))  # fmt: skip
+    ckpt = train(
+        compose(
+            *TINY, "strategy=full", "trainer.max_steps=2", "trainer.gradient_checkpointing=true", out=tmp_path / "b"
+        )
+    )
     # recomputation in backward changes memory, not the math (no dropout RNG is redrawn: non-reentrant)
     assert ckpt["accuracy"] == plain["accuracy"]
     np.testing.assert_allclose(ckpt["loss"], plain["loss"], rtol=1e-5)
@@ -220,9 +245,7 @@ def test_cpu_ddp_sigterm_resume_matches_an_uninterrupted_ddp_run(tmp_path, cache
     env = {**os.environ, "FTCLI_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "ftcli.cli", "train", *ddp, f"hydra.run.dir={run}"]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if (run / "metrics.jsonl").is_file() and len(_steps(run)) >= 2:
@@ -285,10 +308,19 @@ def test_multi_node_without_the_main_address_says_which_key(compose) -> None:
 
 @pytest.mark.slow
 def test_multirun_starts_a_process_group_per_job(tmp_path, cache_dir) -> None:
-    r = ftcli("train", "-m", "model=tiny", "strategy=full", "dataset.max_train_samples=128",
-              "dataset.max_eval_samples=64", "trainer.batch_size=16", "hardware=cpu_ddp",
-              "trainer.max_steps=2,3",
-              f"hydra.sweep.dir={tmp_path}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    r = ftcli(
+        "train",
+        "-m",
+        "model=tiny",
+        "strategy=full",
+        "dataset.max_train_samples=128",
+        "dataset.max_eval_samples=64",
+        "trainer.batch_size=16",
+        "hardware=cpu_ddp",
+        "trainer.max_steps=2,3",
+        f"hydra.sweep.dir={tmp_path}",
+        env={"FTCLI_CACHE_DIR": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     for job, steps in (("0", 2), ("1", 3)):
         assert json.loads((tmp_path / job / "status.json").read_text())["status"] == "done"

@@ -78,8 +78,14 @@ def test_lora_total_counts_the_adapters(compose) -> None:
 @pytest.mark.parametrize("strategy", ["partial", "bitfit", "lora"])
 def test_frozen_parameters_are_bit_identical_after_training(compose, monkeypatch, strategy) -> None:
     spy = Spy(monkeypatch)
-    train(compose(*SMALL, f"strategy={strategy}", "strategy.unfreeze_layers=1" if strategy == "partial" else
-                  "strategy.lr=1e-2", "trainer.save_checkpoints=false"))  # fmt: skip
+    train(
+        compose(
+            *SMALL,
+            f"strategy={strategy}",
+            "strategy.unfreeze_layers=1" if strategy == "partial" else "strategy.lr=1e-2",
+            "trainer.save_checkpoints=false",
+        )
+    )
     frozen = trained = 0
     for name, p in spy.model.named_parameters():
         if name not in spy.before:
@@ -92,13 +98,12 @@ def test_frozen_parameters_are_bit_identical_after_training(compose, monkeypatch
     assert frozen > 0 and trained > 0
 
 
-def test_gradual_unfreeze_keeps_waiting_groups_untouched_and_logs_changes(
-    compose, monkeypatch, tmp_path
-) -> None:
+def test_gradual_unfreeze_keeps_waiting_groups_untouched_and_logs_changes(compose, monkeypatch, tmp_path) -> None:
     spy = Spy(monkeypatch)
     # 4 steps; a new group every quarter epoch (each step): by the end all 3 groups below the head train.
-    result = train(compose(*SMALL, "strategy=gradual_unfreeze", "strategy.unfreeze_every=0.25",
-                           "trainer.save_checkpoints=false"))  # fmt: skip
+    result = train(
+        compose(*SMALL, "strategy=gradual_unfreeze", "strategy.unfreeze_every=0.25", "trainer.save_checkpoints=false")
+    )
     assert result["trainable_params"] == HEAD + POOLER
     assert result["trainable_params_final"] == result["total_params"]
     log = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
@@ -120,26 +125,31 @@ def test_lp_ft_probes_then_fine_tunes(compose, monkeypatch) -> None:
 
 def test_layer_lr_decay_gives_each_layer_its_learning_rate(compose, monkeypatch) -> None:
     spy = Spy(monkeypatch)
-    train(
-        compose(
-            *TINY, "strategy=full", "strategy.lr=1e-3", "strategy.layer_lr_decay=0.5", "trainer.dry_run=true"
-        )
-    )
+    train(compose(*TINY, "strategy=full", "strategy.lr=1e-3", "strategy.layer_lr_decay=0.5", "trainer.dry_run=true"))
     lr_of = {id(p): g["lr"] for g in spy.strategy.param_groups(spy.model) for p in g["params"]}
     named = dict(spy.model.named_parameters())
     expect = {
-        "head.out.weight": 1e-3, "backbone.pooler.dense.weight": 1e-3,
+        "head.out.weight": 1e-3,
+        "backbone.pooler.dense.weight": 1e-3,
         "backbone.encoder.layer.1.attention.self.query.weight": 1e-3,  # the top layer: the full lr
         "backbone.encoder.layer.0.attention.self.query.weight": 5e-4,
         "backbone.embeddings.word_embeddings.weight": 2.5e-4,  # one factor below layer 0
-    }  # fmt: skip
+    }
     for name, lr in expect.items():
         assert lr_of[id(named[name])] == pytest.approx(lr), name
     assert len(lr_of) == len(named)  # every parameter in exactly one group
     # partial: frozen layers are not in the optimizer; decay still counts from the top
     spy2 = Spy(monkeypatch)
-    train(compose(*TINY, "strategy=partial", "strategy.unfreeze_layers=1", "strategy.lr=1e-3",
-                  "strategy.layer_lr_decay=0.5", "trainer.dry_run=true"))  # fmt: skip
+    train(
+        compose(
+            *TINY,
+            "strategy=partial",
+            "strategy.unfreeze_layers=1",
+            "strategy.lr=1e-3",
+            "strategy.layer_lr_decay=0.5",
+            "trainer.dry_run=true",
+        )
+    )
     lrs = sorted({g["lr"] for g in spy2.strategy.param_groups(spy2.model)})
     assert lrs == [1e-3]
 
@@ -152,8 +162,15 @@ def test_l2sp_keeps_weights_closer_to_the_pretrained_ones(compose, monkeypatch) 
     runs = {}
     for reg in ("none", "l2sp"):
         spy = Spy(monkeypatch)
-        train(compose(*SMALL, "strategy=full", f"strategy.regularization={reg}", "strategy.reg_lambda=1.0",
-                      "trainer.save_checkpoints=false"))  # fmt: skip
+        train(
+            compose(
+                *SMALL,
+                "strategy=full",
+                f"strategy.regularization={reg}",
+                "strategy.reg_lambda=1.0",
+                "trainer.save_checkpoints=false",
+            )
+        )
         runs[reg] = _distance(spy.model, spy.before)
         if reg == "l2sp":  # anchors only for pretrained weights, kept in their own dtype
             anchored = {id(p) for p, _ in spy.strategy.theta0}
@@ -186,8 +203,12 @@ def test_depth_map_reads_every_architectures_layer_names() -> None:
         lora.setup(model)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         assert any(n.startswith(heads[model_type]) for n in trainable), model_type  # the head trains
-        assert all("lora_" in n or depth_map(model)[0][n] == 4 and not n.startswith(("bert.", "roberta.",
-                   "distilbert.", "transformer.")) for n in trainable), model_type  # fmt: skip
+        assert all(
+            "lora_" in n
+            or depth_map(model)[0][n] == 4
+            and not n.startswith(("bert.", "roberta.", "distilbert.", "transformer."))
+            for n in trainable
+        ), model_type
 
 
 def _lora_cfg():

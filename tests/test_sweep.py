@@ -17,8 +17,9 @@ from ftcli.sweep import multirun_args, read_status, run_trial, sweep_dir, write_
 
 def test_sweep_dir_is_the_same_for_the_same_command_and_ignores_launcher_settings() -> None:
     a = sweep_dir("train", ["model=tiny", "strategy.lr=1e-3,1e-2"])
-    assert a == sweep_dir("train", ["strategy.lr=1e-3,1e-2", "model=tiny", "hydra/launcher=parallel",
-                                     "hydra.launcher.n_jobs=4"])  # fmt: skip
+    assert a == sweep_dir(
+        "train", ["strategy.lr=1e-3,1e-2", "model=tiny", "hydra/launcher=parallel", "hydra.launcher.n_jobs=4"]
+    )
     assert a != sweep_dir("train", ["model=tiny", "strategy.lr=1e-3,3e-2"])
     assert sweep_dir("train", ["hparams_search=sst2_optuna"]).startswith("multirun/train_sst2_optuna_")
 
@@ -63,14 +64,25 @@ def test_an_interrupted_trial_runs_again(tmp_path: Path) -> None:
 
 def _fake_trial(root: Path, name: str, overrides: list[str], status: str, **metrics: float) -> None:
     done = status == "completed"
-    write_status(root / name, {"status": status, "overrides": overrides, "metric": "accuracy",
-                               "metrics": {**metrics, "train_seconds": 2.0} if done else {},
-                               "error": None if done else "FtcliError: loss is nan"})  # fmt: skip
+    write_status(
+        root / name,
+        {
+            "status": status,
+            "overrides": overrides,
+            "metric": "accuracy",
+            "metrics": {**metrics, "train_seconds": 2.0} if done else {},
+            "error": None if done else "FtcliError: loss is nan",
+        },
+    )
 
 
 def test_leaderboard_ranks_completed_trials_and_averages_over_seeds(tmp_path: Path) -> None:
-    for lr, seed, acc, loss in [("1e-3", 1, 0.80, 0.5), ("1e-3", 2, 0.84, 0.4), ("1e-2", 1, 0.70, 0.6),
-                                ("1e-2", 2, 0.74, 0.3)]:  # fmt: skip
+    for lr, seed, acc, loss in [
+        ("1e-3", 1, 0.80, 0.5),
+        ("1e-3", 2, 0.84, 0.4),
+        ("1e-2", 1, 0.70, 0.6),
+        ("1e-2", 2, 0.74, 0.3),
+    ]:
         overrides = ["model=tiny", f"strategy.lr={lr}", f"trainer.seed={seed}"]
         _fake_trial(tmp_path, f"lr={lr},seed={seed}", overrides, "completed", accuracy=acc, loss=loss)
     _fake_trial(tmp_path, "lr=1,seed=1", ["model=tiny", "strategy.lr=1", "trainer.seed=1"], "failed")
@@ -98,9 +110,7 @@ def test_leaderboard_ranks_completed_trials_and_averages_over_seeds(tmp_path: Pa
 
 def test_leaderboard_of_a_missing_dir_is_one_line(tmp_path: Path) -> None:
     r = ftcli("leaderboard", str(tmp_path / "nope"))
-    assert (
-        r.returncode == 2 and r.stderr.startswith("ftcli: error:") and len(r.stderr.strip().splitlines()) == 1
-    )
+    assert r.returncode == 2 and r.stderr.startswith("ftcli: error:") and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_leaderboard_does_not_import_torch(tmp_path: Path) -> None:
@@ -108,8 +118,10 @@ def test_leaderboard_does_not_import_torch(tmp_path: Path) -> None:
     import sys
 
     _fake_trial(tmp_path, "a", ["x=1"], "completed", accuracy=0.5)
-    code = ("import sys; from ftcli.cli import main; main(['leaderboard', sys.argv[1]]); "
-            "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
+    code = (
+        "import sys; from ftcli.cli import main; main(['leaderboard', sys.argv[1]]); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
 
@@ -147,8 +159,10 @@ def test_sweep_survives_a_failed_trial_and_resumes_only_that_one(tmp_path: Path,
     r = ftcli(*args, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     status = {p.parent.name: json.loads(p.read_text())["status"] for p in sweep.glob("*/status.json")}
-    assert status == {f"model.config_overrides.num_attention_heads={h}": s for h, s in
-                      [(1, "completed"), (2, "completed"), (3, "failed"), (4, "completed")]}  # fmt: skip
+    assert status == {
+        f"model.config_overrides.num_attention_heads={h}": s
+        for h, s in [(1, "completed"), (2, "completed"), (3, "failed"), (4, "completed")]
+    }
     assert "4 trials (3 completed, 1 failed)" in r.stdout  # the leaderboard closes the sweep
     done = {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
     assert len(done) == 3
@@ -166,9 +180,17 @@ def test_sweep_survives_a_failed_trial_and_resumes_only_that_one(tmp_path: Path,
 @pytest.mark.slow
 def test_optuna_sweep_marks_a_failed_trial_failed_and_goes_on(tmp_path: Path, cache_dir: Path) -> None:
     sweep = tmp_path / "optuna"
-    r = ftcli("train", "-m", "hparams_search=sst2_optuna", *TINY, "trainer.max_steps=2",
-              "hydra.sweeper.n_trials=4", "model.config_overrides.num_attention_heads=choice(2,3)",
-              f"hydra.sweep.dir={sweep}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    r = ftcli(
+        "train",
+        "-m",
+        "hparams_search=sst2_optuna",
+        *TINY,
+        "trainer.max_steps=2",
+        "hydra.sweeper.n_trials=4",
+        "model.config_overrides.num_attention_heads=choice(2,3)",
+        f"hydra.sweep.dir={sweep}",
+        env={"FTCLI_CACHE_DIR": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     trials = find_trials(sweep)
     assert len(trials) == 4 and {t.status for t in trials} <= {"completed", "failed"}
@@ -180,10 +202,18 @@ def test_optuna_sweep_marks_a_failed_trial_failed_and_goes_on(tmp_path: Path, ca
 @pytest.mark.slow
 def test_parallel_launcher_runs_trials_in_worker_processes(tmp_path: Path, cache_dir: Path) -> None:
     sweep = tmp_path / "parallel"
-    r = ftcli("train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *TINY,
-              "trainer.max_steps=2", "hardware.cpu_threads=1",
-              "model.config_overrides.num_attention_heads=2,3",
-              f"hydra.sweep.dir={sweep}", env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+    r = ftcli(
+        "train",
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        *TINY,
+        "trainer.max_steps=2",
+        "hardware.cpu_threads=1",
+        "model.config_overrides.num_attention_heads=2,3",
+        f"hydra.sweep.dir={sweep}",
+        env={"FTCLI_CACHE_DIR": str(cache_dir)},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Joblib.Parallel" in r.stdout + r.stderr
     trials = {t.overrides["model.config_overrides.num_attention_heads"]: t for t in find_trials(sweep)}

@@ -105,7 +105,7 @@ def test_feature_extract_keeps_backbone_bit_identical_and_reuses_the_cache(compo
     start = build_model(cfg.model, "mean", data.label_names, tok, cfg.trainer.seed)
     first = train(cfg)
     trained, _, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "last")
-    for (name, p0), (_, p1) in zip(start.backbone.named_parameters(), trained.backbone.named_parameters()):
+    for (name, p0), (_, p1) in zip(start.backbone.named_parameters(), trained.backbone.named_parameters(), strict=True):
         assert torch.equal(p0, p1), name
     assert not torch.equal(start.head.out.weight, trained.head.out.weight)  # the head did train
 
@@ -114,8 +114,14 @@ def test_feature_extract_keeps_backbone_bit_identical_and_reuses_the_cache(compo
 
 
 def test_early_stopping_stops_after_patience(compose) -> None:
-    cfg = compose(*TINY, "strategy=full", "trainer.epochs=30", "trainer.eval_every_steps=2",
-                  "trainer.early_stopping_patience=1", "strategy.lr=1e-9")  # fmt: skip
+    cfg = compose(
+        *TINY,
+        "strategy=full",
+        "trainer.epochs=30",
+        "trainer.eval_every_steps=2",
+        "trainer.early_stopping_patience=1",
+        "strategy.lr=1e-9",
+    )
     train(cfg)
     evals = [json.loads(x) for x in (Path(cfg.output_dir) / "metrics.jsonl").read_text().splitlines()]
     evals = [x for x in evals if x.get("split") == "validation"]
