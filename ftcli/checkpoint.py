@@ -103,7 +103,7 @@ def recover(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_folder(folder: Path) -> Iterator[Path]:
+def atomic_folder(folder: Path, manifest: bool = True) -> Iterator[Path]:
     """Yield a hidden temporary folder to fill; on success it gets a manifest and replaces ``folder``.
 
     On any error the temporary folder is removed (a full disk gets its space back) and ``folder``
@@ -118,7 +118,8 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        write_manifest(tmp)
+        if manifest:
+            write_manifest(tmp)
         _fsync(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -130,6 +131,19 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
     os.replace(tmp, folder)
     _fsync(folder.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def link_checkpoint(src: Path, dst: Path) -> None:
+    """Make ``dst`` a second name for checkpoint ``src``'s files (hard links: no bytes written), atomically.
+
+    Used when the last evaluation was also the best: the two checkpoints hold the same weights.
+    """
+    src = Path(src)
+    with atomic_folder(dst, manifest=False) as tmp:  # src's manifest describes the linked files exactly
+        for f in [*_files(src), src / MANIFEST]:
+            target = tmp / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(f, target)
 
 
 def save_checkpoint(

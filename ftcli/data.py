@@ -159,7 +159,17 @@ def _as_id(value: Any, index: dict[str, int], n: int) -> int | None:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Identity of a tokenizer's behaviour (vocab, normaliser, specials) for cache keys."""
+    """Identity of a tokenizer's behaviour (vocab, normaliser, specials) for cache keys.
+
+    Computed once per tokenizer object (serialising a 30k vocab is not free) and remembered on it."""
+    known = getattr(tokenizer, "_ftcli_fingerprint", None)
+    if known is None:
+        known = _fingerprint_of(tokenizer)
+        tokenizer._ftcli_fingerprint = known
+    return known
+
+
+def _fingerprint_of(tokenizer: Any) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         spec = json.loads(backend.to_str())

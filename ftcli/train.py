@@ -104,7 +104,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
-    from ftcli.checkpoint import StopSignals, load_state, resume_config, save_checkpoint, save_state, trim_log
+    from ftcli.checkpoint import (
+        StopSignals,
+        link_checkpoint,
+        load_state,
+        resume_config,
+        save_checkpoint,
+        save_state,
+        trim_log,
+    )
     from ftcli.data import (
         LengthGroupedBatches,
         ShardedBatches,
@@ -354,7 +362,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log_file.close()
         end(accelerator)
         return {"interrupted_by_signal": float(signum), "step": float(step)}
-    save("last", last_metrics)
+    best_dir, last_dir = out_dir / "checkpoints" / "best", out_dir / "checkpoints" / "last"
+    if main and tc.save_checkpoints and best_metrics.get("step") == last_metrics.get("step") and best_dir.is_dir():
+        link_checkpoint(best_dir, last_dir)  # the last evaluation was the best: same weights, no second write
+    else:
+        save("last", last_metrics)
     result = {**scalar_metrics(best_metrics), **summary, "train_seconds": time.perf_counter() - t0}
     result["trainable_params_final"] = count_parameters(model)[0]  # differs under gradual_unfreeze / lp_ft
     if main:

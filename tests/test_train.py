@@ -171,3 +171,36 @@ def test_tokenisation_is_cached_across_calls(compose) -> None:
     assert first.cache_files and first.cache_files == again.cache_files  # read back, not recomputed
     longer = tokenize(data.splits["validation"], tok, ["sentence"], 128)
     assert longer._fingerprint != first._fingerprint  # the key includes max_length
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_metrics_agree_with_scikit_learn(k: int) -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    from ftcli.evaluate import compute_metrics
+
+    rng = np.random.default_rng(k)
+    labels = rng.integers(0, k, size=400)
+    logits = rng.normal(size=(400, k)) + 1.5 * np.eye(k)[labels] * (rng.random(400)[:, None] < 0.6)
+    logits[:, k - 1] -= 10 if k == 5 else 0  # a class never predicted: zero-division rules
+    ours = compute_metrics(labels, logits, [str(i) for i in range(k)])
+    preds = logits.argmax(-1)
+    p, r, f, s = sk.precision_recall_fscore_support(labels, preds, labels=range(k), zero_division=0)
+    assert ours["accuracy"] == pytest.approx(sk.accuracy_score(labels, preds))
+    assert ours["f1_macro"] == pytest.approx(f.mean())
+    assert ours["precision_macro"] == pytest.approx(p.mean())
+    assert ours["recall_macro"] == pytest.approx(r.mean())
+    assert ours["mcc"] == pytest.approx(sk.matthews_corrcoef(labels, preds))
+    assert ours["confusion_matrix"] == sk.confusion_matrix(labels, preds, labels=range(k)).tolist()
+    assert ours["loss"] == pytest.approx(sk.log_loss(labels, np.exp(logits) / np.exp(logits).sum(1, keepdims=True)))
+
+
+def test_last_equal_to_best_is_linked_not_rewritten(tiny_run, tmp_path) -> None:
+    from ftcli.checkpoint import link_checkpoint, load_checkpoint, verify_manifest
+
+    _, _, out = tiny_run
+    best = out / "checkpoints" / "best"
+    link_checkpoint(best, tmp_path / "last")
+    assert (tmp_path / "last" / "model.safetensors").stat().st_ino == (best / "model.safetensors").stat().st_ino
+    assert verify_manifest(tmp_path / "last")
+    model, _, _ = load_checkpoint(tmp_path / "last")
+    assert model.config.num_labels == 2
