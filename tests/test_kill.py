@@ -20,7 +20,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from ftcli.checkpoint import load_checkpoint, verify_manifest
+from ftcli.checkpoint import load_checkpoint, state_folders, verify_manifest
 from ftcli.config import TrainConfig, TrainerConfig
 
 pytestmark = pytest.mark.slow
@@ -112,11 +112,12 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_weights(tmp_path: Path, ca
     ref, run = tmp_path / "ref", tmp_path / "killed"
     full = _timed_run([*args, f"hydra.run.dir={ref}"], cache_dir)
     rng = random.Random(SEED)
-    kills, attempts = 0, 0
+    kills, attempts, resumed = 0, 0, 0
     while not (run / "metrics.json").is_file():
         attempts += 1
         assert attempts <= 20, "the run never finished"
-        resumable = any((p / "manifest.json").is_file() for p in _checkpoints(run))
+        resumable = bool(state_folders(run))  # a complete state/step_N: resume, else start afresh
+        resumed += resumable
         cmd = [f"resume={run}", f"hydra.run.dir={run}"] if resumable else [*args, f"hydra.run.dir={run}"]
         p = _start(cmd, cache_dir)
         delay = rng.uniform(0.2, 0.9) * full
@@ -127,6 +128,7 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_weights(tmp_path: Path, ca
         out, _ = p.communicate(timeout=900)
         assert p.returncode == 0, out[-3000:]
     assert kills >= 1
+    assert resumed >= 1, "no start found a saved state: nothing was resumed"
     a, b = _weights(ref / "checkpoints" / "last"), _weights(run / "checkpoints" / "last")
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
