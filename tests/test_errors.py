@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ftcli
+from conftest import ftcli, tiny_classifier
 
 FILES = ["dataset=files", "dataset.train_file={d}/train.csv", "dataset.validation_file={d}/val.csv"]
 TINY = [
@@ -42,10 +42,7 @@ def _csv(path: Path, rows: list[tuple], header: tuple = ("text", "label")) -> No
 @pytest.fixture(scope="module")
 def d(tmp_path_factory) -> Path:
     """Data files, model folders and checkpoints, good and damaged, built once for the table."""
-    from transformers import BertConfig, BertForSequenceClassification
-
     from ftcli.checkpoint import save_checkpoint
-    from ftcli.models import train_wordpiece
 
     root = tmp_path_factory.mktemp("bad")
     texts = [f"sample {i} is {'good' if i % 2 else 'bad'}" for i in range(40)]
@@ -62,18 +59,7 @@ def d(tmp_path_factory) -> Path:
     (root / "not_a_model").mkdir()
     (root / "not_a_model" / "README.md").write_text("just notes")
 
-    torch.manual_seed(0)
-    tok = train_wordpiece(texts, 200, root / "tok")
-    arch = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    model = BertForSequenceClassification(arch)
+    model, tok = tiny_classifier(texts, root / "tok")
     save_checkpoint(model, tok, root / "model", None, {})  # a model folder and a checkpoint, with manifest
 
     def variant(name: str) -> Path:
