@@ -212,7 +212,24 @@ class BitFitStrategy(Strategy):
         return head or name.endswith("bias")
 
 
-class GradualUnfreezeStrategy(Strategy):
+class ScheduledStrategy(Strategy):
+    """What trains changes during the run; every parameter may train at some point (so all are in AdamW)."""
+
+    def ever_trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
+        return True
+
+    def _advance(self, model: nn.Module, position: float) -> bool:
+        """Apply the schedule at ``position`` (in epochs); True when what trains changed."""
+        raise NotImplementedError
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
+        return self._advance(model, float(epoch))
+
+    def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
+        return self._advance(model, step / steps_per_epoch)
+
+
+class GradualUnfreezeStrategy(ScheduledStrategy):
     """Stage s: the head, post and the top s layer groups train; s grows each unfreeze_every epochs."""
 
     cfg: GradualUnfreezeConfig
@@ -222,9 +239,6 @@ class GradualUnfreezeStrategy(Strategy):
     def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
         return head or depth > layers - self.stage
 
-    def ever_trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
-        return True
-
     def _advance(self, model: nn.Module, position: float) -> bool:
         stage = int(position / self.cfg.unfreeze_every + 1e-9)
         if stage == self.stage:
@@ -232,14 +246,8 @@ class GradualUnfreezeStrategy(Strategy):
         self.stage = stage
         return self._apply(model, self.trains)
 
-    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
-        return self._advance(model, float(epoch))
 
-    def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
-        return self._advance(model, step / steps_per_epoch)
-
-
-class LpFtStrategy(Strategy):
+class LpFtStrategy(ScheduledStrategy):
     """Linear probing (only the head trains) for ``lp_epochs``, then every parameter trains."""
 
     cfg: LpFtConfig
@@ -248,9 +256,6 @@ class LpFtStrategy(Strategy):
 
     def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
         return head or not self.probing
-
-    def ever_trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
-        return True
 
     def group_lr(self, depth: int, layers: int, head: bool) -> float:
         if head and self.cfg.head_lr is not None:
@@ -262,12 +267,6 @@ class LpFtStrategy(Strategy):
             return False
         self.probing = False
         return self._apply(model, self.trains)
-
-    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
-        return self._advance(model, float(epoch))
-
-    def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
-        return self._advance(model, step / steps_per_epoch)
 
 
 class LoraStrategy(Strategy):

@@ -291,25 +291,13 @@ def test_a_truncated_vocab_cache_entry_is_rebuilt(compose, tmp_path: Path) -> No
 
 def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
     import numpy as np
-    from transformers import BertConfig, BertModel
 
     from ftcli.features import cached_features
     from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
-    from ftcli.models import train_wordpiece
 
     texts = [f"sample {i} is {'good' if i % 2 else 'bad'}" for i in range(20)]
-    tok = train_wordpiece(texts, 200, tmp_path / "tok")
-    torch.manual_seed(0)
-    backbone = BertModel(
-        BertConfig(
-            vocab_size=len(tok),
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=32,
-        )
-    )
+    classifier, tok = tiny_classifier(texts, tmp_path / "tok")
+    backbone = classifier.bert
     model = PooledClassifierForSequenceClassification(
         PooledClassifierConfig(backbone=backbone.config.to_dict(), num_labels=2), backbone=backbone
     )
