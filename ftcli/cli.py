@@ -107,17 +107,33 @@ def expand_sweeps(overrides: list[str]) -> list[list[str]]:
     return combos
 
 
-def preflight(config_name: str, overrides: list[str]) -> None:
-    """Compose and validate every job's config before Hydra starts: mistakes fail in one line, early."""
+def preflight(config_name: str, args: list[str]) -> None:
+    """Before Hydra starts, compose and validate every job's config and check that the run (or sweep)
+    directory can be made: mistakes fail in one line, early."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
 
     from ftcli.config import FtcliError, config_dir, explain, validate
 
+    overrides, _ = split_overrides(args)
+    hydra_args = [a for a in args if a.startswith("hydra.") and "=" in a]
+    multirun = "-m" in args or "--multirun" in args
+    run_dir = None
     try:
         combos = expand_sweeps(overrides)
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
-            for combo in combos:
-                cfg = compose(config_name=config_name, overrides=combo)
+            for i, combo in enumerate(combos):
+                cfg = None
+                if i == 0:  # the first job with Hydra's own config: where the run dir will be
+                    try:
+                        cfg = compose(config_name=config_name, overrides=combo + hydra_args, return_hydra_config=True)
+                        run_dir = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
+                        with open_dict(cfg):
+                            del cfg["hydra"]
+                    except Exception:  # an unusual hydra.* override: Hydra itself reports it
+                        cfg = None
+                if cfg is None:
+                    cfg = compose(config_name=config_name, overrides=combo)
                 for key in ("output_dir", "cache_dir"):  # Hydra's run dir does not exist yet
                     if key in cfg:
                         cfg[key] = "."
@@ -126,6 +142,8 @@ def preflight(config_name: str, overrides: list[str]) -> None:
         fail(str(e))
     except Exception as e:  # Hydra / OmegaConf composition errors
         fail(explain(e, config_name))
+    if run_dir is not None:
+        check_run_dir(Path(str(run_dir)).expanduser(), "hydra.sweep.dir" if multirun else "hydra.run.dir")
 
 
 def resume_into_run_dir(args: list[str]) -> list[str]:
@@ -144,24 +162,10 @@ def resume_into_run_dir(args: list[str]) -> list[str]:
     return [*kept, f"resume={run}", f"hydra.run.dir={run}", "hydra.output_subdir=null"]
 
 
-def check_run_dir(config_name: str, args: list[str]) -> None:
+def check_run_dir(run_dir: Path, key: str) -> None:
     """Fail in one line, before Hydra starts, when the run (or sweep) directory cannot be created."""
     import tempfile
 
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir
-
-    multirun = "-m" in args or "--multirun" in args
-    wanted = [a for a in args if a.startswith("hydra.") and "=" in a]
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
-            first_job = expand_sweeps(split_overrides(args)[0])[0]
-            cfg = compose(config_name=config_name, overrides=first_job + wanted, return_hydra_config=True)
-            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-            run_dir = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)).expanduser()
-    except Exception:  # an unusual hydra.* override: Hydra itself reports it
-        return
     ancestor = run_dir.absolute()
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
@@ -275,8 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         rest = resume_into_run_dir(rest)
     overrides, runs = split_overrides(rest)
     if runs:
-        preflight(COMMANDS[command], overrides)
-        check_run_dir(COMMANDS[command], rest)
+        preflight(COMMANDS[command], rest)
     sweep = None
     if runs and command == "train" and is_multirun(rest):
         extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names

@@ -176,7 +176,7 @@ class TrainerConfig:
     epochs: int = opt(3, ge=1)
     max_steps: int = opt(-1, ge=-1)  # > 0 overrides epochs
     batch_size: int = opt(32, ge=1)  # per device
-    eval_batch_size: int = opt(128, ge=1)
+    eval_batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
     grad_accum: int = opt(1, ge=1)
     seed: int = 42
     metric: str = opt("accuracy", choices=METRICS)  # picks checkpoints/best
@@ -208,7 +208,7 @@ class TrainConfig:
 @dataclass
 class EvalOptions:
     split: str = opt("validation", choices=("train", "validation", "test"))
-    batch_size: int | None = opt(None, ge=1)  # None: the training run's eval_batch_size
+    batch_size: int | None = opt(None, ge=1)  # None: the training run's eval_batch_size (or its default)
     ece_bins: int = opt(15, ge=2)  # equal-width confidence bins for ECE and the reliability diagram
     bootstrap: int = opt(1000, ge=0)  # resamples for 95% intervals of accuracy and F1; 0 turns them off
     temperature_scaling: bool = False  # fit one temperature on held-out data; report ECE before and after
@@ -238,7 +238,7 @@ class PredictConfig:
     text_column: str | None = None  # None: the column the checkpoint was trained on
     text_pair_column: str | None = None
     quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
-    batch_size: int = opt(64, ge=1)
+    batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
     hardware: HardwareConfig = MISSING
     output_dir: str = MISSING
 

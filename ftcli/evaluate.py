@@ -210,6 +210,7 @@ def eval_checkpoint(
     from ftcli.calibration import expected_calibration_error as ece
     from ftcli.checkpoint import load_checkpoint
     from ftcli.data import LabelError
+    from ftcli.train import inference_batch_size
 
     model, tokenizer, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -225,7 +226,8 @@ def eval_checkpoint(
         )
     seed = run_cfg.trainer.seed if run_cfg is not None else 42
     max_length = run_cfg.model.max_length if run_cfg is not None else 512
-    batch_size = cfg.eval.batch_size or (run_cfg.trainer.eval_batch_size if run_cfg is not None else 128)
+    trained_with = run_cfg.trainer.eval_batch_size if run_cfg is not None else None
+    batch_size = inference_batch_size(cfg.eval.batch_size or trained_with, accelerator.device)
     split = cfg.eval.split
     model = accelerator.prepare(model)
     try:

@@ -109,7 +109,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     from ftcli.config import validate
     from ftcli.evaluate import resolve_checkpoint
     from ftcli.progress import console
-    from ftcli.train import make_accelerator
+    from ftcli.train import inference_batch_size, make_accelerator
 
     validate(cfg)
     if (cfg.text is None) == (cfg.input is None):
@@ -150,7 +150,8 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     texts = [str(r[text_col] or "") for r in rows]
     pairs = [str(r[pair_col] or "") for r in rows] if pair_col else None
     start = time.perf_counter()
-    probs = predict_proba(model, tokenizer, texts, pairs, max_length, cfg.batch_size, accelerator)
+    batch_size = inference_batch_size(cfg.batch_size, accelerator.device)
+    probs = predict_proba(model, tokenizer, texts, pairs, max_length, batch_size, accelerator)
     rate = len(rows) / max(time.perf_counter() - start, 1e-9)
     dest = Path(cfg.output).expanduser() if cfg.output else Path(cfg.output_dir) / f"predictions{src.suffix}"
     write_rows(dest, rows, probs, names, quoting)
