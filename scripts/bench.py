@@ -10,7 +10,7 @@ contender of a benchmark:
 
   (a) full fine-tuning, 1 epoch:     stock Trainer (pad to 128) · Trainer at its best settings
                                      (DataCollatorWithPadding + group_by_length) · ftcli strategy=full
-  (b) feature extraction, 3 epochs:  the same three with the backbone frozen; ftcli twice (cold, then warm cache)
+  (b) feature extraction, 3 epochs:  the same three with the backbone frozen; ftcli cold, then 3× warm (cache hits)
   (c) evaluation of the 872 validation sentences: Trainer.evaluate (stock) · ftcli eval
 
 The stock recipe is run_glue.py's: max_seq_length 128, pad_to_max_length, batch 32, AdamW, linear schedule.
@@ -169,7 +169,6 @@ def ftcli_eval(checkpoint: Path, run_dir: Path) -> dict:
         "eval",
         f"checkpoint={checkpoint}",
         "hardware=cpu",
-        "eval.batch_size=128",
         f"hydra.run.dir={run_dir}",
     ]
     wall, rss, _ = run(cmd)
@@ -247,13 +246,15 @@ def main() -> None:
     if "b" in only or "c" in only:
         fe = [*common, "strategy=feature_extract", f"strategy.lr={args.fe_lr}", "trainer.epochs=3"]
         cold = ftcli(fe, work / "b1", cache)
-        warm = ftcli(fe, work / "b2", cache)
+        # the same run again, three times (this machine's noise is ±15%): every one a feature-cache hit
+        warms = [ftcli(fe, work / f"b2-{i}", cache) for i in range(3)]
+        warm = sorted(warms, key=lambda r: r["wall_s"])[1]  # the median
     if "b" in only:
         rows = {
             "HF stock frozen (pad 128)": hf("stock", True, args.fe_lr, 3, n),
             "HF best frozen (dyn. pad + group_by_length)": hf("best", True, args.fe_lr, 3, n),
             "ftcli feature_extract (cold cache)": cold,
-            "ftcli feature_extract (warm cache)": warm,
+            "ftcli feature_extract (warm cache, median of 3)": warm,
         }
         for r in rows.values():  # (b) is about the whole process: samples/s over its wall time
             r["samples_per_s"] = 3 * n / r["wall_s"]
@@ -265,7 +266,8 @@ def main() -> None:
                 ["HF stock frozen (pad 128)", "HF best frozen (dyn. pad + group_by_length)"],
             )
         )
-        report.append(f"\nsecond identical ftcli run (feature cache hit): {warm['wall_s']:.1f} s whole process")
+        walls = " / ".join(f"{r['wall_s']:.1f}" for r in warms)
+        report.append(f"\nidentical ftcli runs after the first (feature cache hits): {walls} s whole process")
         print("\n".join(report[-2:]), flush=True)
     if "c" in only:
         stock = hf("stock", True, args.fe_lr, 1, 64)  # a short fit; what is timed is Trainer.evaluate
