@@ -64,11 +64,21 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, folder: Path) -> Any:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    texts = list(texts)
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    # The trainer numbers the "##x" pieces in hash-map order, which differs from run to run and breaks
+    # ties between merges differently (huggingface/tokenizers#1794): the same text gave another vocab in
+    # every process. Listed up front (sorted), they are numbered the same way every time.
+    chars = {c for t in texts for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(t)) for c in w}
+    pieces = [f"##{c}" for c in sorted(chars)]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=[*SPECIALS, *pieces], show_progress=False)
+    draft = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    draft.normalizer, draft.pre_tokenizer = normalizer, pre_tokenizer
+    draft.train_from_iterator(texts, trainer)
+    # the pieces were only listed to fix their numbers: rebuilt from the vocab, they are ordinary tokens
+    tok = Tokenizer(models.WordPiece(draft.get_vocab(), unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS)))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

@@ -41,3 +41,20 @@ def test_architecture_trains_saves_and_predicts_the_same_after_reload(compose, a
         alone = np.concatenate([model(**tok([t], return_tensors="pt")).logits.numpy() for t in texts])
     np.testing.assert_allclose(batched, alone, atol=1e-4)  # padding is masked, whatever the architecture
     assert 0.0 <= result["accuracy"] <= 1.0
+
+
+def test_the_tiny_vocab_is_the_same_in_every_process(tmp_path) -> None:
+    """Trained on the same text, the WordPiece vocab must not depend on the process (hash-map order)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ftcli.models import train_wordpiece;"
+        "texts = [l.split('\\t')[0] for l in open(sys.argv[1]).read().splitlines()[1:2001]];"
+        "tok = train_wordpiece(texts, 1000, sys.argv[2]); print(sorted(tok.get_vocab().items()))"
+    )
+    from ftcli.config import ASSETS_DIR
+
+    data = str(ASSETS_DIR / "sst2" / "train.tsv")
+    vocabs = {subprocess.check_output([sys.executable, "-c", code, data, str(tmp_path / str(i))]) for i in range(3)}
+    assert len(vocabs) == 1
