@@ -289,6 +289,17 @@ def sorted_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None 
     return _cut(order, lengths, batch_size, max_tokens)
 
 
+def text_batches(
+    tokenizer: Any, texts: list[str], pairs: list[str] | None, max_length: int, batch_size: int
+) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    """(row indices, padded tensor batch) over raw texts, longest first (for predict and export checks)."""
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    lengths = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
+    collate = collator(tokenizer)
+    for idx in sorted_batches(lengths, batch_size):
+        yield idx, collate([{k: enc[k][i] for k in enc} for i in idx])
+
+
 def collator(tokenizer: Any) -> Any:
     from transformers import DataCollatorWithPadding
 

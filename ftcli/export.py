@@ -79,19 +79,14 @@ def verify_onnx(
     except ImportError as e:
         raise FtcliError("verify=true needs onnxruntime (pip install 'ftcli[export]'), or set verify=false") from e
     import torch
-    from transformers import DataCollatorWithPadding
 
-    from ftcli.data import sorted_batches
+    from ftcli.data import text_batches
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    lengths = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
-    collate = DataCollatorWithPadding(tokenizer)
     worst = 0.0
     model = model.float().eval()
     with torch.inference_mode():
-        for idx in sorted_batches(lengths, batch_size):
-            batch = collate([{k: enc[k][i] for k in names} for i in idx])
+        for _, batch in text_batches(tokenizer, texts, pairs, max_length, batch_size):
             ours = model(**{k: batch[k] for k in names}).logits.numpy()
             theirs = session.run(["logits"], {k: batch[k].numpy().astype(np.int64) for k in names})[0]
             worst = max(worst, float(np.abs(ours - theirs).max()))

@@ -84,21 +84,15 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities [N, K] in input order; batches are length-sorted (little padding)."""
     import torch
-    from transformers import DataCollatorWithPadding
 
     from ftcli.calibration import softmax
-    from ftcli.data import sorted_batches
+    from ftcli.data import text_batches
 
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    lengths = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
-    collate = DataCollatorWithPadding(tokenizer)
     probs = np.empty((len(texts), model.config.num_labels))
     model.eval()
     with torch.inference_mode(), accelerator.autocast():
-        for idx in sorted_batches(lengths, batch_size):
-            batch = {
-                k: v.to(accelerator.device) for k, v in collate([{k: enc[k][i] for k in enc} for i in idx]).items()
-            }
+        for idx, batch in text_batches(tokenizer, texts, pairs, max_length, batch_size):
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             probs[idx] = softmax(model(**batch).logits.float().cpu().numpy())  # off the device per batch
     return probs
 
