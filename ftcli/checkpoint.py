@@ -288,13 +288,12 @@ def resume_config(cfg: Any) -> Any:
     """The run's own resolved config, pointed at its run dir, when ``cfg.resume`` is set; else ``cfg``."""
     from omegaconf import OmegaConf
 
-    from ftcli.config import TrainConfig
+    from ftcli.config import typed_train_config
 
     if not cfg.get("resume"):
         return cfg
     run = find_run(cfg.resume)
-    saved = OmegaConf.load(run / "config.yaml")
-    own = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    own = typed_train_config(OmegaConf.load(run / "config.yaml"))
     own.output_dir, own.resume = str(run), str(run)
     for key in PLACEMENT:  # where this process runs (a requeued job may land on other nodes), not what trains
         own.hardware[key] = cfg.hardware[key]

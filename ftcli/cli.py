@@ -203,13 +203,9 @@ def run_task(command: str, cfg: Any) -> Any:
     quiet_libraries()
     try:
         if command == "train":
-            from ftcli.checkpoint import resume_config
-            from ftcli.launch import launch, leave_process_group, needs_launch
-            from ftcli.train import train
+            from ftcli.launch import run_training
 
-            cfg = resume_config(cfg)  # a resumed run keeps its own hardware, batch and everything else
-            metrics = launch(cfg) if needs_launch(cfg.hardware) else train(cfg)
-            leave_process_group()  # under accelerate launch / torchrun
+            metrics, cfg = run_training(cfg)
             if metrics.get("interrupted_by_signal"):  # state saved; the status a killed process would have
                 raise SystemExit(128 + int(metrics["interrupted_by_signal"]))
             return metrics.get(cfg.trainer.metric)

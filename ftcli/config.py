@@ -205,6 +205,16 @@ class TrainConfig:
     resume: str | None = None  # a run dir or "latest": continue it with its own config
 
 
+def typed_train_config(saved: Any) -> Any:
+    """A saved, resolved train config under its typed schema again: the strategy's own schema included
+    (lp_ft's lp_epochs, lora's rank), which the generic StrategyConfig field would reject."""
+    schema = OmegaConf.structured(TrainConfig)
+    strategy = STRATEGY_SCHEMAS.get(OmegaConf.select(saved, "strategy.name") or "")
+    if strategy is not None:
+        schema.strategy = OmegaConf.structured(strategy)
+    return OmegaConf.merge(schema, saved)
+
+
 @dataclass
 class EvalOptions:
     split: str = opt("validation", choices=("train", "validation", "test"))

@@ -24,7 +24,7 @@ from typing import Any
 from ftcli.config import FtcliError, HardwareConfig
 
 LAUNCH_CONFIG = "launch.yaml"  # the resolved config the workers read
-STATUS = "status.json"  # how the run ended, written by the main worker
+STATUS = "launch.json"  # how the workers ended, written by the main worker for the launching process
 
 
 def in_worker() -> bool:
@@ -161,6 +161,18 @@ def launch(cfg: Any) -> dict[str, Any]:
     return status.get("result", {})
 
 
+def run_training(cfg: Any) -> tuple[dict[str, Any], Any]:
+    """``ftcli train`` for one job (a run or a sweep trial): the run's own config when it resumes, the
+    workers its hardware needs, or training in this process. Returns (metrics, the config it ran)."""
+    from ftcli.checkpoint import resume_config
+    from ftcli.train import train
+
+    cfg = resume_config(cfg)  # a resumed run keeps its own hardware, batch and everything else
+    metrics = launch(cfg) if needs_launch(cfg.hardware) else train(cfg)
+    leave_process_group()  # under accelerate launch / torchrun
+    return metrics, cfg
+
+
 def share_config(accelerator: Any, cfg: Any) -> Any:
     """Rank 0's resolved config on every rank (ranks composed apart may disagree on the run dir)."""
     if accelerator.num_processes == 1:
@@ -168,11 +180,11 @@ def share_config(accelerator: Any, cfg: Any) -> Any:
     from accelerate.utils import broadcast_object_list
     from omegaconf import OmegaConf
 
-    from ftcli.config import TrainConfig
+    from ftcli.config import typed_train_config
 
     text = [OmegaConf.to_yaml(cfg, resolve=True) if accelerator.is_main_process else None]
     broadcast_object_list(text, from_process=0)
-    return OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(text[0]))
+    return typed_train_config(OmegaConf.create(text[0]))
 
 
 def leave_process_group() -> None:
@@ -193,14 +205,14 @@ def worker(config_file: str) -> None:
 
     from omegaconf import DictConfig, OmegaConf
 
-    from ftcli.config import TrainConfig, register_configs
+    from ftcli.config import register_configs, typed_train_config
     from ftcli.progress import quiet_libraries
     from ftcli.train import train
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: where a stuck worker is
     register_configs()
     quiet_libraries()
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(config_file))
+    cfg = typed_train_config(OmegaConf.load(config_file))
     assert isinstance(cfg, DictConfig)
     main = int(os.environ.get("RANK", "0")) == 0
     try:

@@ -22,7 +22,7 @@ from ftcli.config import METRICS, FtcliError
 LOWER_IS_BETTER = {"loss"}
 SHOWN_METRICS = ("accuracy", "f1_macro", "mcc", "loss")  # the table's metric columns (CSV has all)
 SEED_KEY = "trainer.seed"
-STATUS_ORDER = {"completed": 0, "running": 1, "failed": 2}
+STATUS_ORDER = {"completed": 0, "running": 1, "interrupted": 1, "failed": 2}
 
 
 @dataclass

@@ -79,11 +79,11 @@ def run_sweep_job(cfg: Any) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
     def train() -> dict[str, float]:
+        from ftcli.launch import run_training  # imported only when the trial really runs: skipping stays instant
         from ftcli.progress import quiet_libraries
-        from ftcli.train import train  # imported only when the trial really runs: skipping stays instant
 
         quiet_libraries()
-        return train(cfg)
+        return run_training(cfg)[0]
 
     overrides = list(HydraConfig.get().overrides.task)
     return run_trial(Path(cfg.output_dir), overrides, cfg.trainer.metric, train, config_hash(cfg))
@@ -169,6 +169,10 @@ def run_trial(
         )
         console.print(f"[red]trial failed[/] ({' '.join(overrides)}): {message}")
         return None
+    signum = int(metrics.get("interrupted_by_signal", 0))
+    if signum:  # stopped by SIGTERM/SIGINT: not done (the same sweep runs it again), and the sweep stops
+        write_status(job_dir, {**base, "status": "interrupted", "seconds": time.perf_counter() - t0})
+        raise SystemExit(128 + signum)
     value = metrics.get(metric)
     write_status(
         job_dir,

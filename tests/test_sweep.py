@@ -62,6 +62,15 @@ def test_an_interrupted_trial_runs_again(tmp_path: Path) -> None:
     assert run_trial(job, ["a=1"], "accuracy", lambda: {"accuracy": 0.5}) == 0.5
 
 
+def test_a_trial_stopped_by_a_signal_is_not_recorded_as_completed(tmp_path: Path) -> None:
+    job = tmp_path / "t"
+    with pytest.raises(SystemExit) as stopped:  # the sweep stops as a killed process would
+        run_trial(job, ["a=1"], "accuracy", lambda: {"interrupted_by_signal": 15.0, "step": 3.0})
+    assert stopped.value.code == 128 + 15
+    assert read_status(job)["status"] == "interrupted"
+    assert run_trial(job, ["a=1"], "accuracy", lambda: {"accuracy": 0.5}) == 0.5  # the same sweep runs it again
+
+
 def _fake_trial(root: Path, name: str, overrides: list[str], status: str, **metrics: float) -> None:
     done = status == "completed"
     write_status(
