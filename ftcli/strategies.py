@@ -178,12 +178,9 @@ class Strategy:
                 total = term if total is None else total + term
         return None if total is None else 0.5 * self.cfg.reg_lambda * total
 
-    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
-        """Hook for schedules over epochs; True when the set of trainable parameters changed."""
-        return False
-
     def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
-        """Hook after each optimizer step (schedules finer than an epoch); True when trainables changed."""
+        """Schedules: called before training (at the start or resumed step) and after each optimizer
+        step; True when the set of trainable parameters changed."""
         return False
 
     def model_to_save(self, model: nn.Module) -> nn.Module:
@@ -221,9 +218,6 @@ class ScheduledStrategy(Strategy):
     def _advance(self, model: nn.Module, position: float) -> bool:
         """Apply the schedule at ``position`` (in epochs); True when what trains changed."""
         raise NotImplementedError
-
-    def on_epoch_start(self, model: nn.Module, epoch: int) -> bool:
-        return self._advance(model, float(epoch))
 
     def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
         return self._advance(model, step / steps_per_epoch)

@@ -168,8 +168,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with accelerator.main_process_first():  # datasets' cache is built once, then read by the others
         data = load_splits(cfg.dataset, tc.seed)
         tokenizer = load_tokenizer(cfg.model, cache_dir, data.splits["train"][data.text_columns[0]])
-        tokenized = {
-            s: tokenize(ds, tokenizer, data.text_columns, cfg.model.max_length) for s, ds in data.splits.items()
+        tokenized = {  # training uses these two (a test split is for ftcli eval)
+            s: tokenize(data.splits[s], tokenizer, data.text_columns, cfg.model.max_length)
+            for s in ("train", "validation")
         }
     pooling = cfg.strategy.pooling or cfg.model.pooling
     model = build_model(cfg.model, pooling, data.label_names, tokenizer, tc.seed)
@@ -307,93 +308,96 @@ def train(cfg: DictConfig) -> dict[str, float]:
     seen, tokens, running, micro, t0 = 0, 0, 0.0, 0, time.perf_counter()
     eval_every = tc.eval_every_steps or steps_per_epoch
     progress = Progress(total_steps)
+    if strategy.on_step(model, step, steps_per_epoch):  # the schedule where this run starts (or resumes)
+        note_trainable(step, start_epoch)
     stop, signum, signals = step >= total_steps, 0, StopSignals().install()
-    for epoch in range(start_epoch, epochs):
-        if stop:
-            break
-        sampler.set_epoch(epoch)
-        train_batches.set_epoch(epoch)  # Accelerate re-sets the sampler's epoch from its own count
-        if strategy.on_epoch_start(model, epoch):
-            note_trainable(step, epoch)
-        train_model.train()
-        batches = accelerator.skip_first_batches(train_batches, skip) if skip else train_batches
-        for i, batch in enumerate(batches, start=skip):
-            batch.pop("idx", None)  # feature rows carry their index for evaluation only
-            with accelerator.accumulate(train_model):
-                loss = train_model(**batch).loss
-                penalty = strategy.penalty(accelerator.unwrap_model(train_model))
-                if penalty is not None:
-                    loss = loss + penalty
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.strategy.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(train_model.parameters(), cfg.strategy.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            seen += len(batch["labels"]) * accelerator.num_processes
-            if "attention_mask" in batch:  # real (unpadded) tokens, for tokens/s and model FLOPs
-                tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
-            value = loss.item()
-            running, micro = running + value, micro + 1
-            if not math.isfinite(value):  # stop before the bad weights reach a checkpoint
-                flush_best()
-                raise FtcliError(_nonfinite(value, step + 1, out_dir, best_metrics if tc.save_checkpoints else None))
-            if not accelerator.sync_gradients:
-                continue
-            scheduler.step()
-            step += 1
-            if strategy.on_step(model, step, steps_per_epoch):  # gradual unfreezing, LP → FT
-                note_trainable(step, epoch)
-            if step % tc.log_every_steps == 0 or step == total_steps:
-                elapsed = time.perf_counter() - t0
-                record = {
-                    "step": step,
-                    "epoch": epoch,
-                    "loss": running / micro,
-                    "lr": scheduler.get_last_lr()[0],
-                    "samples_per_s": seen / elapsed,
-                    "tokens_per_s": tokens / elapsed,
-                }
-                running, micro = 0.0, 0
-                log(record)
-                progress.update(step, record)
-            else:
-                progress.update(step)
-            if step % eval_every == 0 or step == total_steps:
-                metrics = evaluate(train_model, val_batches, accelerator, data.label_names)
-                flat = {"step": step, "epoch": epoch, "split": "validation", **scalar_metrics(metrics)}
-                log(flat)
-                progress.note(f"step {step} · validation {tc.metric} {metrics[tc.metric]:.4f}")
-                train_model.train()
-                if _better(tc.metric, metrics[tc.metric], best):
-                    best, best_metrics, stale = metrics[tc.metric], flat, 0
-                    save_best(flat)
-                else:
-                    stale += 1
-                    if tc.early_stopping_patience and stale >= tc.early_stopping_patience:
-                        progress.note(f"early stopping: {stale} evaluations without a better {tc.metric}")
-                        stop = True
-                last_metrics = flat
-            signum = signals.requested(accelerator)  # SIGTERM/SIGINT: save a resumable state and stop
-            if signum or (tc.save_every_steps and step % tc.save_every_steps == 0):
-                state = {
-                    "epoch": epoch,
-                    "batch_in_epoch": i + 1,
-                    "best": best,
-                    "best_metrics": best_metrics,
-                    "last_metrics": last_metrics,
-                    "stale": stale,
-                }
-                flush_best()  # a resumed run finds the best checkpoint its state speaks of
-                save_state(accelerator, out_dir, step, state, tc.keep_checkpoints)
-            if signum:
-                progress.note(f"signal {signum}: state saved at step {step}; continue: ftcli train resume={out_dir}")
-                stop = True
-            if step >= total_steps or stop:
-                stop = True
+    try:  # a failed run (NaN loss, a sweep trial that raises) must not leave our signal handlers behind
+        for epoch in range(start_epoch, epochs):
+            if stop:
                 break
-        skip = 0
-    signals.restore()
-    progress.close()
+            sampler.set_epoch(epoch)
+            train_batches.set_epoch(epoch)  # Accelerate re-sets the sampler's epoch from its own count
+            train_model.train()
+            batches = accelerator.skip_first_batches(train_batches, skip) if skip else train_batches
+            for i, batch in enumerate(batches, start=skip):
+                batch.pop("idx", None)  # feature rows carry their index for evaluation only
+                with accelerator.accumulate(train_model):
+                    loss = train_model(**batch).loss
+                    penalty = strategy.penalty(accelerator.unwrap_model(train_model))
+                    if penalty is not None:
+                        loss = loss + penalty
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.strategy.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(train_model.parameters(), cfg.strategy.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                seen += len(batch["labels"]) * accelerator.num_processes
+                if "attention_mask" in batch:  # real (unpadded) tokens, for tokens/s and model FLOPs
+                    tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
+                value = loss.item()
+                running, micro = running + value, micro + 1
+                if not math.isfinite(value):  # stop before the bad weights reach a checkpoint
+                    flush_best()
+                    kept = best_metrics if tc.save_checkpoints else None
+                    raise FtcliError(_nonfinite(value, step + 1, out_dir, kept))
+                if not accelerator.sync_gradients:
+                    continue
+                scheduler.step()
+                step += 1
+                if strategy.on_step(model, step, steps_per_epoch):  # gradual unfreezing, LP → FT
+                    note_trainable(step, epoch)
+                if step % tc.log_every_steps == 0 or step == total_steps:
+                    elapsed = time.perf_counter() - t0
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": running / micro,
+                        "lr": scheduler.get_last_lr()[0],
+                        "samples_per_s": seen / elapsed,
+                        "tokens_per_s": tokens / elapsed,
+                    }
+                    running, micro = 0.0, 0
+                    log(record)
+                    progress.update(step, record)
+                else:
+                    progress.update(step)
+                if step % eval_every == 0 or step == total_steps:
+                    metrics = evaluate(train_model, val_batches, accelerator, data.label_names)
+                    flat = {"step": step, "epoch": epoch, "split": "validation", **scalar_metrics(metrics)}
+                    log(flat)
+                    progress.note(f"step {step} · validation {tc.metric} {metrics[tc.metric]:.4f}")
+                    train_model.train()
+                    if _better(tc.metric, metrics[tc.metric], best):
+                        best, best_metrics, stale = metrics[tc.metric], flat, 0
+                        save_best(flat)
+                    else:
+                        stale += 1
+                        if tc.early_stopping_patience and stale >= tc.early_stopping_patience:
+                            progress.note(f"early stopping: {stale} evaluations without a better {tc.metric}")
+                            stop = True
+                    last_metrics = flat
+                signum = signals.requested(accelerator)  # SIGTERM/SIGINT: save a resumable state and stop
+                if signum or (tc.save_every_steps and step % tc.save_every_steps == 0):
+                    state = {
+                        "epoch": epoch,
+                        "batch_in_epoch": i + 1,
+                        "best": best,
+                        "best_metrics": best_metrics,
+                        "last_metrics": last_metrics,
+                        "stale": stale,
+                    }
+                    flush_best()  # a resumed run finds the best checkpoint its state speaks of
+                    save_state(accelerator, out_dir, step, state, tc.keep_checkpoints)
+                if signum:
+                    progress.note(f"signal {signum}: state saved at step {step}; go on: ftcli train resume={out_dir}")
+                    stop = True
+                if step >= total_steps or stop:
+                    stop = True
+                    break
+            skip = 0
+    finally:
+        signals.restore()
+        progress.close()
     flush_best()
     if signum:
         if log_file:

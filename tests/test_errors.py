@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -336,8 +337,10 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(compose, 
         "trainer.max_steps=8",
         "trainer.eval_every_steps=2",
     )
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(FtcliError) as err:
         train(cfg)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers given back
     out = Path(cfg.output_dir)
     best = out / "checkpoints" / "best"
     saved_step = json.loads((best / "metrics.json").read_text())["step"]

@@ -121,7 +121,8 @@ def test_resume_of_a_run_that_is_not_resumable_says_how_to_fix(tmp_path) -> None
         find_run("latest", roots=(str(tmp_path),))
 
 
-def test_resume_mid_epoch_is_bit_identical_and_logs_every_step_once(compose, tmp_path) -> None:
+@pytest.mark.parametrize("strategy", ["full", "lp_ft"])  # lp_ft: its probe ends mid-epoch 0 (lp_epochs 0.5)
+def test_resume_mid_epoch_is_bit_identical_and_logs_every_step_once(compose, tmp_path, strategy) -> None:
     """Resume from a state saved mid-epoch 0 (copied out of a full run): same final weights, same log."""
     import shutil
 
@@ -129,7 +130,8 @@ def test_resume_mid_epoch_is_bit_identical_and_logs_every_step_once(compose, tmp
     from ftcli.train import train
 
     full = tmp_path / "full"
-    train(compose(*RESUMABLE, "trainer.keep_checkpoints=10", out=full))
+    overrides = [f"strategy={strategy}" if x == "strategy=full" else x for x in RESUMABLE]
+    train(compose(*overrides, "trainer.keep_checkpoints=10", out=full))
     states = state_folders(full)
     mid = next(s for s in states if json.loads((s / "trainer_state.json").read_text())["batch_in_epoch"] < 6)
     k = json.loads((mid / "trainer_state.json").read_text())["step"]
@@ -322,6 +324,6 @@ def test_multirun_starts_a_process_group_per_job(tmp_path, cache_dir) -> None:
         env={"FTCLI_CACHE_DIR": str(cache_dir)},
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    for job, steps in (("0", 2), ("1", 3)):
-        assert json.loads((tmp_path / job / "status.json").read_text())["status"] == "done"
+    for job, steps in (("trainer.max_steps=2", 2), ("trainer.max_steps=3", 3)):  # trial dirs named by override
+        assert json.loads((tmp_path / job / "launch.json").read_text())["status"] == "done"
         assert _steps(tmp_path / job)[-1] == steps
