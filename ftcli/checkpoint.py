@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ftcli.config import FtcliError
+from ftcli.config import FtcliError, first_line
 
 RUN_CONFIG = "ftcli.yaml"  # the resolved training config, inside every checkpoint
 MANIFEST = "manifest.json"  # {"files": {relative path: {"bytes": n, "sha256": hex}}}
@@ -237,12 +237,6 @@ def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle:
         ) from e
     run_cfg = OmegaConf.load(folder / RUN_CONFIG) if (folder / RUN_CONFIG).is_file() else None
     return model, tokenizer, run_cfg
-
-
-def first_line(e: BaseException) -> str:
-    """The first line of an exception's message (libraries' messages run to paragraphs)."""
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 # ----------------------------------------------------------------------------------------------

@@ -114,10 +114,11 @@ def preflight(config_name: str, args: list[str]) -> None:
     from omegaconf import open_dict
 
     from ftcli.config import FtcliError, config_dir, explain, validate
+    from ftcli.sweep import is_multirun
 
     overrides, _ = split_overrides(args)
     hydra_args = [a for a in args if a.startswith("hydra.") and "=" in a]
-    multirun = "-m" in args or "--multirun" in args
+    multirun = is_multirun(args)
     run_dir = None
     try:
         combos = expand_sweeps(overrides)
@@ -191,7 +192,7 @@ def mark_failed(cfg: Any, message: str) -> None:
 
 def run_task(command: str, cfg: Any) -> Any:
     """What Hydra calls for every job. Returns the number a sweeper optimises."""
-    from ftcli.config import FtcliError, register_configs
+    from ftcli.config import FtcliError, first_line, register_configs
     from ftcli.progress import quiet_libraries
 
     register_configs()  # a launcher's worker process (joblib, SLURM) needs our resolvers too
@@ -235,8 +236,7 @@ def run_task(command: str, cfg: Any) -> Any:
     except Exception as e:  # a bug, not a user mistake: still one line, the traceback on request
         if os.environ.get("FTCLI_DEBUG"):
             raise
-        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        message = f"unexpected {type(e).__name__}: {text} (a bug: rerun with --debug for the traceback)"
+        message = f"unexpected {type(e).__name__}: {first_line(e)} (a bug: rerun with --debug for the traceback)"
         mark_failed(cfg, message)
         print(f"ftcli: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -274,8 +274,6 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":
         rest = resume_into_run_dir(rest)
     overrides, runs = split_overrides(rest)
-    if runs:
-        preflight(COMMANDS[command], rest)
     sweep = None
     if runs and command == "train" and is_multirun(rest):
         extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names
@@ -284,6 +282,9 @@ def main(argv: list[str] | None = None) -> None:
         at = max((i + 1 for i, x in enumerate(rest) if x in overrides), default=flag + 1)
         rest = [*rest[:at], *extra, *rest[at:]]
         sweep = next(a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir="))
+    if runs:
+        preflight(COMMANDS[command], rest)  # after the sweep args: it checks the sweep dir that will be used
+    if sweep is not None:
         print(f"sweep dir: {sweep} (the same command resumes it: completed trials are skipped)")
 
     @hydra.main(config_path=str(config_dir()), config_name=COMMANDS[command], version_base="1.3")

