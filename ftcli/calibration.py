@@ -8,12 +8,7 @@ from typing import Any
 
 import numpy as np
 
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
+from ftcli.metrics import accuracy, macro_f1, nll, softmax
 
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[str, list[float]]:
@@ -40,13 +35,6 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     count = np.asarray(r["count"], dtype=np.float64)
     gap = np.abs(np.asarray(r["accuracy"]) - np.asarray(r["confidence"]))
     return float((count * gap).sum() / max(count.sum(), 1))
-
-
-def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
-    z = logits.astype(np.float64) / temperature
-    z = z - z.max(-1, keepdims=True)
-    log_probs = z - np.log(np.exp(z).sum(-1, keepdims=True))
-    return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -76,23 +64,6 @@ def bootstrap_ci(
             values[name].append(fn(labels[idx], preds[idx]))
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     return {k: (float(np.percentile(v, lo)), float(np.percentile(v, hi))) for k, v in values.items()}
-
-
-def accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
-    return float((labels == preds).mean())
-
-
-def macro_f1(num_labels: int) -> Callable[[np.ndarray, np.ndarray], float]:
-    """Macro F1 over a fixed label set, vectorised (the bootstrap calls it a thousand times)."""
-
-    def f1(labels: np.ndarray, preds: np.ndarray) -> float:
-        k = num_labels
-        cm = np.bincount(labels * k + preds, minlength=k * k).reshape(k, k)
-        tp = np.diag(cm).astype(np.float64)
-        denom = cm.sum(0) + cm.sum(1)  # 2·tp + fp + fn
-        return float(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0).mean())
-
-    return f1
 
 
 def calibration_report(

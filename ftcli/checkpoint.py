@@ -1,160 +1,39 @@
-"""Save and load checkpoints: plain transformers folders, written atomically and verified on load.
+"""Checkpoints and resumable state: plain transformers folders, written atomically and verified on load.
 
-A checkpoint is built in a hidden folder beside its destination, every file is fsynced, a
-``manifest.json`` records each file's size and sha256, and only then is the folder renamed into
-place. A crash, ``kill -9`` or a full disk during a save therefore leaves the previous checkpoint
-whole; loading checks the manifest, so a truncated or altered file is named instead of half-loaded.
+A checkpoint folder (``checkpoints/best``, ``checkpoints/last``) loads with the task's transformers
+Auto class and holds the run's config (``ftcli.yaml``) and metrics; :mod:`ftcli.files` makes it appear
+whole or not at all. Resumable state (``state/step_N``) is Accelerate's ``save_state`` plus a
+:class:`ResumeState`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ftcli.config import FtcliError, first_line
+from ftcli.files import atomic_folder, io_failure, link_checkpoint, recover, refuse_pickle, verify_manifest
+from ftcli.tasks import Task, build_task
 
 RUN_CONFIG = "ftcli.yaml"  # the resolved training config, inside every checkpoint
-MANIFEST = "manifest.json"  # {"files": {relative path: {"bytes": n, "sha256": hex}}}
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")  # torch.save/pickle formats: code can run on load
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or a directory entry to disk (directories: so a rename survives a power cut)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_manifest(folder: Path) -> dict[str, Any]:
-    """Record size and sha256 of every file under ``folder`` (fsyncing each) in ``manifest.json``."""
-    files = {}
-    for p in _files(folder):
-        _fsync(p)
-        files[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
-    manifest = {"format": 1, "files": files}
-    with open(folder / MANIFEST, "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    return manifest
-
-
-def verify_manifest(folder: Path, label: str = "checkpoint") -> bool:
-    """Check every file against ``manifest.json``; False when the folder has none (not written by ftcli).
-
-    Raises FtcliError naming the first missing, truncated or altered file.
-    """
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        return False
-    try:
-        files = json.loads(path.read_text())["files"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise FtcliError(f"{label}={folder}: {MANIFEST} is unreadable; the checkpoint is damaged") from e
-    for name, want in files.items():
-        p = folder / name
-        if not p.is_file():
-            raise FtcliError(f"{label}={folder}: {name} is missing (listed in {MANIFEST}); use another")
-        size = p.stat().st_size
-        if size != want["bytes"]:
-            raise FtcliError(
-                f"{label}={folder}: {name} is truncated or changed ({size} bytes, {want['bytes']} saved); "
-                "use another checkpoint (e.g. checkpoints/last) or train again"
-            )
-        if sha256_of(p) != want["sha256"]:
-            raise FtcliError(
-                f"{label}={folder}: {name} does not match its sha256 in {MANIFEST} (changed after saving); "
-                "use another checkpoint or train again"
-            )
-    return True
-
-
-def recover(folder: Path) -> None:
-    """Finish a swap that a crash interrupted: the folder is gone but its previous copy is beside it."""
-    folder = Path(folder)
-    if folder.exists() or not folder.parent.is_dir():
-        return
-    for old in sorted(folder.parent.glob(f".{folder.name}.old*")):
-        if (old / MANIFEST).is_file():
-            os.replace(old, folder)
-            return
-
-
-@contextlib.contextmanager
-def atomic_folder(folder: Path, manifest: bool = True) -> Iterator[Path]:
-    """Yield a hidden temporary folder to fill; on success it gets a manifest and replaces ``folder``.
-
-    On any error the temporary folder is removed (a full disk gets its space back) and ``folder``
-    is left as it was. Use it for anything that must appear whole or not at all.
-    """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    recover(folder)
-    for debris in folder.parent.glob(f".{folder.name}.tmp*"):  # left by a crashed save
-        shutil.rmtree(debris, ignore_errors=True)
-    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-    tmp.mkdir()
-    try:
-        yield tmp
-        if manifest:
-            write_manifest(tmp)
-        _fsync(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    # Two renames: the window between them is covered by recover() on the next save or load.
-    old = folder.with_name(f".{folder.name}.old{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    _fsync(folder.parent)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def link_checkpoint(src: Path, dst: Path) -> None:
-    """Make ``dst`` a second name for checkpoint ``src``'s files (hard links: no bytes written), atomically.
-
-    Used when the last evaluation was also the best: the two checkpoints hold the same weights.
-    """
-    src = Path(src)
-    with atomic_folder(dst, manifest=False) as tmp:  # src's manifest describes the linked files exactly
-        for f in [*_files(src), src / MANIFEST]:
-            target = tmp / f.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(f, target)
+MARKS = ("config.json", "adapter_config.json")  # a full model, or a LoRA adapter (peft)
 
 
 def save_checkpoint(
     model: Any,
-    tokenizer: Any,
+    processor: Any,
     folder: Path,
     run_cfg: Any,
     metrics: dict[str, Any],
     extra: Callable[[Path], None] | None = None,
 ) -> None:
-    """Write a checkpoint folder that ``AutoModelForSequenceClassification.from_pretrained`` loads.
+    """Write a checkpoint folder that the task's Auto class (and its processor's) loads.
 
     ``extra(tmp)`` may add files (e.g. training state) before the manifest is written. A failed
     save (full disk, permissions) raises FtcliError and leaves the previous checkpoint intact.
@@ -165,14 +44,14 @@ def save_checkpoint(
     try:
         with atomic_folder(folder) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+            processor.save_pretrained(tmp)
             if run_cfg is not None:
                 (tmp / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_cfg, resolve=True))
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
             if extra is not None:
                 extra(tmp)
     except Exception as e:
-        why = _io_failure(e)
+        why = io_failure(e)
         if why is None:
             raise
         raise FtcliError(
@@ -181,42 +60,29 @@ def save_checkpoint(
         ) from e
 
 
-def _io_failure(e: BaseException) -> str | None:
-    """Why a write failed, when it did (safetensors reports the OS error in its own exception type)."""
-    full = (errno.ENOSPC, errno.EDQUOT)
-    if isinstance(e, OSError):
-        return "the disk is full" if e.errno in full else (e.strerror or str(e))
-    text = str(e)
-    if type(e).__name__ == "SafetensorError" and "I/O error" in text:
-        if any(f"os error {n})" in text for n in full):
-            return "the disk is full"
-        return text.split("I/O error: ", 1)[-1]
-    return None
+def run_config(folder: Path) -> Any:
+    """The resolved training config saved in a checkpoint, or None (a folder not written by ftcli)."""
+    from omegaconf import OmegaConf
+
+    path = Path(folder) / RUN_CONFIG
+    return OmegaConf.load(path) if path.is_file() else None
 
 
-def refuse_pickle(folder: Path, label: str, opt_in: str) -> None:
-    """A folder whose only weights are pickle files: refuse (unpickling can run arbitrary code)."""
-    if any(folder.glob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise FtcliError(
-            f"{label}={folder}: weights are only in pickle format ({', '.join(pickles)}), which can run code "
-            f"when loaded; convert them to safetensors, or set {opt_in}=true if you trust their source"
-        )
+def task_of(run_cfg: Any) -> Task:
+    """The task a checkpoint was trained for (text classification for folders from elsewhere)."""
+    from omegaconf import OmegaConf
+
+    from ftcli.config import TextClassificationConfig
+
+    node = OmegaConf.select(run_cfg, "task") if run_cfg is not None else None
+    return build_task(node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option}))
 
 
 def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, the run's resolved config or None) from a checkpoint folder.
+    """(model, processor, the run's resolved config or None) from a checkpoint folder.
 
     The manifest is verified first; weights load from safetensors only unless ``allow_pickle``.
     """
-    from omegaconf import OmegaConf
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from ftcli.models import has_tokenizer_files, register_pooled_classifier
-
-    register_pooled_classifier()  # ftcli's own head loads without trust_remote_code
     folder = Path(folder)
     recover(folder)
     if not folder.is_dir():
@@ -224,19 +90,102 @@ def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle:
     verify_manifest(folder)
     if not allow_pickle:
         refuse_pickle(folder, "checkpoint", "eval.allow_pickle")
-    if not has_tokenizer_files(folder):
-        raise FtcliError(f"checkpoint={folder}: no tokenizer files (tokenizer.json, vocab.txt, ...); incomplete")
+    run_cfg = run_config(folder)
+    task = task_of(run_cfg)
+    missing = task.missing_processor(folder)
+    if missing:
+        raise FtcliError(f"checkpoint={folder}: {missing}; incomplete")
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            folder, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True
-        )
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model, processor = task.load_pretrained(folder, trust_remote_code, allow_pickle)
     except Exception as e:  # transformers/safetensors raise many types for a damaged folder
         raise FtcliError(
             f"checkpoint={folder}: cannot load ({first_line(e)}); a file may be truncated, use another"
         ) from e
-    run_cfg = OmegaConf.load(folder / RUN_CONFIG) if (folder / RUN_CONFIG).is_file() else None
-    return model, tokenizer, run_cfg
+    return model, processor, run_cfg
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """A checkpoint folder as is; a run directory → its checkpoints/best."""
+    p = Path(path).expanduser()
+    if any((p / "checkpoints" / "best" / m).is_file() for m in MARKS):
+        return p / "checkpoints" / "best"
+    if any((p / m).is_file() for m in MARKS):
+        return p
+    if not p.exists():
+        raise FtcliError(f"checkpoint={path}: no such file or folder")
+    raise FtcliError(f"checkpoint={path}: not a checkpoint (no config.json) nor a run dir (no checkpoints/best)")
+
+
+def find_checkpoints(spec: Any) -> list[Path]:
+    """Every checkpoint that ``spec`` names: a checkpoint, a run dir, a multirun dir, or a list of them."""
+    from omegaconf import ListConfig
+
+    if isinstance(spec, (list, tuple, ListConfig)):
+        found = [c for item in spec for c in find_checkpoints(str(item))]
+        if not found:
+            raise FtcliError("checkpoint=[]: name at least one checkpoint")
+        return found
+    try:
+        return [resolve_checkpoint(str(spec))]
+    except FtcliError:
+        p = Path(str(spec)).expanduser()
+        runs = sorted(p.glob("**/checkpoints/best/config.json"), key=lambda f: _natural(f.relative_to(p)))
+        if not p.is_dir() or not runs:
+            raise
+        return [f.parent for f in runs]
+
+
+def _natural(path: Path) -> list[Any]:
+    """Sort key that puts multirun job 10 after job 9."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+class Keeper:
+    """``checkpoints/best`` and ``checkpoints/last`` of a run, written by the main process.
+
+    A head-only run trains in seconds, and every full-model write costs a backbone's worth of disk:
+    its best head waits in memory and is written once, before a state save, an error or the end."""
+
+    def __init__(
+        self, run_cfg: Any, out_dir: Path, model: Any, processor: Any, strategy: Any, head: Any, enabled: bool
+    ) -> None:
+        self.run_cfg, self.dir, self.enabled = run_cfg, Path(out_dir) / "checkpoints", enabled
+        self.model, self.processor, self.strategy, self.head = model, processor, strategy, head
+        self.pending: dict[str, Any] = {}
+
+    def save(self, name: str, metrics: dict[str, Any]) -> None:
+        if not self.enabled:  # other processes, or trainer.save_checkpoints=false
+            return
+        live = self.model  # LoRA: saved merged (strategy.model_to_save)
+        save_checkpoint(self.strategy.model_to_save(live), self.processor, self.dir / name, self.run_cfg, metrics)
+        self.strategy.after_save(live, self.dir / name)
+
+    def best(self, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self.head is None:
+            return self.save("best", metrics)
+        self.pending = {"metrics": metrics, "head": {k: v.detach().clone() for k, v in self.head.state_dict().items()}}
+
+    def flush(self) -> None:
+        """Write a best head that waits in memory (the run's current head is put back afterwards)."""
+        if self.pending:
+            now = {k: v.detach().clone() for k, v in self.head.state_dict().items()}
+            self.head.load_state_dict(self.pending["head"])
+            self.save("best", self.pending["metrics"])
+            self.head.load_state_dict(now)
+            self.pending = {}
+
+    def last(self, best_metrics: dict[str, Any], last_metrics: dict[str, Any]) -> None:
+        """``last``: a second name for ``best`` when the last evaluation was the best, else written."""
+        self.flush()
+        best = self.dir / "best"
+        if not self.enabled:
+            return
+        if best_metrics.get("step") == last_metrics.get("step") and best.is_dir():
+            link_checkpoint(best, self.dir / "last")  # same weights: no second write
+        else:
+            self.save("last", last_metrics)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,12 +243,26 @@ def resume_config(cfg: Any) -> Any:
     return own
 
 
-def save_state(accelerator: Any, run_dir: Path, step: int, trainer_state: dict[str, Any], keep: int) -> Path:
+@dataclass
+class ResumeState:
+    """Where a run is, beyond model, optimizer, schedule and RNG: the data position and the best so far."""
+
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of that epoch already trained on
+    best: float | None = None  # the best value of trainer.metric
+    best_metrics: dict[str, Any] = field(default_factory=dict)  # the evaluation that set it
+    last_metrics: dict[str, Any] = field(default_factory=dict)  # the latest evaluation
+    stale: int = 0  # evaluations since the best one (early stopping)
+
+
+def save_state(accelerator: Any, run_dir: Path, state: ResumeState, keep: int) -> Path:
     """Every process writes its share of the state (model, optimizer, registered objects, RNG)
     into a temporary folder; the main process adds ``trainer_state.json`` and renames it into place,
     then deletes all but the newest ``keep`` states. Call it on every process.
     """
     root = Path(run_dir) / STATE_DIR
+    step = state.step
     folder, tmp = root / f"step_{step:08d}", root / f".step_{step:08d}.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -308,7 +271,7 @@ def save_state(accelerator: Any, run_dir: Path, step: int, trainer_state: dict[s
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / TRAINER_STATE).write_text(json.dumps({"step": step, **trainer_state}, indent=2))
+        (tmp / TRAINER_STATE).write_text(json.dumps(asdict(state), indent=2))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
         for old in state_folders(run_dir)[:-keep]:
@@ -317,61 +280,8 @@ def save_state(accelerator: Any, run_dir: Path, step: int, trainer_state: dict[s
     return folder
 
 
-def load_state(accelerator: Any, run_dir: Path) -> dict[str, Any]:
-    """Restore the newest complete state of ``run_dir`` into the prepared objects; its trainer state."""
+def load_state(accelerator: Any, run_dir: Path) -> ResumeState:
+    """Restore the newest complete state of ``run_dir`` into the prepared objects; where the run was."""
     folder = state_folders(run_dir)[-1]
     accelerator.load_state(str(folder))
-    return json.loads((folder / TRAINER_STATE).read_text())
-
-
-def trim_log(path: Path, step: int) -> None:
-    """Drop metrics.jsonl records after ``step``: they are replayed by the resumed run."""
-    if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if line]
-        keep = [line for line in lines if json.loads(line).get("step", 0) <= step]
-        path.write_text("".join(line + "\n" for line in keep))
-
-
-class StopSignals:
-    """SIGTERM/SIGINT ask the loop to stop at the next optimizer step (to save a resumable state)
-    instead of killing it mid-write. A third signal kills as usual.
-    """
-
-    def __init__(self) -> None:
-        self.signum, self.count = 0, 0
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> StopSignals:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():  # Python handles signals there only
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        import signal
-
-        self.count += 1
-        if self.count >= 3:  # asked three times: stop now (a launcher may pass a terminal's Ctrl-C on: twice)
-            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-            os.kill(os.getpid(), signum)
-        self.signum = self.signum or signum
-
-    def restore(self) -> None:
-        import signal
-
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-    def requested(self, accelerator: Any) -> int:
-        """The signal any process received (0: none). Every process must call this at the same step."""
-        if accelerator.num_processes == 1:
-            return self.signum
-        import torch
-
-        flag = torch.tensor([self.signum], device=accelerator.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # one process got it: all stop
-        return int(flag.item())
+    return ResumeState(**json.loads((folder / TRAINER_STATE).read_text()))

@@ -114,6 +114,7 @@ def preflight(config_name: str, args: list[str]) -> None:
     from omegaconf import open_dict
 
     from ftcli.config import FtcliError, config_dir, explain, validate
+    from ftcli.runtime import check_runtime
     from ftcli.sweep import is_multirun
 
     overrides, _ = split_overrides(args)
@@ -139,6 +140,8 @@ def preflight(config_name: str, args: list[str]) -> None:
                     if key in cfg:
                         cfg[key] = "."
                 validate(cfg)
+                if "hardware" in cfg:  # a missing runtime (torch_xla, deepspeed, CUDA) fails before any launch
+                    check_runtime(cfg.hardware)
     except FtcliError as e:
         fail(str(e))
     except Exception as e:  # Hydra / OmegaConf composition errors
@@ -204,23 +207,26 @@ def run_task(command: str, cfg: Any) -> Any:
     quiet_libraries()
     try:
         if command == "train":
+            from ftcli.config import train_metric
             from ftcli.launch import run_training
 
             metrics, cfg = run_training(cfg)
             if metrics.get("interrupted_by_signal"):  # state saved; the status a killed process would have
                 raise SystemExit(128 + int(metrics["interrupted_by_signal"]))
-            return metrics.get(cfg.trainer.metric)
+            return metrics.get(train_metric(cfg))
         if command == "predict":
             from ftcli.predict import run_predict
 
-            return run_predict(cfg).get("accuracy")
+            run_predict(cfg)
+            return None  # an answer, not a number to optimise
         if command == "export":
             from ftcli.export import run_export
 
             return run_export(cfg).get("max_abs_diff")
         from ftcli.evaluate import run_eval
 
-        return run_eval(cfg).get("accuracy")
+        result = run_eval(cfg)
+        return result.get(result.get("metric", ""))
     except FtcliError as e:
         if os.environ.get("FTCLI_DEBUG"):
             raise

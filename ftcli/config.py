@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from ftcli.poolings import POOLINGS as POOLED
+
+T = TypeVar("T")
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
 
@@ -56,12 +60,34 @@ def opt(
     return field(default=default, metadata=meta)
 
 
-POOLINGS = ("native", "mean", "cls", "pooler", "last")
-METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
+def subclasses(base: type[T]) -> list[type[T]]:
+    """Every subclass of ``base``, depth first, each once: how schemas and implementations are registered."""
+    found: list[type[T]] = []
+    for sub in base.__subclasses__():
+        found += [sub, *subclasses(sub)]
+    return list(dict.fromkeys(found))
+
+
+POOLINGS = ("native", *POOLED)  # native: the architecture's own head; the rest: ftcli's pooled head
+# Metrics that are minimised; every other metric is maximised (checkpoints/best, sweeps, the leaderboard).
+LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
+
+
+def is_better(metric: str, new: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return new < best if metric in LOWER_IS_BETTER else new > best
+
+
+class Schema:
+    """A config group's schema. An option with keys of its own subclasses it and names itself in ``option``
+    (its YAML lists ``<option>_schema`` in its defaults)."""
+
+    option: ClassVar[str] = ""
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Schema):
     name: str = MISSING  # short name used in run directories
     name_or_path: str = MISSING  # hub id or local folder
     init: str = opt("pretrained", choices=("pretrained", "random"))
@@ -77,7 +103,22 @@ class ModelConfig:
 
 
 @dataclass
-class StrategyConfig:
+class TaskConfig(Schema):
+    """What problem a run solves (configs/task): inputs, head, loss and metrics. Each task's schema
+    subclasses this one; ``option`` names its YAML and ``metrics`` what ``trainer.metric`` may pick."""
+
+    metrics: ClassVar[tuple[str, ...]] = ()  # the first one is trainer.metric's default
+    name: str = MISSING
+
+
+@dataclass
+class TextClassificationConfig(TaskConfig):
+    option = "text_classification"
+    metrics = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
+
+
+@dataclass
+class StrategyConfig(Schema):
     name: str = MISSING
     freeze: str = opt("none", choices=("none", "backbone"))
     pooling: str | None = opt(None, choices=POOLINGS)  # None: the model's own choice
@@ -85,6 +126,10 @@ class StrategyConfig:
     weight_decay: float = opt(0.01, ge=0.0)
     warmup_ratio: float = opt(0.06, ge=0.0, lt=1.0)
     max_grad_norm: float = opt(1.0, ge=0.0)  # 0 turns clipping off
+    optimizer: str = opt("adamw", choices=("adamw", "sgd"))  # adamw: fused where the device has it
+    momentum: float = opt(0.9, ge=0.0, lt=1.0)  # sgd only
+    nesterov: bool = False  # sgd only
+    schedule: str = opt("linear", choices=("linear", "cosine", "constant"))  # after warm-up (warmup_ratio)
     cache_features: bool = True  # freeze=backbone: compute pooled features once, train the head on them
     # Layer-wise lr decay: each encoder layer below the top gets this factor of the lr above it
     # (embeddings one more); 1.0 turns it off. The head and the top layer train at strategy.lr.
@@ -97,16 +142,18 @@ class StrategyConfig:
 
 @dataclass
 class PartialConfig(StrategyConfig):
+    option = "partial"
     unfreeze_layers: int = opt(2, ge=0)  # top encoder layers that train (with the head); the rest stay frozen
 
 
 @dataclass
 class BitFitConfig(StrategyConfig):
-    pass  # only biases and the head train: no keys of its own, a schema so build_strategy can tell it apart
+    option = "bitfit"  # only biases and the head train: no keys of its own; the schema tells build_strategy
 
 
 @dataclass
 class LoraConfig(StrategyConfig):
+    option = "lora"
     r: int = opt(8, ge=1)  # rank of the update B·A
     alpha: int = opt(16, ge=1)  # the update is scaled by alpha / r
     dropout: float = opt(0.1, ge=0.0, lt=1.0)  # on the LoRA branch's input
@@ -119,27 +166,19 @@ class LoraConfig(StrategyConfig):
 
 @dataclass
 class GradualUnfreezeConfig(StrategyConfig):
+    option = "gradual_unfreeze"
     unfreeze_every: float = opt(1.0, gt=0.0)  # epochs between unfreezing one more layer group (top down)
 
 
 @dataclass
 class LpFtConfig(StrategyConfig):
+    option = "lp_ft"
     lp_epochs: float = opt(0.5, gt=0.0)  # epochs of linear probing (backbone frozen) before everything trains
     head_lr: float | None = opt(None, gt=0.0, le=1.0)  # the head's lr (a new layer learns faster); None: lr
 
 
-# strategy option → its schema, stored in the `strategy` group as <option>_schema
-STRATEGY_SCHEMAS: dict[str, type[StrategyConfig]] = {
-    "partial": PartialConfig,
-    "bitfit": BitFitConfig,
-    "lora": LoraConfig,
-    "gradual_unfreeze": GradualUnfreezeConfig,
-    "lp_ft": LpFtConfig,
-}
-
-
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Schema):
     name: str = MISSING
     source: str = opt("files", choices=("files", "hub"))
     path: str | None = None  # hub: dataset id or local folder for datasets.load_dataset
@@ -160,7 +199,7 @@ class DatasetConfig:
 
 
 @dataclass
-class HardwareConfig:
+class HardwareConfig(Schema):
     name: str = MISSING
     accelerator: str = opt("auto", choices=("auto", "cpu", "gpu", "tpu"))
     mixed_precision: str = opt("no", choices=("no", "fp16", "bf16"))
@@ -185,7 +224,7 @@ class TrainerConfig:
     eval_batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
     grad_accum: int = opt(1, ge=1)
     seed: int = 42
-    metric: str = opt("accuracy", choices=METRICS)  # picks checkpoints/best
+    metric: str | None = None  # picks checkpoints/best; None: the task's first metric (accuracy, pearson …)
     early_stopping_patience: int | None = opt(None, ge=1)  # evaluations without improvement
     eval_every_steps: int | None = opt(None, ge=1)  # None: once per epoch
     log_every_steps: int = opt(20, ge=1)
@@ -201,6 +240,7 @@ class TrainerConfig:
 
 @dataclass
 class TrainConfig:
+    task: TaskConfig = MISSING
     model: ModelConfig = MISSING
     strategy: StrategyConfig = MISSING
     dataset: DatasetConfig = MISSING
@@ -211,13 +251,43 @@ class TrainConfig:
     resume: str | None = None  # a run dir or "latest": continue it with its own config
 
 
+# config group → the schema of its options; an option with keys of its own has a subclass (``option``)
+GROUPS: dict[str, type[Schema]] = {
+    "task": TaskConfig,
+    "model": ModelConfig,
+    "strategy": StrategyConfig,
+    "dataset": DatasetConfig,
+    "hardware": HardwareConfig,
+}
+
+
+def schema_of(group: str, node: Any) -> Any:
+    """The schema of a group's node: its own type when composed by Hydra, else the subclass its name
+    (the option) names — a saved config.yaml has lost its types."""
+    base = GROUPS[group]
+    own = OmegaConf.get_type(node) if OmegaConf.is_config(node) else None
+    if isinstance(own, type) and issubclass(own, base):
+        return own
+    name = OmegaConf.select(node, "name") if OmegaConf.is_config(node) else None
+    return next((s for s in subclasses(base) if s.option and s.option == name), base)
+
+
+def train_metric(cfg: Any) -> str:
+    """``trainer.metric``, or the task's own default (accuracy for classification, pearson for regression)."""
+    schema: type[TaskConfig] = schema_of("task", cfg.task)
+    return str(cfg.trainer.metric or schema.metrics[0])
+
+
 def typed_train_config(saved: Any) -> Any:
-    """A saved, resolved train config under its typed schema again: the strategy's own schema included
-    (lp_ft's lp_epochs, lora's rank), which the generic StrategyConfig field would reject."""
+    """A saved, resolved train config under its typed schema again: each group's own schema included
+    (lp_ft's lp_epochs, lora's rank, a task's keys), which the generic group schema would reject."""
     schema = OmegaConf.structured(TrainConfig)
-    strategy = STRATEGY_SCHEMAS.get(OmegaConf.select(saved, "strategy.name") or "")
-    if strategy is not None:
-        schema.strategy = OmegaConf.structured(strategy)
+    if OmegaConf.select(saved, "task") is None:  # a run saved before tasks existed: text classification
+        saved = OmegaConf.merge({"task": {"name": TextClassificationConfig.option}}, saved)
+    for group in GROUPS:
+        node = OmegaConf.select(saved, group)
+        if node is not None:
+            schema[group] = OmegaConf.structured(schema_of(group, node))
     return OmegaConf.merge(schema, saved)
 
 
@@ -280,15 +350,10 @@ def register_configs() -> None:
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="predict_schema", node=PredictConfig)
     cs.store(name="export_schema", node=ExportConfig)
-    for group, schema in (
-        ("model", ModelConfig),
-        ("strategy", StrategyConfig),
-        ("dataset", DatasetConfig),
-        ("hardware", HardwareConfig),
-    ):
+    for group, schema in GROUPS.items():
         cs.store(group=group, name="schema", node=schema)
-    for option, strategy_schema in STRATEGY_SCHEMAS.items():
-        cs.store(group="strategy", name=f"{option}_schema", node=strategy_schema)
+        for sub in subclasses(schema):  # <option>_schema: the option's YAML lists it in its defaults
+            cs.store(group=group, name=f"{sub.option}_schema", node=sub)
     if not OmegaConf.has_resolver("asset"):
         # ${asset:sst2/train.tsv} → the copy shipped inside the package (works offline).
         OmegaConf.register_new_resolver("asset", lambda rel: str(ASSETS_DIR / rel))
@@ -352,10 +417,26 @@ def validate(cfg: DictConfig) -> None:
     _walk(cfg, schema, "", errors)
     if hasattr(cfg, "trainer") and cfg.trainer.max_steps == 0:
         errors.append("trainer.max_steps=0: use -1 (epochs decide) or a positive number of steps")
+    if hasattr(cfg, "trainer") and hasattr(cfg, "task") and cfg.trainer.metric is not None:
+        allowed = schema_of("task", cfg.task).metrics
+        if cfg.trainer.metric not in allowed:
+            hint = did_you_mean(str(cfg.trainer.metric), allowed)
+            errors.append(
+                f"trainer.metric={cfg.trainer.metric}: task {cfg.task.name} reports {', '.join(allowed)}{hint}"
+            )
+    if hasattr(cfg, "strategy"):
+        errors += _strategy_errors(cfg.strategy)
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
     if errors:
         raise FtcliError("; ".join(errors))
+
+
+def _strategy_errors(st: DictConfig) -> list[str]:
+    """Keys that only mean something for another choice: said, not silently ignored."""
+    if st.optimizer == "sgd":
+        return ["strategy.nesterov=true needs strategy.momentum > 0"] if st.nesterov and st.momentum == 0 else []
+    return ["strategy.nesterov=true: only strategy.optimizer=sgd has Nesterov momentum"] if st.nesterov else []
 
 
 def _hardware_errors(hw: DictConfig) -> list[str]:
@@ -409,20 +490,11 @@ def explain(exc: BaseException, config_name: str = "train") -> str:
 
 def _keys_beside(full_key: str, config_name: str = "train") -> list[str]:
     """The keys a schema allows next to ``full_key`` (for 'did you mean')."""
-    parts = full_key.split(".")
     roots = {"eval": EvalConfig, "predict": PredictConfig, "export": ExportConfig}
     node: Any = roots.get(config_name, TrainConfig)
-    for part in parts[:-1]:
-        names = {f.name: f for f in fields(node)} if is_dataclass(node) else {}
-        if part not in names:
+    for part in full_key.split(".")[:-1]:
+        hints = typing.get_type_hints(node) if is_dataclass(node) else {}
+        if part not in hints:
             return []
-        node = names[part].type
-        node = {
-            "ModelConfig": ModelConfig,
-            "StrategyConfig": StrategyConfig,
-            "DatasetConfig": DatasetConfig,
-            "HardwareConfig": HardwareConfig,
-            "TrainerConfig": TrainerConfig,
-            "EvalOptions": EvalOptions,
-        }.get(str(node), node)
+        node = hints[part]
     return [f.name for f in fields(node)] if is_dataclass(node) else []

@@ -1,10 +1,16 @@
-"""Load → map columns and labels → tokenise (cached) → batches (dynamic padding, length grouping)."""
+"""Load a dataset's splits (files or hub), check columns, map labels, subsample; batch samplers.
+
+What is common to every task lives here: where the rows come from, which rows form a batch, and
+errors that name the file, the row and the problem. What a row *means* (text or image, a class or a
+score) is the task's business (``ftcli/tasks``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +29,11 @@ class LabelError(FtcliError):
 
 
 @dataclass
-class TextData:
-    """The splits of a text-classification dataset with integer labels and their names."""
+class Raw:
+    """A dataset's splits as loaded, and where each came from (a file name or a hub split) for messages."""
 
-    splits: dict[str, Any]  # split name → datasets.Dataset with text column(s) and "labels"
-    label_names: list[str]
-    text_columns: list[str]
+    splits: dict[str, Any]
+    where: dict[str, str]
 
 
 def _load_file(path: str, split: str, quoting: str) -> Any:
@@ -64,18 +69,19 @@ def _is_empty(file: Path) -> bool:
     return len(lines) == 0 or (len(lines) == 1 and file.suffix.lower() in (".csv", ".tsv"))
 
 
-def load_splits(cfg: DatasetConfig, seed: int) -> TextData:
-    """Load every configured split, check columns, map labels to ids, and subsample if asked."""
+def load_raw(cfg: DatasetConfig) -> Raw:
+    """Every configured split, as the files or the hub dataset hold them (no validation split: none)."""
     import datasets
 
     raw: dict[str, Any] = {}
+    where: dict[str, str] = {}
     if cfg.source == "files":
         if not cfg.train_file:
             raise FtcliError("dataset.train_file is required for dataset=files")
         for split in SPLITS:
             path = getattr(cfg, f"{split}_file")
             if path:
-                raw[split] = _load_file(path, split, cfg.quoting)
+                raw[split], where[split] = _load_file(path, split, cfg.quoting), Path(path).name
     else:
         try:
             loaded = datasets.load_dataset(cfg.path, cfg.config_name)
@@ -84,136 +90,137 @@ def load_splits(cfg: DatasetConfig, seed: int) -> TextData:
         names = {"train": cfg.train_split, "validation": cfg.validation_split, "test": cfg.test_split}
         for split, name in names.items():
             if name and name in loaded:
-                raw[split] = loaded[name]
+                raw[split], where[split] = loaded[name], f"the {name} split of {cfg.path}"
             elif name and split != "test":
                 raise FtcliError(f"dataset.{split}_split={name}: not in {cfg.path}; it has {', '.join(loaded)}")
     if "train" not in raw:
         raise FtcliError(f"dataset={cfg.name}: no train split")
-    if "validation" not in raw:  # hold out 10% of train, seeded, as a validation split
-        parts = raw["train"].train_test_split(test_size=0.1, seed=seed)
-        raw["train"], raw["validation"] = parts["train"], parts["test"]
-
-    text_columns = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
     for split, ds in raw.items():
         if len(ds) == 0:
             raise FtcliError(f"dataset={cfg.name}: the {split} split is empty")
-        named = [
-            ("text_column", cfg.text_column),
-            ("text_pair_column", cfg.text_pair_column),
-            ("label_column", cfg.label_column),
-        ]
-        for key, col in [(k, c) for k, c in named if c]:
-            if col not in ds.column_names:
+    return Raw(raw, where)
+
+
+def require_columns(raw: Raw, named: list[tuple[str, str | None]]) -> None:
+    """Each ``(dataset key, column)`` must exist in every split: the first missing one is named."""
+    for split, ds in raw.splits.items():
+        for key, col in named:
+            if col and col not in ds.column_names:
                 raise FtcliError(
                     f"dataset.{key}={col}: no such column in the {split} split; it has {', '.join(ds.column_names)}"
                 )
 
-    label_names = list(cfg.label_names) if cfg.label_names else _infer_label_names(raw["train"], cfg.label_column)
-    splits = {s: _encode_labels(ds, cfg.label_column, label_names, s) for s, ds in raw.items()}
+
+def finish_splits(splits: dict[str, Any], cfg: DatasetConfig, seed: int, keep: list[str]) -> dict[str, Any]:
+    """Hold out 10% of train as validation when there is none, take the seeded subsets, keep ``keep``."""
+    if "validation" not in splits:
+        parts = splits["train"].train_test_split(test_size=0.1, seed=seed)
+        splits = {**splits, "train": parts["train"], "validation": parts["test"]}
     if cfg.max_train_samples and cfg.max_train_samples < len(splits["train"]):
         splits["train"] = splits["train"].shuffle(seed=seed).select(range(cfg.max_train_samples))
     for split in ("validation", "test"):
         if split in splits and cfg.max_eval_samples and cfg.max_eval_samples < len(splits[split]):
             splits[split] = splits[split].shuffle(seed=seed).select(range(cfg.max_eval_samples))
-    keep = set(text_columns) | {"labels"}
-    splits = {s: ds.remove_columns([c for c in ds.column_names if c not in keep]) for s, ds in splits.items()}
-    return TextData(splits, label_names, text_columns)
+    return {s: ds.remove_columns([c for c in ds.column_names if c not in keep]) for s, ds in splits.items()}
 
 
-def _infer_label_names(ds: Any, column: str) -> list[str]:
+# ----------------------------------------------------------------------------------------------
+# labels: class ids or numbers, with errors that name the row
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _row_of(ds: Any, column: str, bad: Any) -> int:
+    """1-based data row of the first ``bad`` value in ``column`` (what a user finds in the file)."""
+    for i, v in enumerate(ds[column]):
+        if v is bad or v == bad or (_empty(v) and _empty(bad)):  # NaN equals nothing: compare emptiness
+            return i + 1
+    return 0
+
+
+def _empty(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and math.isnan(v))
+
+
+def class_names(ds: Any, column: str, where: str) -> list[str]:
+    """Label names inferred from the train split: ids 0…max for integer labels, else the sorted strings."""
     values = ds.unique(column)
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+    check_class_values(ds, column, values, where)
+    if all(_is_int(v) or (isinstance(v, float) and v.is_integer()) for v in values):
         return [str(i) for i in range(int(max(values)) + 1)]
     return sorted(str(v) for v in values)
 
 
-def _encode_labels(ds: Any, column: str, names: list[str], split: str) -> Any:
-    """Add an integer "labels" column; strings map through ``names``, integers must be in range."""
-    index = {n: i for i, n in enumerate(names)}
+def check_class_values(ds: Any, column: str, values: list[Any], where: str) -> None:
+    """Empty labels and fractional numbers are not classes: name the row and what it probably means."""
+    for v in values:
+        if _empty(v):
+            raise LabelError(f"empty label in row {_row_of(ds, column, v)} of {where} (column '{column}')")
+        if isinstance(v, float) and not v.is_integer():
+            raise LabelError(
+                f"label {v} in row {_row_of(ds, column, v)} of {where} is not a class id: the labels look like "
+                "numbers to predict — for a regression use task=text_regression"
+            )
+
+
+def encode_class_labels(ds: Any, column: str, names: list[str], where: str) -> Any:
+    """Add an integer "labels" column; strings map through ``names``, integer ids must be in range."""
     values = ds.unique(column)
-    bad = [v for v in values if not (_as_id(v, index, len(names)) is not None)]
+    check_class_values(ds, column, values, where)
+    index = {n: i for i, n in enumerate(names)}
+    bad = [v for v in values if _class_id(v, index, len(names)) is None]
     if bad:
-        shown = ", ".join(repr(v) for v in bad[:5])
+        row = _row_of(ds, column, bad[0])
+        others = f" (nor are {', '.join(repr(v) for v in bad[1:5])})" if len(bad) > 1 else ""
         raise LabelError(
-            f"dataset.label_column: the {split} split has labels {shown} outside the label set "
-            f"{names} (set dataset.label_names, or fix the data)"
+            f"label {bad[0]!r} in row {row} of {where} is outside the label set {names}{others}; "
+            "set dataset.label_names, or fix the data"
         )
-    mapping = {v: _as_id(v, index, len(names)) for v in values}
+    mapping = {v: _class_id(v, index, len(names)) for v in values}
+    return _map_labels(ds, column, mapping, where)
+
+
+def _class_id(value: Any, index: dict[str, int], n: int) -> int | None:
+    if isinstance(value, str):
+        return index.get(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if _is_int(value):
+        return int(value) if 0 <= value < n else None
+    return None
+
+
+def encode_float_labels(ds: Any, column: str, where: str) -> Any:
+    """Add a float "labels" column (a regression target); anything that is not a number names its row."""
+    mapping: dict[Any, float] = {}
+    for v in ds.unique(column):
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            number = math.nan
+        if _empty(v) or math.isnan(number) or math.isinf(number):
+            what = "empty label" if _empty(v) else f"label {v!r} is not a number"
+            raise LabelError(f"{what} in row {_row_of(ds, column, v)} of {where} (column '{column}')")
+        mapping[v] = number
+    return _map_labels(ds, column, mapping, where)
+
+
+def _map_labels(ds: Any, column: str, mapping: dict[Any, Any], where: str) -> Any:
     # an explicit fingerprint: datasets cannot always hash a closure and would then pick a random one,
     # which defeats every cache downstream
     key = json.dumps([ds._fingerprint, column, sorted(mapping.items(), key=str)], default=str)
     return ds.map(
         lambda b: {"labels": [mapping[v] for v in b[column]]},
         batched=True,
-        desc=f"labels ({split})",
+        desc=f"labels ({where})",
         new_fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
     )
 
 
-def _as_id(value: Any, index: dict[str, int], n: int) -> int | None:
-    if isinstance(value, str):
-        return index.get(value)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value) if 0 <= value < n else None
-    return None
-
-
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Identity of a tokenizer's behaviour (vocab, normaliser, specials) for cache keys.
-
-    Computed once per tokenizer object (serialising a 30k vocab is not free) and remembered on it."""
-    known = getattr(tokenizer, "_ftcli_fingerprint", None)
-    if known is None:
-        known = _fingerprint_of(tokenizer)
-        tokenizer._ftcli_fingerprint = known
-    return known
-
-
-def _fingerprint_of(tokenizer: Any) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        # truncation and padding are call-time state (transformers sets them on every call), not behaviour
-        backend.no_truncation(), backend.no_padding()
-        blob = backend.to_str()  # deterministic (vocab in id order); parsing it back costs 0.25 s
-    else:
-        blob = repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def tokenize(ds: Any, tokenizer: Any, text_columns: list[str], max_length: int) -> Any:
-    """Token ids without padding (padding happens per batch). Cached by datasets across runs."""
-    key = f"{ds._fingerprint}-{tokenizer_fingerprint(tokenizer)}-{max_length}-{'+'.join(text_columns)}"
-    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
-
-    def encode(batch: dict[str, list]) -> dict[str, Any]:
-        texts = [batch[c] for c in text_columns]
-        texts = [[t if t is not None else "" for t in col] for col in texts]
-        return tokenizer(*texts, truncation=True, max_length=max_length)
-
-    return ds.map(
-        encode,
-        batched=True,
-        batch_size=2000,
-        remove_columns=text_columns,
-        new_fingerprint=fingerprint,
-        desc="tokenise",
-    )
-
-
-def content_fingerprint(ds: Any, column: str = "input_ids") -> str:
-    """A hash of a token-id column's contents: exact, and independent of how the dataset was made."""
-    col = ds.with_format("arrow")[:].column(column).combine_chunks()
-    h = hashlib.sha256(np.asarray(col.offsets).tobytes())
-    h.update(np.asarray(col.values).tobytes())
-    return h.hexdigest()[:16]
-
-
-def lengths_of(ds: Any) -> np.ndarray:
-    """Token count of every example (for sorting and token budgets), read from Arrow, no rows decoded."""
-    import pyarrow.compute as pc
-
-    ids = column_of(ds, "input_ids", "arrow")
-    return np.asarray(pc.list_value_length(ids).to_numpy(), dtype=np.int64)
+# ----------------------------------------------------------------------------------------------
+# batches
 
 
 def column_of(ds: Any, name: str, kind: str = "numpy") -> Any:
@@ -287,30 +294,6 @@ def sorted_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None 
     """Inference batches, longest first (a memory problem shows at once); no randomness needed."""
     order = np.argsort(-lengths, kind="stable")
     return _cut(order, lengths, batch_size, max_tokens)
-
-
-def text_batches(
-    tokenizer: Any, texts: list[str], pairs: list[str] | None, max_length: int, batch_size: int
-) -> Iterator[tuple[list[int], dict[str, Any]]]:
-    """(row indices, padded tensor batch) over raw texts, longest first (for predict and export checks)."""
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    lengths = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
-    collate = collator(tokenizer)
-    for idx in sorted_batches(lengths, batch_size):
-        yield idx, collate([{k: enc[k][i] for k in enc} for i in idx])
-
-
-def collator(tokenizer: Any) -> Any:
-    from transformers import DataCollatorWithPadding
-
-    return DataCollatorWithPadding(tokenizer)
-
-
-def loader(ds: Any, batch_sampler: Any, tokenizer: Any) -> Any:
-    """A DataLoader over ``ds`` whose batches ``batch_sampler`` chooses, padded per batch."""
-    from torch.utils.data import DataLoader
-
-    return DataLoader(ds, batch_sampler=batch_sampler, collate_fn=collator(tokenizer), generator=seed_source())
 
 
 def seed_source() -> Any:

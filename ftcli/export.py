@@ -10,100 +10,68 @@ import numpy as np
 
 from ftcli.config import FtcliError
 from ftcli.progress import console
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def _logits_only(model: Any) -> Any:
-    """The model with named tensor inputs and one output, the logits (what ONNX consumers want)."""
-    from torch import nn
-
-    class LogitsOnly(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-            extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-
-    return LogitsOnly().eval()
+from ftcli.tasks import Task
 
 
-def export_onnx(model: Any, tokenizer: Any, path: Path, opset: int) -> list[str]:
-    """Write ``path`` (dynamic batch and sequence axes); return its input names."""
-    import torch
-
-    sample = tokenizer(["a short one", "and a somewhat longer second sentence here"], padding=True, return_tensors="pt")
-    names = [k for k in MODEL_INPUTS if k in sample]
-    model = model.float().eval()
-    big = sum(p.numel() * 4 for p in model.parameters()) > 1.8e9  # protobuf's 2 GB limit
-    if names[:2] != ["input_ids", "attention_mask"]:
-        raise FtcliError(f"format=onnx: the tokenizer gives {names}; input_ids and attention_mask are needed")
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+def export_onnx(task: Task, model: Any, processor: Any, path: Path, opset: int) -> list[str]:
+    """Write ``path`` (the task's inputs with dynamic axes, one output ``logits``); return its input names."""
     import logging
     import warnings
 
+    import torch
+
+    model = model.float().eval()
+    spec = task.onnx_spec(model, processor)
+    big = sum(p.numel() * 4 for p in model.parameters()) > 1.8e9  # protobuf's 2 GB limit
     for name in ("onnx_ir", "onnxscript"):  # their per-pass INFO lines drown what matters
         logging.getLogger(name).setLevel(logging.WARNING)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name.*")  # shared Dims: the names are kept anyway
         torch.onnx.export(
-            _logits_only(model),
-            tuple(sample[k] for k in names),
+            spec.module,
+            spec.sample,
             str(path),
-            input_names=names,
+            input_names=spec.names,
             output_names=["logits"],
             opset_version=opset,
             dynamo=True,
-            dynamic_shapes={k: {0: batch, 1: seq} for k in names},
+            dynamic_shapes=spec.dynamic,
             external_data=big,
             verbose=False,
         )
-    return names
+    return spec.names
 
 
-def verify_onnx(
-    model: Any,
-    tokenizer: Any,
-    path: Path,
-    names: list[str],
-    texts: list[str],
-    pairs: list[str] | None,
-    max_length: int,
-    batch_size: int = 64,
-) -> float:
-    """Largest |logit difference| between onnxruntime and PyTorch over ``texts`` (length-sorted batches)."""
+def verify_onnx(task: Task, model: Any, path: Path, names: list[str], batches: Any) -> tuple[float, int]:
+    """Largest |logit difference| between onnxruntime and PyTorch over ``batches``, and the rows compared."""
     try:
         import onnxruntime as ort
     except ImportError as e:
         raise FtcliError("verify=true needs onnxruntime (pip install 'ftcli[export]'), or set verify=false") from e
     import torch
 
-    from ftcli.data import text_batches
+    from ftcli.inference import infer
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
+    dtypes = {i.name: np.int64 if "int" in i.type else np.float32 for i in session.get_inputs()}
     model = model.float().eval()
-    with torch.inference_mode():
-        for _, batch in text_batches(tokenizer, texts, pairs, max_length, batch_size):
-            ours = model(**{k: batch[k] for k in names}).logits.numpy()
-            theirs = session.run(["logits"], {k: batch[k].numpy().astype(np.int64) for k in names})[0]
-            worst = max(worst, float(np.abs(ours - theirs).max()))
-    return worst
+
+    def worst(batch: dict[str, Any]) -> dict[str, Any]:
+        ours = model(**{k: batch[k] for k in names}).logits
+        theirs = session.run(["logits"], {k: batch[k].numpy().astype(dtypes[k]) for k in names})[0]
+        return {"diff": (ours - torch.from_numpy(theirs)).abs().flatten(1).amax(1)}
+
+    diffs = infer(worst, batches)["diff"]
+    return float(diffs.max()), len(diffs)
 
 
-def validation_texts(run_cfg: Any, samples: int | None) -> tuple[list[str], list[str] | None]:
-    """The texts of the checkpoint's own validation split (the data the export is checked on)."""
-    from ftcli.data import load_splits
-
-    data = load_splits(run_cfg.dataset, run_cfg.trainer.seed)
+def validation_batches(task: Task, run_cfg: Any, processor: Any, samples: int | None) -> Any:
+    """The checkpoint's own validation split (what the export is checked on), as inference batches."""
+    data = task.load_data(run_cfg.dataset, run_cfg.trainer.seed)
     ds = data.splits["validation"]
     if samples and samples < len(ds):
         ds = ds.select(range(samples))
-    texts = [t or "" for t in ds[data.text_columns[0]]]
-    pairs = [t or "" for t in ds[data.text_columns[1]]] if len(data.text_columns) > 1 else None
-    return texts, pairs
+    return task.eval_loader(task.encode(ds, data.columns, processor, run_cfg.model), processor, 64)
 
 
 def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
@@ -138,22 +106,19 @@ def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
 
 def run_export(cfg: Any) -> dict[str, Any]:
     """``ftcli export``: write the exported model into ``cfg.output`` (or the run dir)."""
-    from omegaconf import OmegaConf
-
-    from ftcli.checkpoint import RUN_CONFIG
+    from ftcli.checkpoint import RUN_CONFIG, resolve_checkpoint, run_config, task_of
     from ftcli.config import validate
-    from ftcli.evaluate import resolve_checkpoint
 
     validate(cfg)
     ckpt = resolve_checkpoint(cfg.checkpoint)
     out = Path(cfg.output).expanduser() if cfg.output else Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model, tokenizer, merged = merged_model(ckpt)
+    model, processor, merged = merged_model(ckpt)
     model.eval()
     if cfg.format == "safetensors":
         # save_pretrained writes config, weights and (for ftcli's pooled head) modeling_ftcli.py
         model.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
+        processor.save_pretrained(out)
         console.print(f"transformers folder{' (LoRA merged)' if merged else ''} → {out}")
         return {"output": str(out), "merged": merged}
 
@@ -161,21 +126,21 @@ def run_export(cfg: Any) -> dict[str, Any]:
         import onnxscript  # noqa: F401  (torch's dynamo exporter needs it)
     except ImportError as e:
         raise FtcliError("format=onnx: install onnx, onnxscript and onnxruntime (pip install 'ftcli[export]')") from e
-    run_cfg = OmegaConf.load(ckpt / RUN_CONFIG) if (ckpt / RUN_CONFIG).is_file() else None
+    run_cfg = run_config(ckpt)
+    task = task_of(run_cfg)
     path = out / "model.onnx"
-    names = export_onnx(model, tokenizer, path, cfg.opset)
-    tokenizer.save_pretrained(out)
+    names = export_onnx(task, model, processor, path, cfg.opset)
+    processor.save_pretrained(out)
     model.config.save_pretrained(out)  # id2label for whoever reads the logits
     result: dict[str, Any] = {"output": str(path), "inputs": names}
     if cfg.verify and run_cfg is not None:
-        max_length = run_cfg.model.max_length
-        texts, pairs = validation_texts(run_cfg, cfg.verify_samples)
-        worst = verify_onnx(model, tokenizer, path, names, texts, pairs, max_length)
-        result.update(max_abs_diff=worst, verified_on=len(texts))
+        batches = validation_batches(task, run_cfg, processor, cfg.verify_samples)
+        worst, rows = verify_onnx(task, model, path, names, batches)
+        result.update(max_abs_diff=worst, verified_on=rows)
         (out / "onnx_check.json").write_text(json.dumps(result, indent=2))
         if worst > cfg.atol:
             raise FtcliError(f"atol={cfg.atol}: ONNX logits differ from PyTorch's by up to {worst:.2e}; not trusted")
-        console.print(f"onnxruntime vs PyTorch on {len(texts)} validation texts: max |Δlogit| {worst:.2e}")
+        console.print(f"onnxruntime vs PyTorch on {rows} validation examples: max |Δlogit| {worst:.2e}")
     if cfg.verify and run_cfg is None:
         console.print(f"[yellow]not verified: {ckpt} has no {RUN_CONFIG} naming its validation data")
     console.print(f"ONNX model ({', '.join(names)} → logits) → {path}")

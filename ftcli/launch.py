@@ -7,7 +7,7 @@ single process), Accelerate's launcher for GPUs, FSDP, DeepSpeed, TPUs and sever
 worker reads the same resolved config, so every rank agrees on the run dir and every value.
 
 Under an outside launcher (``accelerate launch -m ftcli train ...``, ``torchrun``, ``srun``) ftcli is
-already a worker and trains in place; :func:`share_config` then makes every rank use rank 0's config.
+already a worker and trains in place; ``runtime.share_config`` then makes every rank use rank 0's config.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.config import FtcliError, HardwareConfig
+from ftcli.files import write_json
 
 LAUNCH_CONFIG = "launch.yaml"  # the resolved config the workers read
 STATUS = "launch.json"  # how the workers ended, written by the main worker for the launching process
@@ -165,38 +166,13 @@ def run_training(cfg: Any) -> tuple[dict[str, Any], Any]:
     """``ftcli train`` for one job (a run or a sweep trial): the run's own config when it resumes, the
     workers its hardware needs, or training in this process. Returns (metrics, the config it ran)."""
     from ftcli.checkpoint import resume_config
+    from ftcli.runtime import leave_process_group
     from ftcli.train import train
 
     cfg = resume_config(cfg)  # a resumed run keeps its own hardware, batch and everything else
     metrics = launch(cfg) if needs_launch(cfg.hardware) else train(cfg)
     leave_process_group()  # under accelerate launch / torchrun
     return metrics, cfg
-
-
-def share_config(accelerator: Any, cfg: Any) -> Any:
-    """Rank 0's resolved config on every rank (ranks composed apart may disagree on the run dir)."""
-    if accelerator.num_processes == 1:
-        return cfg
-    from accelerate.utils import broadcast_object_list
-    from omegaconf import OmegaConf
-
-    from ftcli.config import typed_train_config
-
-    text = [OmegaConf.to_yaml(cfg, resolve=True) if accelerator.is_main_process else None]
-    broadcast_object_list(text, from_process=0)
-    return typed_train_config(OmegaConf.create(text[0]))
-
-
-def leave_process_group() -> None:
-    """After train() returned (its DDP model freed): leave the group, or the worker aborts at exit."""
-    import torch
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
-def write_status(run_dir: Path, status: dict[str, Any]) -> None:
-    (Path(run_dir) / STATUS).write_text(json.dumps(status, indent=2))
 
 
 def worker(config_file: str) -> None:
@@ -207,6 +183,7 @@ def worker(config_file: str) -> None:
 
     from ftcli.config import register_configs, typed_train_config
     from ftcli.progress import quiet_libraries
+    from ftcli.runtime import leave_process_group
     from ftcli.train import train
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: where a stuck worker is
@@ -219,7 +196,7 @@ def worker(config_file: str) -> None:
         result = train(cfg)
     except FtcliError as e:
         if main:
-            write_status(Path(cfg.output_dir), {"status": "error", "message": str(e)})
+            write_json(Path(cfg.output_dir) / STATUS, {"status": "error", "message": str(e)})
         print(f"ftcli: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     finally:
@@ -227,7 +204,7 @@ def worker(config_file: str) -> None:
     if main:
         interrupted = result.get("interrupted_by_signal")
         status = {"status": "interrupted", **result} if interrupted else {"status": "done", "result": result}
-        write_status(Path(cfg.output_dir), status)
+        write_json(Path(cfg.output_dir) / STATUS, status)
 
 
 def main() -> None:

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftcli.config import METRICS, FtcliError
+from ftcli.config import LOWER_IS_BETTER, FtcliError, TaskConfig, subclasses
 
-LOWER_IS_BETTER = {"loss"}
-SHOWN_METRICS = ("accuracy", "f1_macro", "mcc", "loss")  # the table's metric columns (CSV has all)
+# every metric a task reports (what --metric may name)
+METRICS = tuple(dict.fromkeys(m for s in subclasses(TaskConfig) for m in s.metrics))
+SHOWN_METRICS = ("accuracy", "f1_macro", "mcc", "pearson", "spearman", "mse", "loss")  # CSV has all
 SEED_KEY = "trainer.seed"
 STATUS_ORDER = {"completed": 0, "running": 1, "interrupted": 1, "failed": 2}
 

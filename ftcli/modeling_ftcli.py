@@ -15,7 +15,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-POOLINGS = ("mean", "cls", "pooler", "last")
+from .poolings import POOLINGS  # copied beside this file into checkpoints
 
 
 class PooledClassifierConfig(PretrainedConfig):
@@ -109,5 +109,13 @@ class PooledClassifierForSequenceClassification(PreTrainedModel):
     ) -> SequenceClassifierOutput:
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         logits = self.head(self.features(input_ids, attention_mask, **extra))
-        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+        loss = self.loss(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss ``config.problem_type`` names, as transformers' own sequence classifiers compute it."""
+        if self.config.problem_type == "regression":
+            return nn.functional.mse_loss(logits.float().squeeze(-1), labels.float())
+        if self.config.problem_type == "multi_label_classification":
+            return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        return nn.functional.cross_entropy(logits.float(), labels)

@@ -134,8 +134,16 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str]
     return tok
 
 
-def build_model(cfg: ModelConfig, pooling: str, label_names: list[str], tokenizer: Any, seed: int) -> Any:
-    """A sequence classifier: the architecture's own head (pooling=native) or ftcli's pooled head."""
+def build_model(
+    cfg: ModelConfig,
+    pooling: str,
+    label_names: list[str],
+    tokenizer: Any,
+    seed: int,
+    problem_type: str = "single_label_classification",
+) -> Any:
+    """A sequence classifier (or regressor: one output per label name, ``problem_type`` as transformers
+    names it): the architecture's own head (pooling=native) or ftcli's pooled head."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
@@ -143,6 +151,7 @@ def build_model(cfg: ModelConfig, pooling: str, label_names: list[str], tokenize
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {n: i for i, n in enumerate(label_names)},
+        "problem_type": problem_type,  # plain transformers picks the matching loss when given labels
     }
     torch.manual_seed(seed)  # the new head (and random backbones) start the same every run
     if cfg.init == "random":
@@ -192,7 +201,7 @@ def build_model(cfg: ModelConfig, pooling: str, label_names: list[str], tokenize
 
 def _load_weights(cfg: ModelConfig, auto_class: Any, path: str, **kwargs: Any) -> Any:
     """``auto_class.from_pretrained`` from safetensors only (unless model.allow_pickle), with one-line errors."""
-    from ftcli.checkpoint import refuse_pickle, verify_manifest
+    from ftcli.files import refuse_pickle, verify_manifest
 
     local = Path(path)
     if local.is_dir():

@@ -1,4 +1,4 @@
-"""``ftcli predict``: label and probabilities for one text, or for every row of a CSV/TSV/JSON(L) file."""
+"""``ftcli predict``: the task's prediction for one input, or for every row of a CSV/TSV/JSON(L) file."""
 
 from __future__ import annotations
 
@@ -43,20 +43,31 @@ def _dialect(suffix: str, quoting: str, writing: bool = False) -> dict[str, Any]
     return opts
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]], probs: np.ndarray, names: list[str], quoting: str) -> None:
-    """The input rows plus ``label`` (``predicted_label`` if the rows have a label already) and the
-    probabilities: ``prob_<name>`` columns (CSV/TSV) or a ``probabilities`` dict (JSON/JSONL)."""
+def flatten(pred: dict[str, Any]) -> dict[str, Any]:
+    """A prediction as flat columns for CSV/TSV: a dict value (the probabilities) becomes one column each."""
+    flat: dict[str, Any] = {}
+    for key, value in pred.items():
+        if isinstance(value, dict):
+            prefix = "prob" if key == "probabilities" else key
+            flat.update({f"{prefix}_{k}": f"{v:.6f}" for k, v in value.items()})
+        else:
+            flat[key] = f"{value:.6f}" if isinstance(value, float) else value
+    return flat
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]], preds: list[dict[str, Any]], quoting: str) -> None:
+    """The input rows plus each prediction's fields (``predicted_<field>`` where the rows have that column
+    already, e.g. a gold ``label``); dict fields flattened to columns in CSV/TSV, kept whole in JSON(L)."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise FtcliError(f"output={path}: unknown format; use one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    labels = [names[i] for i in probs.argmax(-1)]
-    key = "predicted_label" if rows and "label" in rows[0] else "label"  # keep a gold "label" column intact
+    taken = set(rows[0]) if rows else set()
+    preds = [
+        {(f"predicted_{k}" if k in taken and not isinstance(v, dict) else k): v for k, v in p.items()} for p in preds
+    ]
     if suffix in (".json", ".jsonl"):
-        out = [
-            {**r, key: lab, "probabilities": dict(zip(names, map(float, p), strict=True))}
-            for r, lab, p in zip(rows, labels, probs, strict=True)
-        ]
+        out = [{**r, **p} for r, p in zip(rows, preds, strict=True)]
         text = (
             json.dumps(out, ensure_ascii=False, indent=1)
             if suffix == ".json"
@@ -64,106 +75,84 @@ def write_rows(path: Path, rows: list[dict[str, Any]], probs: np.ndarray, names:
         )
         path.write_text(text, encoding="utf-8")
         return
+    flat = [flatten(p) for p in preds]
     columns = list(rows[0]) if rows else []
-    header = [*columns, key, *[f"prob_{n}" for n in names]]
+    header = [*columns, *(flat[0] if flat else {})]
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, **_dialect(suffix, quoting, writing=True))
         w.writerow(header)
-        for r, lab, p in zip(rows, labels, probs, strict=True):
-            w.writerow([r.get(c, "") for c in columns] + [lab] + [f"{x:.6f}" for x in p])
-
-
-def predict_proba(
-    model: Any,
-    tokenizer: Any,
-    texts: list[str],
-    pairs: list[str] | None,
-    max_length: int,
-    batch_size: int,
-    accelerator: Any,
-) -> np.ndarray:
-    """Class probabilities [N, K] in input order; batches are length-sorted (little padding)."""
-    import torch
-
-    from ftcli.calibration import softmax
-    from ftcli.data import text_batches
-
-    probs = np.empty((len(texts), model.config.num_labels))
-    model.eval()
-    with torch.inference_mode(), accelerator.autocast():
-        for idx, batch in text_batches(tokenizer, texts, pairs, max_length, batch_size):
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            probs[idx] = softmax(model(**batch).logits.float().cpu().numpy())  # off the device per batch
-    return probs
+        for r, p in zip(rows, flat, strict=True):
+            w.writerow([r.get(c, "") for c in columns] + list(p.values()))
 
 
 def run_predict(cfg: Any) -> dict[str, Any]:
-    """``ftcli predict``: one ``text=`` printed, or ``input=`` rows written to ``output=``."""
-    from ftcli.checkpoint import load_checkpoint
+    """``ftcli predict``: one input printed (``text=``), or ``input=`` rows written to ``output=``."""
+    from omegaconf import OmegaConf
+
+    from ftcli.checkpoint import load_checkpoint, resolve_checkpoint, task_of
     from ftcli.config import validate
-    from ftcli.evaluate import resolve_checkpoint
     from ftcli.progress import console
-    from ftcli.train import inference_batch_size, make_accelerator
+    from ftcli.runtime import inference_batch_size, make_accelerator
 
     validate(cfg)
     if (cfg.text is None) == (cfg.input is None):
         raise FtcliError('predict needs exactly one of text="..." or input=<file> (with output=<file>)')
-    ckpt = resolve_checkpoint(cfg.checkpoint)
-    model, tokenizer, run_cfg = load_checkpoint(ckpt)
+    model, processor, run_cfg = load_checkpoint(resolve_checkpoint(cfg.checkpoint))
+    task = task_of(run_cfg)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    max_length = run_cfg.model.max_length if run_cfg is not None else 512
-    accelerator = make_accelerator(cfg.hardware, grad_accum=1)
+    model_cfg = run_cfg.model if run_cfg is not None else OmegaConf.create({"max_length": 512})
+    accelerator = make_accelerator(cfg.hardware)
     model.to(accelerator.device)
-
+    dataset = run_cfg.dataset if run_cfg is not None else None
     if cfg.text is not None:
-        pairs = [cfg.text_pair] if cfg.text_pair is not None else None
-        p = predict_proba(model, tokenizer, [cfg.text], pairs, max_length, 1, accelerator)[0]
-        console.print(f"[bold]{names[int(p.argmax())]}[/]")
-        for n, x in zip(names, p, strict=True):
-            console.print(f"  {n:<12} {x:.4f}")
-        return {
-            "label": names[int(p.argmax())],
-            "probabilities": dict(zip(names, map(float, p), strict=True)),
-        }
-
-    ds = run_cfg.dataset if run_cfg is not None else None
-    text_col = cfg.text_column or (ds.text_column if ds is not None else "text")
-    pair_col = cfg.text_pair_column or (ds.text_pair_column if ds is not None else None)
+        row, columns = task.single_input(cfg)
+        outputs = task.predict_outputs(model, processor, [row], columns, model_cfg, 1, accelerator)
+        pred = task.predictions(outputs, names)[0]
+        show(pred)
+        return pred
     src = Path(cfg.input).expanduser()
-    # GLUE-style TSVs need quoting=none; take the training data's setting only for a file of its kind
-    same_kind = ds is not None and (
-        src.suffix.lower() == Path(ds.get("validation_file") or ds.get("train_file") or "").suffix.lower()
-    )
-    quoting = cfg.quoting or (ds.quoting if ds is not None and same_kind else "minimal")
+    quoting = input_quoting(cfg, dataset, src)
     rows = read_rows(src, quoting)
     if not rows:
         raise FtcliError(f"input={cfg.input}: no rows")
-    for key, col in (("text_column", text_col), ("text_pair_column", pair_col)):
-        if col is not None and col not in rows[0]:
-            raise FtcliError(f"{key}={col}: no such column in {cfg.input}; it has {', '.join(rows[0])}")
-    texts = [str(r[text_col] or "") for r in rows]
-    pairs = [str(r[pair_col] or "") for r in rows] if pair_col else None
+    columns = task.input_columns_of(cfg, dataset, rows, str(cfg.input))
     start = time.perf_counter()
     batch_size = inference_batch_size(cfg.batch_size, accelerator.device)
-    probs = predict_proba(model, tokenizer, texts, pairs, max_length, batch_size, accelerator)
+    outputs = task.predict_outputs(model, processor, rows, columns, model_cfg, batch_size, accelerator)
     rate = len(rows) / max(time.perf_counter() - start, 1e-9)
     dest = Path(cfg.output).expanduser() if cfg.output else Path(cfg.output_dir) / f"predictions{src.suffix}"
-    write_rows(dest, rows, probs, names, quoting)
+    write_rows(dest, rows, task.predictions(outputs, names), quoting)
     result: dict[str, Any] = {"rows": len(rows), "output": str(dest), "samples_per_s": rate}
-    label_col = ds.label_column if ds is not None else "label"
-    gold = [_label_id(r.get(label_col), names) for r in rows]
-    if all(g is not None for g in gold):  # the file has labels: say how well the predictions match them
-        result["accuracy"] = float((probs.argmax(-1) == np.asarray(gold)).mean())
-    acc = f" · accuracy against its '{label_col}' column {result['accuracy']:.4f}" if "accuracy" in result else ""
-    console.print(f"{len(rows)} rows ({rate:.0f}/s) → {dest}{acc}")
+    result.update(agreement(task, outputs, rows, dataset, names))
+    metric = task.metric
+    against = f" · {metric} against its labels {result[metric]:.4f}" if metric in result else ""
+    console.print(f"{len(rows)} rows ({rate:.0f}/s) → {dest}{against}")
     return result
 
 
-def _label_id(value: Any, names: list[str]) -> int | None:
-    """A gold label as a class id: a label name, or an integer id (possibly as text)."""
-    if value is None:
-        return None
-    s = str(value).strip()
-    if s in names:
-        return names.index(s)
-    return int(s) if s.lstrip("-").isdigit() and 0 <= int(s) < len(names) else None
+def input_quoting(cfg: Any, dataset: Any, src: Path) -> str:
+    """GLUE-style TSVs need quoting=none: take the training data's setting only for a file of its kind."""
+    if cfg.quoting:
+        return str(cfg.quoting)
+    trained_on = (dataset.get("validation_file") or dataset.get("train_file") or "") if dataset is not None else ""
+    same_kind = dataset is not None and src.suffix.lower() == Path(trained_on).suffix.lower()
+    return str(dataset.quoting) if same_kind else "minimal"
+
+
+def agreement(task: Any, outputs: np.ndarray, rows: list[dict[str, Any]], dataset: Any, names: list[str]) -> dict:
+    """When the file has the training data's label column, how well the predictions match it."""
+    label_col = dataset.label_column if dataset is not None else "label"
+    gold = task.gold([r.get(label_col) for r in rows], names) if label_col in rows[0] else None
+    return {} if gold is None else {task.metric: task.metrics(outputs, gold, names)[task.metric]}
+
+
+def show(pred: dict[str, Any]) -> None:
+    """One prediction on the terminal: the answer in bold, then what supports it."""
+    from ftcli.progress import console
+
+    for value in pred.values():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                console.print(f"  {k:<12} {v:.4f}")
+        else:
+            console.print(f"[bold]{value:.4f}[/]" if isinstance(value, float) else f"[bold]{value}[/]")

@@ -48,7 +48,7 @@ def plot_learning_curves(metrics_jsonl: Path, out: Path, metric: str = "accuracy
     ax.set(title="loss", xlabel="step")
     ax.legend()
     ax = axes[1]
-    for key in dict.fromkeys([metric, "accuracy", "f1_macro"]):
+    for key in dict.fromkeys([metric, "accuracy", "f1_macro", "pearson", "spearman"]):
         if val and key in val[0] and key != "loss":
             ax.plot([r["step"] for r in val], [r[key] for r in val], "o-", label=f"validation {key}")
     ax.set(title="validation", xlabel="step")
@@ -161,17 +161,17 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
     images: dict[str, Path | None] = {}
     run = training_run_dir(ckpt)
     if run is not None:
-        images["Learning curves"] = plot_learning_curves(run / "metrics.jsonl", out / "learning_curves.png")
-    images["Confusion matrix"] = plot_confusion_matrix(metrics["confusion_matrix"], names, out / "confusion_matrix.png")
+        curves = out / "learning_curves.png"
+        images["Learning curves"] = plot_learning_curves(run / "metrics.jsonl", curves, metrics.get("metric", "loss"))
+    if "confusion_matrix" in metrics:
+        images["Confusion matrix"] = plot_confusion_matrix(
+            metrics["confusion_matrix"], names, out / "confusion_matrix.png"
+        )
     images["Reliability diagram"] = plot_reliability(metrics, out / "reliability.png")
     if _pyplot() is None:
         console.print("[yellow]matplotlib is not installed: report.md without pictures (pip install 'ftcli[plots]')")
     ci = metrics.get("ci95", {})
-    rows = [
-        ("accuracy", metrics["accuracy"], ci.get("accuracy")),
-        ("f1_macro", metrics["f1_macro"], ci.get("f1_macro")),
-    ]
-    rows += [(k, metrics[k], None) for k in ("precision_macro", "recall_macro", "mcc", "loss", "ece") if k in metrics]
+    rows = [(k, metrics[k], ci.get(k)) for k in reported(metrics)]
     lines = [
         f"# Evaluation of `{metrics['checkpoint']}`",
         "",
@@ -189,11 +189,12 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
             f"ECE {ts['ece_before']:.4f} → {ts['ece_after']:.4f}.",
             "",
         ]
-    lines += ["| class | precision | recall | f1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
-    for n in names:
-        c = metrics["per_class"][n]
-        lines.append(f"| {n} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |")
-    lines.append("")
+    if "per_class" in metrics:
+        lines += ["| class | precision | recall | f1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+        for n in names:
+            c = metrics["per_class"][n]
+            lines.append(f"| {n} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |")
+        lines.append("")
     for title, path in images.items():
         if path is not None:
             lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
@@ -204,23 +205,71 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
     return report
 
 
-COMPARE = ("accuracy", "f1_macro", "mcc", "loss", "ece", "examples")
+def reported(metrics: dict[str, Any]) -> list[str]:
+    """The metric keys worth a row, in the task's order: what ``trainer.metric`` may name, then ECE."""
+    from ftcli.config import TaskConfig, subclasses
+
+    schemas = [s for s in subclasses(TaskConfig) if s.option == metrics.get("task")]
+    names = list(schemas[0].metrics) if schemas else ["accuracy", "f1_macro", "mcc", "loss"]
+    return [k for k in [*names, "ece"] if isinstance(metrics.get(k), (int, float))]
 
 
-def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
+def summary_line(metrics: dict[str, Any]) -> str:
+    """The task's first two metrics with their 95% intervals, ECE (before → after temperature scaling)."""
+    ci = metrics.get("ci95", {})
+
+    def with_ci(key: str) -> str:
+        lo_hi = ci.get(key)
+        return f"{key} {metrics[key]:.4f}" + (f" [95% CI {lo_hi[0]:.4f}–{lo_hi[1]:.4f}]" if lo_hi else "")
+
+    line = " · ".join(with_ci(k) for k in reported(metrics)[:2])
+    if "ece" in metrics:
+        line += f" · ECE {metrics['ece']:.4f}"
+    ts = metrics.get("temperature_scaling")
+    if ts:
+        before, after = f"{ts['ece_before']:.4f}", f"{ts['ece_after']:.4f}"
+        line += f" · temperature {ts['temperature']:.3f}: ECE {before} → {after} ({ts['where']})"
+    return f"{line}  → {metrics['checkpoint']}"
+
+
+def print_report(metrics: dict[str, Any], names: list[str]) -> None:
+    """The metrics table, the per-class table with the confusion matrix (classification), the summary."""
+    from rich.table import Table
+
+    summary = Table(title=f"{metrics['dataset']} / {metrics['split']}  ({metrics['examples']} examples)")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key in reported(metrics):
+        summary.add_row(key, f"{metrics[key]:.4f}")
+    summary.add_row("samples/s", f"{metrics['samples_per_s']:.0f}")
+    console.print(summary)
+    if "per_class" in metrics:
+        per_class = Table(title="per class")
+        for col in ("label", "precision", "recall", "f1", "support", *[f"pred {n}" for n in names]):
+            per_class.add_column(col, justify="right")
+        for i, n in enumerate(names):
+            c = metrics["per_class"][n]
+            row = [n, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"])]
+            per_class.add_row(*row, *[str(v) for v in metrics["confusion_matrix"][i]])
+        console.print(per_class)
+    console.print(summary_line(metrics))
+
+
+def write_comparison(rows: list[dict[str, Any]], out: Path, metric: str) -> None:
     """One table of every checkpoint on the same data: comparison.csv, comparison.md and the terminal."""
     from rich.table import Table
 
     out.mkdir(parents=True, exist_ok=True)
-    header = ["run", *COMPARE, "accuracy_ci95", "checkpoint", "folder"]
+    shown = list(dict.fromkeys([metric, *reported(rows[0])]))
+    header = ["run", *shown, "examples", f"{metric}_ci95", "checkpoint", "folder"]
     table_rows = []
     for i, r in enumerate(rows):
-        ci = r.get("ci95", {}).get("accuracy")
+        ci = r.get("ci95", {}).get(metric)
         table_rows.append(
             {
                 "run": r["run"],
-                **{k: r.get(k) for k in COMPARE},
-                "accuracy_ci95": f"{ci[0]:.4f}–{ci[1]:.4f}" if ci else "",
+                **{k: r.get(k) for k in [*shown, "examples"]},
+                f"{metric}_ci95": f"{ci[0]:.4f}–{ci[1]:.4f}" if ci else "",
                 "checkpoint": r["checkpoint"],
                 "folder": f"{i:02d}",
             }
@@ -237,9 +286,10 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
     md += ["| " + " | ".join(fmt(r[h]) for h in header) + " |" for r in table_rows]
     (out / "comparison.md").write_text("\n".join(md) + "\n")
     table = Table(title=f"{len(rows)} checkpoints on {rows[0]['dataset']} / {rows[0]['split']}")
-    for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"):
+    columns = ["folder", "run", *shown, f"{metric}_ci95"]
+    for h in columns:
         table.add_column(h, justify="left" if h == "run" else "right", no_wrap=h != "run", overflow="fold")
     for r in table_rows:
-        table.add_row(*(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss")))
+        table.add_row(*(fmt(r[h]) for h in columns))
     console.print(table)
     (out / "comparison.json").write_text(json.dumps(table_rows, indent=2))

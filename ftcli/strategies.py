@@ -26,6 +26,8 @@ from ftcli.config import (
     LpFtConfig,
     PartialConfig,
     StrategyConfig,
+    schema_of,
+    subclasses,
 )
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "ln_1.weight", "ln_2.weight", "ln_f.weight")
@@ -83,12 +85,17 @@ def _prefix(model: nn.Module, sub: nn.Module) -> str:
 
 
 class Strategy:
-    """Full fine-tuning and feature extraction; the subclasses below choose what trains."""
+    """Full fine-tuning and feature extraction; the subclasses below choose what trains.
+
+    A subclass is registered by naming its ``schema`` (the config dataclass its YAML lists)."""
+
+    schema: type[StrategyConfig] = StrategyConfig
 
     def __init__(self, cfg: StrategyConfig) -> None:
         self.cfg = cfg
         self.theta0: list[tuple[nn.Parameter, torch.Tensor]] = []  # l2sp anchors (pretrained, trainable)
         self.new_params: list[nn.Parameter] = []  # l2sp: plain L2
+        self.notes: list[str] = []  # what the run summary should say about this strategy on this model
 
     @property
     def frozen_backbone(self) -> bool:
@@ -194,15 +201,25 @@ class Strategy:
 class PartialStrategy(Strategy):
     """The top ``unfreeze_layers`` encoder layers and the head (with pooler / final norm) train."""
 
+    schema = PartialConfig
     cfg: PartialConfig
 
     def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
         return head or depth > layers - self.cfg.unfreeze_layers
 
+    def setup(self, model: nn.Module) -> None:
+        k, layers = self.cfg.unfreeze_layers, depth_map(model)[1]
+        if k > layers:
+            self.notes.append(f"strategy.unfreeze_layers={k} > the model's {layers} layers: all train, as full")
+        elif k == layers:
+            self.notes.append(f"strategy.unfreeze_layers={k}: all {layers} layers train, the embeddings stay frozen")
+        super().setup(model)
+
 
 class BitFitStrategy(Strategy):
     """Only bias terms (anywhere) and the head train."""
 
+    schema = BitFitConfig
     cfg: BitFitConfig
 
     def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
@@ -226,6 +243,7 @@ class ScheduledStrategy(Strategy):
 class GradualUnfreezeStrategy(ScheduledStrategy):
     """Stage s: the head, post and the top s layer groups train; s grows each unfreeze_every epochs."""
 
+    schema = GradualUnfreezeConfig
     cfg: GradualUnfreezeConfig
 
     stage = 0
@@ -244,6 +262,7 @@ class GradualUnfreezeStrategy(ScheduledStrategy):
 class LpFtStrategy(ScheduledStrategy):
     """Linear probing (only the head trains) for ``lp_epochs``, then every parameter trains."""
 
+    schema = LpFtConfig
     cfg: LpFtConfig
 
     probing = True
@@ -266,6 +285,7 @@ class LpFtStrategy(ScheduledStrategy):
 class LoraStrategy(Strategy):
     """LoRA adapters (peft, injected in place) on the encoder's Linear layers; the head trains in full."""
 
+    schema = LoraConfig
     cfg: LoraConfig
 
     def targets(self, model: nn.Module) -> list[str]:
@@ -352,19 +372,11 @@ def save_adapter(model: nn.Module, peft_config: Any, folder: Path) -> None:
     peft_config.save_pretrained(str(folder))
 
 
-STRATEGIES: dict[type, type[Strategy]] = {
-    PartialConfig: PartialStrategy,
-    BitFitConfig: BitFitStrategy,
-    LoraConfig: LoraStrategy,
-    GradualUnfreezeConfig: GradualUnfreezeStrategy,
-    LpFtConfig: LpFtStrategy,
-}
-
-
 def build_strategy(cfg: StrategyConfig) -> Strategy:
     """The Strategy for a strategy config, chosen by its schema (so a renamed copy of lora.yaml is LoRA)."""
-    schema = OmegaConf.get_type(cfg) if OmegaConf.is_config(cfg) else type(cfg)
-    return STRATEGIES.get(schema, Strategy)(cfg)  # type: ignore[arg-type]
+    schema = schema_of("strategy", cfg) if OmegaConf.is_config(cfg) else type(cfg)
+    chosen = next((s for s in subclasses(Strategy) if s.__dict__.get("schema") is schema), Strategy)
+    return chosen(cfg)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ftcli.files import write_json
+
 STATUS_FILE = "status.json"
 MULTIRUN_FLAGS = {"-m", "--multirun"}
 
@@ -85,8 +87,10 @@ def run_sweep_job(cfg: Any) -> Any:
         quiet_libraries()
         return run_training(cfg)[0]
 
+    from ftcli.config import train_metric
+
     overrides = list(HydraConfig.get().overrides.task)
-    return run_trial(Path(cfg.output_dir), overrides, cfg.trainer.metric, train, config_hash(cfg))
+    return run_trial(Path(cfg.output_dir), overrides, train_metric(cfg), train, config_hash(cfg))
 
 
 def config_hash(cfg: Any) -> str:
@@ -108,11 +112,7 @@ def read_status(job_dir: Path) -> dict[str, Any] | None:
 
 
 def write_status(job_dir: Path, status: dict[str, Any]) -> None:
-    """Atomically: a reader (the leaderboard, a resuming sweep) never sees half a file."""
-    job_dir.mkdir(parents=True, exist_ok=True)
-    tmp = job_dir / f".{STATUS_FILE}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(status, indent=2, default=str))
-    os.replace(tmp, job_dir / STATUS_FILE)
+    write_json(Path(job_dir) / STATUS_FILE, status)
 
 
 def run_trial(

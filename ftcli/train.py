@@ -1,113 +1,369 @@
-"""``train(cfg) -> dict[str, float]``: the whole fine-tuning run, top to bottom."""
+"""``train(cfg) -> dict[str, float]``: the whole fine-tuning run, top to bottom, in named phases.
+
+start → data → model and strategy → batches → optimizer and schedule → resumable state → fit
+(evaluate and keep the best) → finish. What the data, model, loss and metrics *are* is the task's
+(``ftcli/tasks``); what trains is the strategy's; this module only runs them.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ftcli.config import FtcliError, HardwareConfig, validate
-from ftcli.evaluate import LOWER_IS_BETTER, evaluate, scalar_metrics
+from ftcli.checkpoint import Keeper, ResumeState, load_state, resume_config, save_state
+from ftcli.config import FtcliError, is_better, train_metric, validate
+from ftcli.metrics import scalar_metrics
 from ftcli.progress import Progress, console
+from ftcli.runtime import StopSignals, end, inference_batch_size, make_accelerator, share_config
+from ftcli.strategies import Strategy, build_strategy, count_parameters
+from ftcli.tasks import Task, TaskData, build_task
+from ftcli.tracking import MetricsLog
 
 
-def make_accelerator(hw: HardwareConfig, grad_accum: int, log_with: str = "none", project_dir: Any = None) -> Any:
-    """An Accelerator for the chosen hardware; a clear error when that hardware is absent."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+@dataclass
+class Run:
+    """What every phase shares: the resolved config, the accelerator, the task, where files go."""
 
-    if hw.accelerator == "gpu" and not torch.cuda.is_available():
-        raise FtcliError(f"hardware={hw.name}: no CUDA GPU is visible; use hardware=cpu or hardware=auto")
-    if hw.accelerator == "tpu":
-        try:
-            import torch_xla  # noqa: F401
-        except ImportError as e:
-            raise FtcliError(f"hardware={hw.name}: torch_xla is not installed (needed for TPUs)") from e
-    cpu = hw.accelerator == "cpu" or (hw.accelerator == "auto" and not torch.cuda.is_available())
-    if cpu and hw.mixed_precision == "fp16":
-        raise FtcliError("hardware.mixed_precision=fp16: not supported on CPU; use bf16 or no")
-    if cpu and hw.cpu_threads:
-        torch.set_num_threads(hw.cpu_threads)
-    trackers = None if log_with == "none" else log_with  # metrics.jsonl stays the source of truth
-    if trackers and importlib.util.find_spec(trackers) is None:  # Accelerate would drop it silently
-        raise FtcliError(f"trainer.log_with={trackers}: {trackers} is not installed (pip install {trackers})")
-    # ftcli's pooled head leaves the backbone's own pooler unused, and strategies may skip layers:
-    # DDP must not wait for gradients that never come.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(
-        cpu=cpu,
-        mixed_precision=hw.mixed_precision,
-        gradient_accumulation_steps=grad_accum,
-        kwargs_handlers=[ddp],
-        log_with=trackers,
-        project_dir=project_dir,
+    cfg: DictConfig
+    accelerator: Any
+    task: Task
+    metric: str  # trainer.metric, or the task's default
+    out_dir: Path
+    cache_dir: Path
+
+    @property
+    def main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+
+@dataclass
+class Built:
+    """The model with its strategy applied, and what the run summary says about it."""
+
+    model: Any
+    strategy: Strategy
+    processor: Any  # tokenizer / image processor, saved with every checkpoint
+    label_names: list[str]
+    summary: dict[str, float]  # trainable and total parameters
+
+
+@dataclass
+class Batches:
+    train: Any  # a DataLoader of training batches (one slice of each global batch per process)
+    sampler: Any  # its batch sampler (set_epoch)
+    validation: Any  # prepared inference batches
+    head: Any = None  # set when the head trains alone on cached frozen-backbone features
+
+
+@dataclass
+class Optimisation:
+    model: Any  # what the optimizer steps (the model, or the head alone), prepared
+    optimizer: Any
+    scheduler: Any
+    train: Any  # the prepared training batches
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fine-tune ``cfg.model`` on ``cfg.dataset`` for ``cfg.task`` with ``cfg.strategy``; return the best
+    validation metrics (or, for trainer.dry_run, the trainable parameter counts)."""
+    run = start(cfg)
+    data, encoded, processor = load_data(run)
+    built = build(run, data, processor)
+    if run.cfg.trainer.dry_run:
+        return dict(built.summary)
+    batches = make_batches(run, built, encoded)
+    opt = make_optimisation(run, built, batches)
+    state = restore(run, opt)
+    saves = run.main and run.cfg.trainer.save_checkpoints
+    keeper = Keeper(run.cfg, run.out_dir, built.model, processor, built.strategy, batches.head, saves)
+    loop = Loop(run, built, batches, opt, keeper, state)
+    loop.fit()
+    return finish(run, built, keeper, loop)
+
+
+def start(cfg: DictConfig) -> Run:
+    """Validate, take a resumed run's own config, start the accelerator, make the run dir."""
+    from accelerate.utils import set_seed
+
+    validate(cfg)
+    cfg = resume_config(cfg)  # resume=<run>: that run's own config and run dir
+    tc = cfg.trainer
+    accelerator = make_accelerator(cfg.hardware, tc.grad_accum, tc.log_with, Path(cfg.output_dir))
+    cfg = share_config(accelerator, cfg)  # ranks started apart agree on one resolved config
+    run = Run(cfg, accelerator, build_task(cfg.task), train_metric(cfg), Path(cfg.output_dir), Path(cfg.cache_dir))
+    run.cache_dir = run.cache_dir.expanduser()
+    console.quiet = not run.main  # one process reports
+    if run.main:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in ("metrics.json", "error.txt"):  # metrics.json appears only when this run finishes
+            (run.out_dir / leftover).unlink(missing_ok=True)
+        (run.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    set_seed(tc.seed)
+    return run
+
+
+def load_data(run: Run) -> tuple[TaskData, dict[str, Any], Any]:
+    """The task's splits, its processor, and the two splits training reads as model inputs."""
+    cfg = run.cfg
+    with run.accelerator.main_process_first():  # datasets' cache is built once, then read by the others
+        data = run.task.load_data(cfg.dataset, cfg.trainer.seed)
+        processor = run.task.load_processor(cfg.model, run.cache_dir, data)
+        encoded = {  # training uses these two (a test split is for ftcli eval)
+            s: run.task.encode(data.splits[s], data.columns, processor, cfg.model) for s in ("train", "validation")
+        }
+    return data, encoded, processor
+
+
+def build(run: Run, data: TaskData, processor: Any) -> Built:
+    """The task's model, the strategy's freezing, and a summary line of what trains."""
+    cfg = run.cfg
+    pooling = cfg.strategy.pooling or cfg.model.pooling
+    model = run.task.build_model(cfg.model, pooling, data, processor, cfg.trainer.seed)
+    strategy = build_strategy(cfg.strategy)
+    strategy.setup(model)
+    if cfg.trainer.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    trainable, total = count_parameters(model)
+    summary = {"trainable_params": trainable, "total_params": total, "trainable_pct": 100 * trainable / total}
+    console.print(
+        f"[bold]{cfg.model.name}[/] · {cfg.task.name} · strategy={cfg.strategy.name} · pooling={pooling} · "
+        f"trainable {trainable:,} / {total:,} ({summary['trainable_pct']:.2f}%) · "
+        f"train {len(data.splits['train']):,} · validation {len(data.splits['validation']):,}"
     )
+    for note in strategy.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    return Built(model, strategy, processor, data.label_names, summary)
 
 
-def inference_batch_size(size: int | None, device: Any) -> int:
-    """An explicit size, else one that suits the device: on CPUs a batch's activations should stay in
-    cache (MiniLM on 2 cores: 300 sentences/s at 32, 205 at 128, length-sorted); GPUs want more rows."""
-    return size or (32 if torch.device(device).type == "cpu" else 128)
+def make_batches(run: Run, built: Built, encoded: dict[str, Any]) -> Batches:
+    """Global batches (per device × processes), one slice per process: n processes take the same optimizer
+    steps on the same examples as one process with the same global batch. A frozen backbone whose head
+    can train alone runs once per example instead: its features are cached."""
+    from ftcli.data import ShardedBatches
+
+    cfg, task, acc = run.cfg, run.task, run.accelerator
+    tc, n = cfg.trainer, acc.num_processes
+    eval_batch = inference_batch_size(tc.eval_batch_size, acc.device)
+    if built.strategy.frozen_backbone and cfg.strategy.cache_features and task.caches_features(built.model):
+        return feature_batches(run, built, encoded, eval_batch)
+    budget = tc.max_tokens and tc.max_tokens * n
+    sampler = ShardedBatches(task.train_batches(encoded["train"], n * tc.batch_size, tc.seed, budget), n)
+    train = task.loader(encoded["train"], sampler, built.processor)
+    validation = acc.prepare(task.eval_loader(encoded["validation"], built.processor, eval_batch))
+    return Batches(train, sampler, validation)
 
 
-def eval_loader(ds: Any, tokenizer: Any, batch_size: int, accelerator: Any) -> Any:
-    """Length-sorted inference batches that carry each example's index (to restore the order)."""
-    from ftcli.data import lengths_of, loader, sorted_batches
+def feature_batches(run: Run, built: Built, encoded: dict[str, Any], eval_batch: int) -> Batches:
+    """Batches of cached frozen-backbone features (computed once, on the main process first)."""
+    import numpy as np
+    from torch.utils.data import DataLoader
 
-    lengths = lengths_of(ds)
-    ds = ds.add_column("idx", list(range(len(ds))))
-    return accelerator.prepare(loader(ds, sorted_batches(lengths, batch_size), tokenizer))
+    from ftcli.data import LengthGroupedBatches, ShardedBatches, column_of, seed_source
+    from ftcli.features import FeatureDataset, cached_features, feature_key
 
+    task, acc, model, tc = run.task, run.accelerator, built.model, run.cfg.trainer
+    model.to(acc.device)
+    feats, labels = {}, {}
+    for split, ds in encoded.items():
+        key = feature_key(task.feature_identity(model, built.processor, ds, tc.seed))
 
-def tracker_config(cfg: DictConfig) -> dict[str, Any]:
-    """The run config flattened to dotted keys with scalar values (what TensorBoard's hparams accept)."""
-    flat: dict[str, Any] = {}
+        def compute(ds: Any = ds) -> dict[str, torch.Tensor]:
+            return task.frozen_features(model, ds, built.processor, eval_batch, acc.device)
 
-    def walk(node: Any, prefix: str) -> None:
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                flat[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
-
-
-def end(accelerator: Any) -> None:
-    """Wait for every process and finish trackers. The process group is left by the caller once the
-    DDP model is freed (``launch.leave_process_group``): destroying it first hangs a gloo worker."""
-    accelerator.wait_for_everyone()
-    for tracker in accelerator.trackers:
-        tracker.finish()
-
-
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Any:
-    """Linear warm-up to the peak lr, then linear decay to 0 at ``total`` (HF's default schedule).
-    Built on torch's LambdaLR here: importing it from transformers.optimization pulls in peft and
-    transformers' Trainer (2.4 s), more than a cached feature-extraction run takes to train."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return step / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        with acc.main_process_first():
+            path = run.cache_dir / "features" / f"{key}.safetensors"
+            feats[split], hit = cached_features(compute, task.feature_name(model), path)
+        console.print(f"features {split}: {tuple(feats[split].shape)} ({'cache hit' if hit else 'computed'})")
+        labels[split] = torch.tensor(column_of(ds, "labels"))
+    n = acc.num_processes  # a seeded per-epoch shuffle, sharded like token batches
+    shuffled = LengthGroupedBatches(np.ones(len(labels["train"])), n * tc.batch_size, tc.seed, group=False)
+    sampler = ShardedBatches(shuffled, n)
+    data = FeatureDataset(feats["train"], labels["train"])
+    train = DataLoader(data, batch_sampler=sampler, generator=seed_source())
+    validation = DataLoader(FeatureDataset(feats["validation"], labels["validation"]), batch_size=eval_batch)
+    return Batches(train, sampler, acc.prepare(validation), head=task.head(model))
 
 
-def _better(metric: str, new: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return new < best if metric in LOWER_IS_BETTER else new > best
+def make_optimisation(run: Run, built: Built, batches: Batches) -> Optimisation:
+    """Optimizer over the strategy's parameter groups, prepared with the model and batches; the schedule
+    over the step count *after* prepare (per process)."""
+    from ftcli.features import HeadModel
+    from ftcli.optim import build_optimizer, build_schedule
+
+    cfg, acc, tc = run.cfg, run.accelerator, run.cfg.trainer
+    model = HeadModel(batches.head) if batches.head is not None else built.model
+    optimizer = build_optimizer(cfg.strategy, built.strategy.param_groups(model), acc.device)
+    if tc.compile:
+        model = torch.compile(model)
+    if getattr(acc.state, "deepspeed_plugin", None) is not None:  # a batch sampler hides the size
+        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
+    model, optimizer, train = acc.prepare(model, optimizer, batches.train)
+    steps_per_epoch = math.ceil(len(train) / tc.grad_accum)
+    total = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
+    epochs = math.ceil(total / steps_per_epoch)
+    scheduler = build_schedule(optimizer, cfg.strategy.schedule, int(cfg.strategy.warmup_ratio * total), total)
+    acc.register_for_checkpointing(scheduler)  # saved with model, optimizer and RNG in state/
+    n = acc.num_processes
+    budget = f" (token budget {tc.max_tokens})" if tc.max_tokens else ""
+    console.print(
+        f"{total} optimizer steps · {epochs} epoch(s) · global batch {tc.batch_size * n * tc.grad_accum} "
+        f"({tc.batch_size} per device × {n} processes × {tc.grad_accum} accumulated){budget} · "
+        f"{cfg.strategy.optimizer}, {cfg.strategy.schedule} schedule · device {acc.device}"
+    )
+    return Optimisation(model, optimizer, scheduler, train, steps_per_epoch, total, epochs)
 
 
-def _nonfinite(value: float, step: int, out_dir: Path, best: dict[str, Any] | None) -> str:
+def restore(run: Run, opt: Optimisation) -> ResumeState:
+    """A resumed run's weights, optimizer, scheduler and RNG, and where it was; a fresh state otherwise."""
+    if not run.cfg.resume:
+        return ResumeState()
+    state = load_state(run.accelerator, run.out_dir)
+    if state.batch_in_epoch >= len(opt.train):  # saved at the end of an epoch
+        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+    return state
+
+
+class Loop:
+    """The fit loop: plain Accelerate steps; evaluation keeps the best checkpoint; signals save a state."""
+
+    def __init__(
+        self, run: Run, built: Built, batches: Batches, opt: Optimisation, keeper: Keeper, state: ResumeState
+    ) -> None:
+        self.run, self.built, self.batches, self.opt, self.keeper, self.state = run, built, batches, opt, keeper, state
+        tc = run.cfg.trainer
+        self.eval_every = tc.eval_every_steps or opt.steps_per_epoch
+        self.log = MetricsLog(run.cfg, run.accelerator, run.out_dir, state.step if run.cfg.resume else None)
+        self.progress = Progress(opt.total_steps)
+        self.seen, self.tokens, self.micro, self.running, self.t0 = 0, 0, 0, 0.0, time.perf_counter()
+        self.stop, self.signum = state.step >= opt.total_steps, 0
+
+    def fit(self) -> None:
+        signals = StopSignals().install()
+        try:  # a failed run (NaN loss, a sweep trial that raises) must not leave our signal handlers behind
+            self.schedule(self.state.epoch)  # the strategy's schedule where this run starts (or resumes)
+            skip = self.state.batch_in_epoch
+            for epoch in range(self.state.epoch, self.opt.epochs):
+                if self.stop:
+                    break
+                self.epoch(epoch, skip, signals)
+                skip = 0
+        finally:
+            signals.restore()
+            self.progress.close()
+
+    def epoch(self, epoch: int, skip: int, signals: StopSignals) -> None:
+        acc, opt = self.run.accelerator, self.opt
+        self.batches.sampler.set_epoch(epoch)
+        opt.train.set_epoch(epoch)  # Accelerate re-sets the sampler's epoch from its own count
+        opt.model.train()
+        batches = acc.skip_first_batches(opt.train, skip) if skip else opt.train
+        for i, batch in enumerate(batches, start=skip):
+            self.step(batch)
+            if not acc.sync_gradients:
+                continue
+            self.after_step(epoch, i + 1, signals)
+            if self.stop:
+                return
+
+    def step(self, batch: dict[str, Any]) -> None:
+        """One micro-batch: loss (+ the strategy's penalty), backward, and the optimizer step when synced."""
+        acc, opt, st_cfg = self.run.accelerator, self.opt, self.run.cfg.strategy
+        batch.pop("idx", None)  # feature rows carry their index for evaluation only
+        with acc.accumulate(opt.model):
+            loss = self.run.task.loss(opt.model, batch)
+            penalty = self.built.strategy.penalty(acc.unwrap_model(opt.model))
+            if penalty is not None:
+                loss = loss + penalty
+            acc.backward(loss)
+            if acc.sync_gradients and st_cfg.max_grad_norm > 0:
+                acc.clip_grad_norm_(opt.model.parameters(), st_cfg.max_grad_norm)
+            opt.optimizer.step()
+            opt.optimizer.zero_grad(set_to_none=True)
+        examples, tokens = self.run.task.count(batch)  # real (unpadded) tokens, for tokens/s
+        self.seen, self.tokens = self.seen + examples * acc.num_processes, self.tokens + tokens * acc.num_processes
+        value = loss.item()
+        self.running, self.micro = self.running + value, self.micro + 1
+        if not math.isfinite(value):  # stop before the bad weights reach a checkpoint
+            self.keeper.flush()
+            kept = self.state.best_metrics if self.run.cfg.trainer.save_checkpoints else None
+            raise FtcliError(nonfinite(value, self.state.step + 1, self.run.out_dir, kept))
+
+    def after_step(self, epoch: int, done: int, signals: StopSignals) -> None:
+        """After an optimizer step: schedule, log, evaluate, and save a state when asked or due."""
+        st, tc, acc = self.state, self.run.cfg.trainer, self.run.accelerator
+        self.opt.scheduler.step()
+        st.step += 1
+        self.schedule(epoch)  # gradual unfreezing, LP → FT
+        self.report(epoch)
+        if st.step % self.eval_every == 0 or st.step == self.opt.total_steps:
+            self.evaluate(epoch)
+        self.signum = signals.requested(acc)  # SIGTERM/SIGINT: save a resumable state and stop
+        if self.signum or (tc.save_every_steps and st.step % tc.save_every_steps == 0):
+            st.epoch, st.batch_in_epoch = epoch, done
+            self.keeper.flush()  # a resumed run finds the best checkpoint its state speaks of
+            save_state(acc, self.run.out_dir, st, tc.keep_checkpoints)
+        if self.signum:
+            resume = f"ftcli train resume={self.run.out_dir}"
+            self.progress.note(f"signal {self.signum}: state saved at step {st.step}; go on: {resume}")
+        self.stop = self.stop or bool(self.signum) or st.step >= self.opt.total_steps
+
+    def schedule(self, epoch: int) -> None:
+        """Let the strategy's schedule act; print and log the trainable count when it changed."""
+        model, st = self.built.model, self.state
+        if self.built.strategy.on_step(model, st.step, self.opt.steps_per_epoch):
+            now, total = count_parameters(model)
+            self.log({"step": st.step, "epoch": epoch, "trainable_params": now, "trainable_pct": 100 * now / total})
+            self.progress.note(f"step {st.step} · trainable {now:,} / {total:,} ({100 * now / total:.2f}%)")
+
+    def report(self, epoch: int) -> None:
+        step, tc = self.state.step, self.run.cfg.trainer
+        if step % tc.log_every_steps and step != self.opt.total_steps:
+            self.progress.update(step)
+            return
+        elapsed = time.perf_counter() - self.t0
+        record = {
+            "step": step,
+            "epoch": epoch,
+            "loss": self.running / self.micro,
+            "lr": self.opt.scheduler.get_last_lr()[0],
+            "samples_per_s": self.seen / elapsed,
+            "tokens_per_s": self.tokens / elapsed,
+        }
+        self.running, self.micro = 0.0, 0
+        self.log(record)
+        self.progress.update(step, record)
+
+    def evaluate(self, epoch: int) -> None:
+        """Validation metrics; the best by ``trainer.metric`` is kept; patience runs out → stop."""
+        st, metric, tc = self.state, self.run.metric, self.run.cfg.trainer
+        run = self.run
+        metrics = run.task.evaluate(self.opt.model, self.batches.validation, run.accelerator, self.built.label_names)
+        flat = {"step": st.step, "epoch": epoch, "split": "validation", **scalar_metrics(metrics)}
+        self.log(flat)
+        self.progress.note(f"step {st.step} · validation {metric} {metrics[metric]:.4f}")
+        self.opt.model.train()
+        if is_better(metric, metrics[metric], st.best):
+            st.best, st.best_metrics, st.stale = metrics[metric], flat, 0
+            self.keeper.best(flat)
+        else:
+            st.stale += 1
+            if tc.early_stopping_patience and st.stale >= tc.early_stopping_patience:
+                self.progress.note(f"early stopping: {st.stale} evaluations without a better {metric}")
+                self.stop = True
+        st.last_metrics = flat
+
+
+def nonfinite(value: float, step: int, out_dir: Path, best: dict[str, Any] | None) -> str:
     """What to say when the loss stops being a number: where, and which checkpoint is still good."""
     kept = (
         f"the last good checkpoint is {out_dir / 'checkpoints' / 'best'} (step {best['step']})"
@@ -117,306 +373,22 @@ def _nonfinite(value: float, step: int, out_dir: Path, best: dict[str, Any] | No
     return f"loss is {value} at step {step}: training stopped; {kept}; lower strategy.lr or check the data"
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fine-tune ``cfg.model`` on ``cfg.dataset`` with ``cfg.strategy``; return the best validation metrics."""
-    from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
-
-    from ftcli.checkpoint import (
-        StopSignals,
-        link_checkpoint,
-        load_state,
-        resume_config,
-        save_checkpoint,
-        save_state,
-        trim_log,
-    )
-    from ftcli.data import (
-        LengthGroupedBatches,
-        ShardedBatches,
-        column_of,
-        content_fingerprint,
-        lengths_of,
-        load_splits,
-        loader,
-        seed_source,
-        tokenize,
-        tokenizer_fingerprint,
-    )
-    from ftcli.features import FeatureDataset, HeadModel, cached_features, feature_key
-    from ftcli.launch import share_config
-    from ftcli.models import build_model, load_tokenizer
-    from ftcli.strategies import build_strategy, count_parameters
-
-    validate(cfg)
-    cfg = resume_config(cfg)  # resume=<run>: that run's own config and run dir
-    accelerator = make_accelerator(cfg.hardware, cfg.trainer.grad_accum, cfg.trainer.log_with, Path(cfg.output_dir))
-    cfg = share_config(accelerator, cfg)  # ranks started apart agree on one resolved config
-    tc = cfg.trainer
-    eval_batch = inference_batch_size(tc.eval_batch_size, accelerator.device)
-    out_dir, cache_dir = Path(cfg.output_dir), Path(cfg.cache_dir).expanduser()
-    main = accelerator.is_main_process
-    console.quiet = not main  # one process reports
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in ("metrics.json", "error.txt"):  # metrics.json appears only when this run finishes
-            (out_dir / leftover).unlink(missing_ok=True)
-        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    set_seed(tc.seed)
-
-    # ---- data and model ------------------------------------------------------------------------
-    with accelerator.main_process_first():  # datasets' cache is built once, then read by the others
-        data = load_splits(cfg.dataset, tc.seed)
-        tokenizer = load_tokenizer(cfg.model, cache_dir, data.splits["train"][data.text_columns[0]])
-        tokenized = {  # training uses these two (a test split is for ftcli eval)
-            s: tokenize(data.splits[s], tokenizer, data.text_columns, cfg.model.max_length)
-            for s in ("train", "validation")
-        }
-    pooling = cfg.strategy.pooling or cfg.model.pooling
-    model = build_model(cfg.model, pooling, data.label_names, tokenizer, tc.seed)
-    strategy = build_strategy(cfg.strategy)
-    strategy.setup(model)
-    if tc.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    trainable, total = count_parameters(model)
-    summary = {"trainable_params": trainable, "total_params": total, "trainable_pct": 100 * trainable / total}
-    console.print(
-        f"[bold]{cfg.model.name}[/] · strategy={cfg.strategy.name} · pooling={pooling} · "
-        f"trainable {trainable:,} / {total:,} ({summary['trainable_pct']:.2f}%) · "
-        f"train {len(data.splits['train']):,} · validation {len(data.splits['validation']):,}"
-    )
-    if tc.dry_run:
-        return {k: float(v) for k, v in summary.items()}
-
-    # With a frozen backbone and ftcli's pooled head, the backbone runs once per example: the head
-    # trains on cached features (the full model, sharing the head, is what gets saved).
-    n = accelerator.num_processes
-    head_only = strategy.frozen_backbone and pooling != "native" and cfg.strategy.cache_features
-    if head_only:
-        model.to(accelerator.device)
-        feats = {}
-        for split, ds in tokenized.items():
-            key = feature_key(
-                model, tokenizer_fingerprint(tokenizer), cfg.model.max_length, content_fingerprint(ds), tc.seed
-            )
-            with accelerator.main_process_first():
-                feats[split], hit = cached_features(
-                    model,
-                    ds,
-                    lengths_of(ds),
-                    tokenizer,
-                    eval_batch,
-                    accelerator.device,
-                    cache_dir / "features" / f"{key}.safetensors",
-                )
-            console.print(f"features {split}: {tuple(feats[split].shape)} ({'cache hit' if hit else 'computed'})")
-        train_model: Any = HeadModel(model.head)
-        labels = {s: torch.tensor(column_of(ds, "labels")) for s, ds in tokenized.items()}
-        n_train = len(labels["train"])  # seeded per-epoch shuffle, sharded like the token batches below
-        shuffled = LengthGroupedBatches(np.ones(n_train), n * tc.batch_size, tc.seed, group=False)
-        sampler = ShardedBatches(shuffled, n)
-        train_batches: Any = DataLoader(
-            FeatureDataset(feats["train"], labels["train"]), batch_sampler=sampler, generator=seed_source()
-        )
-        val_batches = DataLoader(FeatureDataset(feats["validation"], labels["validation"]), batch_size=eval_batch)
-        val_batches = accelerator.prepare(val_batches)
-    else:
-        train_model = model
-        # Global batches (per device × processes), one slice per process: n processes take the same
-        # optimizer steps on the same examples as one process with the same global batch.
-        budget = tc.max_tokens and tc.max_tokens * n
-        grouped = LengthGroupedBatches(lengths_of(tokenized["train"]), n * tc.batch_size, tc.seed, budget)
-        sampler = ShardedBatches(grouped, n)
-        train_batches = loader(tokenized["train"], sampler, tokenizer)
-        val_batches = eval_loader(tokenized["validation"], tokenizer, eval_batch, accelerator)
-
-    # ---- optimisation --------------------------------------------------------------------------
-    # fused AdamW: one kernel for all parameters (CPU and CUDA); XLA and others take the default
-    fused = accelerator.device.type in ("cpu", "cuda") or None
-    optimizer = torch.optim.AdamW(strategy.param_groups(train_model), lr=cfg.strategy.lr, fused=fused)
-    if tc.compile:
-        train_model = torch.compile(train_model)
-    if getattr(accelerator.state, "deepspeed_plugin", None) is not None:  # a batch sampler hides the size
-        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
-    train_model, optimizer, train_batches = accelerator.prepare(train_model, optimizer, train_batches)
-    steps_per_epoch = math.ceil(len(train_batches) / tc.grad_accum)  # after prepare: per process
-    total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    scheduler = linear_schedule(optimizer, int(cfg.strategy.warmup_ratio * total_steps), total_steps)
-    accelerator.register_for_checkpointing(scheduler)  # saved with model, optimizer and RNG in state/
-    global_batch = tc.batch_size * accelerator.num_processes * tc.grad_accum
-    console.print(
-        f"{total_steps} optimizer steps · {epochs} epoch(s) · global batch {global_batch} "
-        f"({tc.batch_size} per device × {accelerator.num_processes} processes × {tc.grad_accum} accumulated)"  # noqa: E501
-        f"{' (token budget ' + str(tc.max_tokens) + ')' if tc.max_tokens else ''} · device {accelerator.device}"
-    )
-
-    # ---- the loop ------------------------------------------------------------------------------
-    # resume: weights, optimizer, scheduler and RNG come back; the data position is (epoch, batches done)
-    resumed = load_state(accelerator, out_dir) if cfg.resume else {}
-    start_epoch, skip = resumed.get("epoch", 0), resumed.get("batch_in_epoch", 0)
-    if skip >= len(train_batches):  # saved at the end of an epoch
-        start_epoch, skip = start_epoch + 1, 0
-    if main and resumed:
-        trim_log(out_dir / "metrics.jsonl", resumed["step"])  # lines after the state are replayed
-    log_file = (out_dir / "metrics.jsonl").open("a" if resumed else "w") if main else None
-    if tc.log_with != "none":  # event files / runs under the run dir (project_dir)
-        accelerator.init_trackers("ftcli", config=tracker_config(cfg))
-
-    def log(record: dict[str, Any]) -> None:
-        if log_file:
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-        if tc.log_with != "none":  # trackers get the same numbers, as train/… or validation/…
-            prefix = "validation" if record.get("split") == "validation" else "train"
-            values = {f"{prefix}/{k}": v for k, v in record.items() if k not in ("step", "split")}
-            accelerator.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=record["step"])
-
-    def save(name: str, metrics: dict[str, Any]) -> None:
-        if main and tc.save_checkpoints:
-            live = accelerator.unwrap_model(model)  # LoRA: saved merged (strategy.model_to_save)
-            save_checkpoint(strategy.model_to_save(live), tokenizer, out_dir / "checkpoints" / name, cfg, metrics)
-            strategy.after_save(live, out_dir / "checkpoints" / name)
-
-    # A head-only run trains in seconds, and every full-model write costs a backbone's worth of disk:
-    # its best head waits in memory and is written once, before a state save, an error or the end.
-    pending: dict[str, Any] = {}
-
-    def save_best(metrics: dict[str, Any]) -> None:
-        if not head_only:
-            return save("best", metrics)
-        pending.update(metrics=metrics, head={k: v.detach().clone() for k, v in model.head.state_dict().items()})
-
-    def flush_best() -> None:
-        if pending:
-            now = {k: v.detach().clone() for k, v in model.head.state_dict().items()}
-            model.head.load_state_dict(pending["head"])
-            save("best", pending.pop("metrics"))
-            model.head.load_state_dict(now)
-            pending.clear()
-
-    def note_trainable(at_step: int, at_epoch: int) -> None:
-        """Print and log the trainable count when a strategy's schedule changes it."""
-        now, _ = count_parameters(model)
-        log({"step": at_step, "epoch": at_epoch, "trainable_params": now, "trainable_pct": 100 * now / total})
-        progress.note(f"step {at_step} · trainable {now:,} / {total:,} ({100 * now / total:.2f}%)")
-
-    step, stale = int(resumed.get("step", 0)), int(resumed.get("stale", 0))
-    best: float | None = resumed.get("best")
-    best_metrics: dict[str, Any] = resumed.get("best_metrics", {})
-    last_metrics: dict[str, Any] = resumed.get("last_metrics", {})
-    seen, tokens, running, micro, t0 = 0, 0, 0.0, 0, time.perf_counter()
-    eval_every = tc.eval_every_steps or steps_per_epoch
-    progress = Progress(total_steps)
-    if strategy.on_step(model, step, steps_per_epoch):  # the schedule where this run starts (or resumes)
-        note_trainable(step, start_epoch)
-    stop, signum, signals = step >= total_steps, 0, StopSignals().install()
-    try:  # a failed run (NaN loss, a sweep trial that raises) must not leave our signal handlers behind
-        for epoch in range(start_epoch, epochs):
-            if stop:
-                break
-            sampler.set_epoch(epoch)
-            train_batches.set_epoch(epoch)  # Accelerate re-sets the sampler's epoch from its own count
-            train_model.train()
-            batches = accelerator.skip_first_batches(train_batches, skip) if skip else train_batches
-            for i, batch in enumerate(batches, start=skip):
-                batch.pop("idx", None)  # feature rows carry their index for evaluation only
-                with accelerator.accumulate(train_model):
-                    loss = train_model(**batch).loss
-                    penalty = strategy.penalty(accelerator.unwrap_model(train_model))
-                    if penalty is not None:
-                        loss = loss + penalty
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and cfg.strategy.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(train_model.parameters(), cfg.strategy.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                seen += len(batch["labels"]) * accelerator.num_processes
-                if "attention_mask" in batch:  # real (unpadded) tokens, for tokens/s and model FLOPs
-                    tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
-                value = loss.item()
-                running, micro = running + value, micro + 1
-                if not math.isfinite(value):  # stop before the bad weights reach a checkpoint
-                    flush_best()
-                    kept = best_metrics if tc.save_checkpoints else None
-                    raise FtcliError(_nonfinite(value, step + 1, out_dir, kept))
-                if not accelerator.sync_gradients:
-                    continue
-                scheduler.step()
-                step += 1
-                if strategy.on_step(model, step, steps_per_epoch):  # gradual unfreezing, LP → FT
-                    note_trainable(step, epoch)
-                if step % tc.log_every_steps == 0 or step == total_steps:
-                    elapsed = time.perf_counter() - t0
-                    record = {
-                        "step": step,
-                        "epoch": epoch,
-                        "loss": running / micro,
-                        "lr": scheduler.get_last_lr()[0],
-                        "samples_per_s": seen / elapsed,
-                        "tokens_per_s": tokens / elapsed,
-                    }
-                    running, micro = 0.0, 0
-                    log(record)
-                    progress.update(step, record)
-                else:
-                    progress.update(step)
-                if step % eval_every == 0 or step == total_steps:
-                    metrics = evaluate(train_model, val_batches, accelerator, data.label_names)
-                    flat = {"step": step, "epoch": epoch, "split": "validation", **scalar_metrics(metrics)}
-                    log(flat)
-                    progress.note(f"step {step} · validation {tc.metric} {metrics[tc.metric]:.4f}")
-                    train_model.train()
-                    if _better(tc.metric, metrics[tc.metric], best):
-                        best, best_metrics, stale = metrics[tc.metric], flat, 0
-                        save_best(flat)
-                    else:
-                        stale += 1
-                        if tc.early_stopping_patience and stale >= tc.early_stopping_patience:
-                            progress.note(f"early stopping: {stale} evaluations without a better {tc.metric}")
-                            stop = True
-                    last_metrics = flat
-                signum = signals.requested(accelerator)  # SIGTERM/SIGINT: save a resumable state and stop
-                if signum or (tc.save_every_steps and step % tc.save_every_steps == 0):
-                    state = {
-                        "epoch": epoch,
-                        "batch_in_epoch": i + 1,
-                        "best": best,
-                        "best_metrics": best_metrics,
-                        "last_metrics": last_metrics,
-                        "stale": stale,
-                    }
-                    flush_best()  # a resumed run finds the best checkpoint its state speaks of
-                    save_state(accelerator, out_dir, step, state, tc.keep_checkpoints)
-                if signum:
-                    progress.note(f"signal {signum}: state saved at step {step}; go on: ftcli train resume={out_dir}")
-                    stop = True
-                if step >= total_steps or stop:
-                    stop = True
-                    break
-            skip = 0
-    finally:
-        signals.restore()
-        progress.close()
-    flush_best()
-    if signum:
-        if log_file:
-            log_file.close()
-        end(accelerator)
-        return {"interrupted_by_signal": float(signum), "step": float(step)}
-    best_dir, last_dir = out_dir / "checkpoints" / "best", out_dir / "checkpoints" / "last"
-    if main and tc.save_checkpoints and best_metrics.get("step") == last_metrics.get("step") and best_dir.is_dir():
-        link_checkpoint(best_dir, last_dir)  # the last evaluation was the best: same weights, no second write
-    else:
-        save("last", last_metrics)
-    result = {**scalar_metrics(best_metrics), **summary, "train_seconds": time.perf_counter() - t0}
-    result["trainable_params_final"] = count_parameters(model)[0]  # differs under gradual_unfreeze / lp_ft
-    if main:
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+def finish(run: Run, built: Built, keeper: Keeper, loop: Loop) -> dict[str, float]:
+    """Write the best head if it waits, ``last``, metrics.json; leave the accelerator."""
+    st = loop.state
+    keeper.flush()
+    loop.log.close()
+    if loop.signum:
+        end(run.accelerator)
+        return {"interrupted_by_signal": float(loop.signum), "step": float(st.step)}
+    keeper.last(st.best_metrics, st.last_metrics)
+    result = {**scalar_metrics(st.best_metrics), **built.summary, "train_seconds": time.perf_counter() - loop.t0}
+    result["trainable_params_final"] = count_parameters(built.model)[0]  # differs under gradual_unfreeze / lp_ft
+    if run.main:
+        (run.out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        best = f"{st.best:.4f}" if st.best is not None else "-"
         console.print(
-            f"best validation {tc.metric} {best:.4f} at step {best_metrics.get('step')} → {out_dir / 'checkpoints'}"
+            f"best validation {run.metric} {best} at step {st.best_metrics.get('step')} → {run.out_dir / 'checkpoints'}"
         )
-    if log_file:
-        log_file.close()
-    end(accelerator)
+    end(run.accelerator)
     return result

@@ -88,3 +88,21 @@ def tiny_classifier(texts: list[str], folder: Path, num_labels: int = 2, seed: i
         num_labels=num_labels,
     )
     return BertForSequenceClassification(arch), tok
+
+
+def load_data(dataset, seed: int = 0, task: str = "text_classification"):
+    """A dataset config's splits as a task reads them (TaskData: splits, label_names, columns)."""
+    from omegaconf import OmegaConf
+
+    from ftcli.tasks import build_task
+
+    return build_task(OmegaConf.create({"name": task})).load_data(dataset, seed)
+
+
+def predict(model, batches, accelerator=None):
+    """(logits, labels) in dataset order through ftcli's one inference loop (ftcli.inference.infer)."""
+    from ftcli.inference import infer, model_inputs
+
+    model.eval()
+    out = infer(lambda b: {"logits": model(**model_inputs(b)).logits.float()}, batches, accelerator)
+    return out["logits"], out["labels"]

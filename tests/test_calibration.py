@@ -10,10 +10,9 @@ from ftcli.calibration import (
     calibration_report,
     expected_calibration_error,
     fit_temperature,
-    macro_f1,
     reliability_bins,
-    softmax,
 )
+from ftcli.metrics import macro_f1, softmax
 
 
 def _two_class(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

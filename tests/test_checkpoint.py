@@ -13,8 +13,9 @@ import pytest
 import torch
 from conftest import tiny_classifier
 
-from ftcli.checkpoint import MANIFEST, load_checkpoint, save_checkpoint, sha256_of, verify_manifest
+from ftcli.checkpoint import load_checkpoint, save_checkpoint
 from ftcli.config import FtcliError
+from ftcli.files import MANIFEST, sha256_of, verify_manifest
 
 TEXTS = ["a fine film", "a dull film", "nothing works here", "everything works here"] * 10
 

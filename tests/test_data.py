@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, load_data, predict
 
 from ftcli.config import FtcliError
-from ftcli.data import LengthGroupedBatches, load_splits, sorted_batches
+from ftcli.data import LengthGroupedBatches, sorted_batches
 
 
 def test_sst2_is_shipped_and_loads_offline(compose) -> None:
-    data = load_splits(compose().dataset, seed=0)
+    data = load_data(compose().dataset, seed=0)
     assert len(data.splits["train"]) == 67349 and len(data.splits["validation"]) == 872
     assert data.label_names == ["negative", "positive"]
     assert sum(data.splits["validation"]["labels"]) == 444
@@ -23,8 +23,8 @@ def test_sst2_is_shipped_and_loads_offline(compose) -> None:
 
 def test_subsets_are_seeded_random(compose) -> None:
     cfg = compose("dataset.max_train_samples=100").dataset
-    a, b = load_splits(cfg, seed=1).splits["train"], load_splits(cfg, seed=1).splits["train"]
-    c = load_splits(cfg, seed=2).splits["train"]
+    a, b = load_data(cfg, seed=1).splits["train"], load_data(cfg, seed=1).splits["train"]
+    c = load_data(cfg, seed=2).splits["train"]
     assert a["sentence"] == b["sentence"] != c["sentence"]
     assert len(a) == 100
 
@@ -57,18 +57,16 @@ def test_token_budget_bounds_padded_tokens() -> None:
 def test_sorted_evaluation_restores_order_and_matches_unsorted(compose, tmp_path) -> None:
     from accelerate import Accelerator
 
-    from ftcli.data import loader, tokenize
-    from ftcli.evaluate import predict
     from ftcli.models import build_model, load_tokenizer
-    from ftcli.train import eval_loader
+    from ftcli.tokens import eval_loader, loader, tokenize
 
     cfg = compose(*TINY)
-    data = load_splits(cfg.dataset, 0)
+    data = load_data(cfg.dataset, 0)
     tok = load_tokenizer(cfg.model, Path(cfg.cache_dir), data.splits["train"]["sentence"])
     model = build_model(cfg.model, "mean", data.label_names, tok, 0).eval()
     ds = tokenize(data.splits["validation"], tok, ["sentence"], 64)
     acc = Accelerator(cpu=True)
-    logits, labels = predict(model, eval_loader(ds, tok, 32, acc), acc)
+    logits, labels = predict(model, acc.prepare(eval_loader(ds, tok, 32)), acc)
     assert labels.tolist() == ds["labels"]  # original order restored
     # one example at a time, no sorting, no padding: the same predictions
     one = loader(ds.add_column("idx", list(range(len(ds)))), [[i] for i in range(len(ds))], tok)
@@ -119,7 +117,7 @@ def test_files_dataset_maps_string_labels_and_stores_them_in_the_checkpoint(comp
 
 def test_files_dataset_without_validation_holds_out_ten_percent(compose, tmp_path) -> None:
     f = _write(tmp_path / "all.csv", ROWS)
-    data = load_splits(
+    data = load_data(
         compose(
             "dataset=files", f"dataset.train_file={f}", "dataset.text_column=review", "dataset.label_column=stars"
         ).dataset,
@@ -134,7 +132,7 @@ def test_hub_dataset_from_a_local_folder(compose, tmp_path) -> None:
     _write(folder / "train.csv", ROWS[:40])
     _write(folder / "validation.csv", ROWS[40:])
     cfg = compose("dataset=hub", f"dataset.path={folder}", "dataset.text_column=review", "dataset.label_column=stars")
-    data = load_splits(cfg.dataset, seed=0)
+    data = load_data(cfg.dataset, seed=0)
     assert len(data.splits["train"]) == 40 and data.label_names == ["neg", "pos"]
 
 
@@ -159,7 +157,7 @@ def test_bad_data_is_named(compose, tmp_path, overrides, message) -> None:
         *overrides,
     )
     with pytest.raises(FtcliError, match=message.replace("[", r"\[")):
-        load_splits(cfg.dataset, seed=0)
+        load_data(cfg.dataset, seed=0)
 
 
 def test_max_length_above_the_models_limit_is_refused(compose) -> None:
@@ -178,5 +176,5 @@ class _FakeTok:
 
 
 def test_labels_tensor_dtype(compose) -> None:
-    data = load_splits(compose("dataset.max_eval_samples=8").dataset, 0)
+    data = load_data(compose("dataset.max_eval_samples=8").dataset, 0)
     assert torch.tensor(data.splits["validation"]["labels"]).dtype == torch.int64

@@ -53,6 +53,8 @@ def d(tmp_path_factory) -> Path:
     _csv(root / "val5.csv", [("fine", 0), ("odd", 5)])
     _csv(root / "strings.csv", [(t, "pos" if i % 2 else "neg") for i, t in enumerate(texts)])
     _csv(root / "val_meh.csv", [("fine", "pos"), ("odd", "meh")])
+    _csv(root / "empty_label.csv", [(t, "" if i == 3 else i % 2) for i, t in enumerate(texts)])
+    _csv(root / "fractional.csv", [(t, [1.0, 1.5, 0.0][i % 3]) for i, t in enumerate(texts)])
     _csv(root / "header_only.csv", [])
     (root / "zero.csv").write_bytes(b"")
     (root / "notes.txt").write_text("text,label\nhi,0\n")
@@ -136,7 +138,7 @@ CASES = {
     ),
     "label id out of range": (
         ["train", *TINY, *FILES[:2], "dataset.validation_file={d}/val5.csv"],
-        "the validation split has labels 5 outside the label set ['0', '1']",
+        "label 5 in row 2 of val5.csv is outside the label set ['0', '1']; set dataset.label_names, or fix the data",
     ),
     "unmapped string label": (
         [
@@ -146,7 +148,16 @@ CASES = {
             "dataset.train_file={d}/strings.csv",
             "dataset.validation_file={d}/val_meh.csv",
         ],
-        "the validation split has labels 'meh' outside the label set ['neg', 'pos']",
+        "label 'meh' in row 2 of val_meh.csv is outside the label set ['neg', 'pos']",
+    ),
+    "empty label cell": (
+        ["train", *TINY, "dataset=files", "dataset.train_file={d}/empty_label.csv"],
+        "empty label in row 4 of empty_label.csv (column 'label')",
+    ),
+    "fractional label in a classification file": (
+        ["train", *TINY, "dataset=files", "dataset.train_file={d}/fractional.csv"],
+        "label 1.5 in row 2 of fractional.csv is not a class id: the labels look like numbers to predict — "
+        "for a regression use task=text_regression",
     ),
     # models
     "model folder missing": (
@@ -191,7 +202,7 @@ CASES = {
             "dataset.train_file={d}/three.csv",
             "dataset.validation_file={d}/three.csv",
         ],
-        "checkpoint={d}/model: the model has 2 labels ['LABEL_0', 'LABEL_1']; dataset.label_column: the train split has labels 2 outside the label set",
+        "checkpoint={d}/model: the model has 2 labels ['LABEL_0', 'LABEL_1']; label 2 in row 3 of three.csv is outside the label set",
     ),
     "pickle-only checkpoint": (
         ["eval", "checkpoint={d}/pickled", "hardware=cpu", *FILES],
@@ -291,10 +302,12 @@ def test_a_truncated_vocab_cache_entry_is_rebuilt(compose, tmp_path: Path) -> No
 
 
 def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
-    import numpy as np
+
+    import datasets
 
     from ftcli.features import cached_features
     from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
+    from ftcli.tasks.text_classification import TextClassification
 
     texts = [f"sample {i} is {'good' if i % 2 else 'bad'}" for i in range(20)]
     classifier, tok = tiny_classifier(texts, tmp_path / "tok")
@@ -302,22 +315,26 @@ def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
     model = PooledClassifierForSequenceClassification(
         PooledClassifierConfig(backbone=backbone.config.to_dict(), num_labels=2), backbone=backbone
     )
-    ds = [dict(tok(t)) for t in texts]
-    lengths = np.array([len(x["input_ids"]) for x in ds])
+    ds = datasets.Dataset.from_list([{**tok(t), "labels": i % 2} for i, t in enumerate(texts)])
     path = tmp_path / "features" / "key.safetensors"
-    feats, hit = cached_features(model, ds, lengths, tok, 8, "cpu", path)
-    assert not hit
+
+    def compute():
+        return TextClassification(None).frozen_features(model, ds, tok, 8, "cpu")
+
+    feats, hit = cached_features(compute, "mean", path)
+    assert not hit and feats.shape == (20, 16)
     path.write_bytes(path.read_bytes()[:50])  # interrupted copy / partial write
-    again, hit = cached_features(model, ds, lengths, tok, 8, "cpu", path)
+    again, hit = cached_features(compute, "mean", path)
     assert not hit and torch.equal(again, feats)
-    assert cached_features(model, ds, lengths, tok, 8, "cpu", path)[1]  # and the rewritten entry is a hit
+    assert cached_features(compute, "mean", path)[1]  # and the rewritten entry is a hit
 
 
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(compose, d: Path, monkeypatch) -> None:
     import re
 
-    from ftcli.checkpoint import load_checkpoint, verify_manifest
+    from ftcli.checkpoint import load_checkpoint
     from ftcli.config import FtcliError
+    from ftcli.files import verify_manifest
     from ftcli.strategies import Strategy
     from ftcli.train import train
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, ftcli
+from conftest import TINY, ftcli, load_data, predict
 
-from ftcli.evaluate import find_checkpoints, run_eval
+from ftcli.checkpoint import find_checkpoints
+from ftcli.evaluate import run_eval
 
 HAS_PLOTS = importlib.util.find_spec("matplotlib") is not None
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx"))
@@ -150,9 +151,7 @@ def test_eval_on_another_dataset_maps_labels_through_the_model(tiny_run, tmp_pat
 
 def _validation_file(cfg, path: Path) -> None:
     """The run's own validation split as a CSV (sentence, label name): what a user would predict on."""
-    from ftcli.data import load_splits
-
-    data = load_splits(cfg.dataset, cfg.trainer.seed)
+    data = load_data(cfg.dataset, cfg.trainer.seed)
     val = data.splits["validation"]
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -229,9 +228,7 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
     model, _, _ = load_checkpoint(run / "checkpoints" / "best")
     tok = AutoTokenizer.from_pretrained(tmp_path / "onnx")
     session = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"))
-    from ftcli.data import load_splits
-
-    texts = load_splits(train_cfg.dataset, train_cfg.trainer.seed).splits["validation"]["sentence"]
+    texts = load_data(train_cfg.dataset, train_cfg.trainer.seed).splits["validation"]["sentence"]
     feeds = {i.name for i in session.get_inputs()}
     for start in (0, 64):  # two batches of different padded lengths: the axes are dynamic
         enc = tok(texts[start : start + 64], padding=True, truncation=True, max_length=64, return_tensors="np")
@@ -325,8 +322,6 @@ def test_evaluation_moves_each_batch_off_the_device() -> None:
     import weakref
     from types import SimpleNamespace
 
-    from ftcli.evaluate import predict
-
     class DeviceTensor(torch.Tensor):
         """Stands for a tensor on an accelerator: .cpu() returns a plain copy, as a real device would."""
 
@@ -346,7 +341,9 @@ def test_evaluation_moves_each_batch_off_the_device() -> None:
             made.append(weakref.ref(logits))
             return SimpleNamespace(logits=logits)
 
-    class Accel:  # one process: padding and gathering change nothing
+    class Accel:  # as if two processes, whose padding and gathering change nothing here
+        num_processes = 2
+
         def pad_across_processes(self, x, dim=0, pad_index=0):
             return x
 
@@ -391,7 +388,10 @@ def test_prediction_files_round_trip_awkward_text(ext: str, tmp_path) -> None:
     from ftcli.predict import read_rows, write_rows
 
     rows = [{"text": 'a \\ back, "quoted"\tand\na new line', "id": "1"}, {"text": "plain", "id": "2"}]
-    write_rows(tmp_path / f"p{ext}", rows, np.array([[0.2, 0.8], [0.6, 0.4]]), ["neg", "pos"], "minimal")
+    from ftcli.tasks.text_classification import TextClassification
+
+    preds = TextClassification(None).predictions(np.log(np.array([[0.2, 0.8], [0.6, 0.4]])), ["neg", "pos"])
+    write_rows(tmp_path / f"p{ext}", rows, preds, "minimal")
     back = read_rows(tmp_path / f"p{ext}", "minimal")
     assert [r["text"] for r in back] == [r["text"] for r in rows]
     assert [r["label"] for r in back] == ["pos", "neg"]

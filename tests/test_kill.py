@@ -20,8 +20,9 @@ import pytest
 import torch
 from conftest import ROOT
 
-from ftcli.checkpoint import load_checkpoint, state_folders, verify_manifest
+from ftcli.checkpoint import load_checkpoint, state_folders
 from ftcli.config import TrainConfig, TrainerConfig
+from ftcli.files import verify_manifest
 
 pytestmark = pytest.mark.slow
 

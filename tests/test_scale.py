@@ -52,9 +52,11 @@ def test_two_processes_see_the_global_batches_of_one() -> None:
 
 
 def test_eval_keeps_each_example_once_when_processes_pad_with_repeats() -> None:
-    from ftcli.evaluate import predict
+    from conftest import predict
 
-    class Gather:  # one "process"; the batches repeat idx 0 and 1 at the end, as multi-process padding does
+    class Gather:  # the batches repeat idx 0 and 1 at the end, as multi-process padding does
+        num_processes = 2
+
         def gather(self, xs):
             return xs
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import TINY
 
-import ftcli.strategies as strategies
-from ftcli.strategies import build_strategy, depth_map
+import ftcli.train
+from ftcli.strategies import LoraStrategy, build_strategy, depth_map
 from ftcli.train import train
 
 # The tiny BERT (configs/model/tiny.yaml): hidden H=64, intermediate FF=128, 2 layers, 2 labels.
@@ -30,7 +30,7 @@ class Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.strategy = self.model = None
         self.before: dict[str, torch.Tensor] = {}
-        monkeypatch.setattr(strategies, "build_strategy", self.build)
+        monkeypatch.setattr(ftcli.train, "build_strategy", self.build)
 
     def build(self, cfg):
         strategy = build_strategy(cfg)
@@ -199,7 +199,7 @@ def test_depth_map_reads_every_architectures_layer_names() -> None:
         assert {d for n, d in depth.items() if ".2." in n} == {3}, model_type  # top layer
         assert all(d == 4 for n, d in depth.items() if n.startswith(heads[model_type])), model_type
         assert min(depth.values()) == 0, model_type  # embeddings
-        lora = strategies.LoraStrategy(_lora_cfg())
+        lora = LoraStrategy(_lora_cfg())
         lora.setup(model)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         assert any(n.startswith(heads[model_type]) for n in trainable), model_type  # the head trains

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, load_data
 
 from ftcli.evaluate import run_eval
 from ftcli.train import train
@@ -96,11 +96,10 @@ def test_native_head_checkpoint_loads_without_custom_code(compose, tmp_path) -> 
 
 def test_feature_extract_keeps_backbone_bit_identical_and_reuses_the_cache(compose, tmp_path) -> None:
     from ftcli.checkpoint import load_checkpoint
-    from ftcli.data import load_splits
     from ftcli.models import build_model, load_tokenizer
 
     cfg = compose(*TINY, "strategy=feature_extract", "trainer.epochs=2", out=tmp_path / "a")
-    data = load_splits(cfg.dataset, cfg.trainer.seed)
+    data = load_data(cfg.dataset, cfg.trainer.seed)
     tok = load_tokenizer(cfg.model, Path(cfg.cache_dir), data.splits["train"]["sentence"])
     start = build_model(cfg.model, "mean", data.label_names, tok, cfg.trainer.seed)
     first = train(cfg)
@@ -143,7 +142,7 @@ def test_dry_run_reports_trainable_parameters_without_training(compose) -> None:
 
 
 def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path, monkeypatch) -> None:
-    import ftcli.features
+    from ftcli.tasks.text import TextTask
 
     overrides = (*TINY, "strategy=feature_extract", "dataset.max_train_samples=300")
     train(compose(*overrides, out=tmp_path / "cold"))
@@ -151,7 +150,7 @@ def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path,
     def forbidden(*args, **kwargs):
         raise AssertionError("features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr(ftcli.features, "compute_features", forbidden)
+    monkeypatch.setattr(TextTask, "frozen_features", forbidden)
     train(compose(*overrides, out=tmp_path / "warm"))  # same key: cache hit
     train(compose(*overrides, "strategy.pooling=cls", out=tmp_path / "cls"))  # every pooling is cached
     with pytest.raises(AssertionError, match="recomputed"):
@@ -159,14 +158,14 @@ def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path,
 
 
 def test_tokenisation_is_cached_across_calls(compose) -> None:
-    from ftcli.data import load_splits, tokenize
     from ftcli.models import load_tokenizer
+    from ftcli.tokens import tokenize
 
     cfg = compose(*TINY)
-    data = load_splits(cfg.dataset, 0)
+    data = load_data(cfg.dataset, 0)
     tok = load_tokenizer(cfg.model, Path(cfg.cache_dir), data.splits["train"]["sentence"])
     first = tokenize(data.splits["validation"], tok, ["sentence"], 64)
-    again = tokenize(load_splits(cfg.dataset, 0).splits["validation"], tok, ["sentence"], 64)
+    again = tokenize(load_data(cfg.dataset, 0).splits["validation"], tok, ["sentence"], 64)
     assert first._fingerprint == again._fingerprint
     assert first.cache_files and first.cache_files == again.cache_files  # read back, not recomputed
     longer = tokenize(data.splits["validation"], tok, ["sentence"], 128)
@@ -176,7 +175,7 @@ def test_tokenisation_is_cached_across_calls(compose) -> None:
 @pytest.mark.parametrize("k", [2, 3, 5])
 def test_metrics_agree_with_scikit_learn(k: int) -> None:
     sk = pytest.importorskip("sklearn.metrics")
-    from ftcli.evaluate import compute_metrics
+    from ftcli.metrics import classification_metrics as compute_metrics
 
     rng = np.random.default_rng(k)
     labels = rng.integers(0, k, size=400)
@@ -195,7 +194,8 @@ def test_metrics_agree_with_scikit_learn(k: int) -> None:
 
 
 def test_last_equal_to_best_is_linked_not_rewritten(tiny_run, tmp_path) -> None:
-    from ftcli.checkpoint import link_checkpoint, load_checkpoint, verify_manifest
+    from ftcli.checkpoint import load_checkpoint
+    from ftcli.files import link_checkpoint, verify_manifest
 
     _, _, out = tiny_run
     best = out / "checkpoints" / "best"
@@ -204,24 +204,6 @@ def test_last_equal_to_best_is_linked_not_rewritten(tiny_run, tmp_path) -> None:
     assert verify_manifest(tmp_path / "last")
     model, _, _ = load_checkpoint(tmp_path / "last")
     assert model.config.num_labels == 2
-
-
-@pytest.mark.parametrize("warmup,total", [(0, 10), (3, 10), (10, 10)])
-def test_linear_schedule_matches_transformers(warmup: int, total: int) -> None:
-    from transformers import get_linear_schedule_with_warmup
-
-    from ftcli.train import linear_schedule
-
-    def lrs(make) -> list[float]:
-        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-        sched, out = make(opt, warmup, total), []
-        for _ in range(total + 2):
-            out.append(sched.get_last_lr()[0])
-            opt.step()
-            sched.step()
-        return out
-
-    assert lrs(linear_schedule) == lrs(get_linear_schedule_with_warmup)
 
 
 def test_head_only_run_writes_its_best_head_once_and_eval_reproduces_it(compose, tmp_path, monkeypatch) -> None:

@@ -1,0 +1,56 @@
+"""The one batched-inference loop: run a function over batches, get its outputs back in dataset order.
+
+Evaluation during training, ``ftcli eval``, ``ftcli predict``, the frozen-feature pass and the ONNX
+check all go through :func:`infer`. Batches may come in any order (length-sorted, say) as long as each
+carries ``idx``, the dataset positions of its rows; under several processes every output is gathered
+and each position kept once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """What the model's forward takes from a batch: everything but the labels and the row positions."""
+    return {k: v for k, v in batch.items() if k not in ("labels", "idx")}
+
+
+def infer(
+    fn: Callable[[dict[str, Any]], dict[str, Any]],
+    batches: Iterable[dict[str, Any]],
+    accelerator: Any = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """``fn(batch)`` → {name: tensor with one row per example}, for every batch, in dataset order.
+
+    A batch's ``labels`` come back as an output too. Each batch's outputs move to the CPU at once
+    (memory stays flat whatever the split's size). ``on_batch(rows)`` is told each batch's size.
+    """
+    import torch
+
+    parts: dict[str, list[np.ndarray]] = {}
+    many = accelerator is not None and accelerator.num_processes > 1
+    with torch.inference_mode():
+        for batch in batches:
+            idx = torch.as_tensor(batch["idx"])
+            out = {**fn(batch), "idx": idx}
+            if "labels" in batch:
+                out["labels"] = batch["labels"]
+            if many:  # processes may hold batches of different sizes: pad (idx -1 marks padding), gather
+                out = {k: accelerator.pad_across_processes(v, dim=0, pad_index=-1) for k, v in out.items()}
+                out = accelerator.gather(out)
+            real = (out["idx"] >= 0).cpu().numpy()
+            for k, v in out.items():
+                parts.setdefault(k, []).append(v.detach().cpu().numpy()[real])
+            if on_batch is not None:
+                on_batch(int(real.sum()))
+    if not parts:
+        return {}
+    # Over several processes the last batches are padded with repeated examples (the batches come from
+    # a batch sampler of unknown length, which gather_for_metrics cannot trim): keep each idx once.
+    _, first = np.unique(np.concatenate(parts.pop("idx")), return_index=True)  # sorted by idx: dataset order
+    return {k: np.concatenate(v)[first] for k, v in parts.items()}

@@ -1,0 +1,141 @@
+"""Where a job runs: the Accelerator for a ``hardware`` option, its process group, and stop signals.
+
+Every command that runs a model (train, eval, predict, export) starts here; nothing here knows what
+the model is for. :func:`check_runtime` is light (no torch) so the CLI can call it before launching.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+from ftcli.config import FtcliError, HardwareConfig
+
+# hardware that needs a runtime of its own: (when, module, what to install)
+RUNTIMES = (
+    (lambda hw: hw.accelerator == "tpu", "torch_xla", "torch_xla (for TPUs)"),
+    (lambda hw: hw.distributed == "deepspeed", "deepspeed", "deepspeed (pip install deepspeed)"),
+)
+
+
+def check_runtime(hw: HardwareConfig) -> None:
+    """Fail in one line when the chosen hardware's runtime is missing: before any worker starts."""
+    for needed, module, what in RUNTIMES:
+        if needed(hw) and importlib.util.find_spec(module) is None:
+            raise FtcliError(f"hardware={hw.name}: {what} is not installed")
+    if hw.accelerator == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise FtcliError(f"hardware={hw.name}: no CUDA GPU is visible; use hardware=cpu or hardware=auto")
+
+
+def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "none", project_dir: Any = None) -> Any:
+    """An Accelerator for the chosen hardware; a clear error when that hardware is absent."""
+    import torch
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    check_runtime(hw)
+    cpu = hw.accelerator == "cpu" or (hw.accelerator == "auto" and not torch.cuda.is_available())
+    if cpu and hw.mixed_precision == "fp16":
+        raise FtcliError("hardware.mixed_precision=fp16: not supported on CPU; use bf16 or no")
+    if cpu and hw.cpu_threads:
+        torch.set_num_threads(hw.cpu_threads)
+    trackers = None if log_with == "none" else log_with  # metrics.jsonl stays the source of truth
+    if trackers and importlib.util.find_spec(trackers) is None:  # Accelerate would drop it silently
+        raise FtcliError(f"trainer.log_with={trackers}: {trackers} is not installed (pip install {trackers})")
+    # ftcli's pooled head leaves the backbone's own pooler unused, and strategies may skip layers:
+    # DDP must not wait for gradients that never come.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision=hw.mixed_precision,
+        gradient_accumulation_steps=grad_accum,
+        kwargs_handlers=[ddp],
+        log_with=trackers,
+        project_dir=project_dir,
+    )
+
+
+def inference_batch_size(size: int | None, device: Any) -> int:
+    """An explicit size, else one that suits the device: on CPUs a batch's activations should stay in
+    cache (MiniLM on 2 cores: 300 sentences/s at 32, 205 at 128, length-sorted); GPUs want more rows."""
+    import torch
+
+    return size or (32 if torch.device(device).type == "cpu" else 128)
+
+
+def share_config(accelerator: Any, cfg: Any) -> Any:
+    """Rank 0's resolved config on every rank (ranks composed apart may disagree on the run dir)."""
+    if accelerator.num_processes == 1:
+        return cfg
+    from accelerate.utils import broadcast_object_list
+    from omegaconf import OmegaConf
+
+    from ftcli.config import typed_train_config
+
+    text = [OmegaConf.to_yaml(cfg, resolve=True) if accelerator.is_main_process else None]
+    broadcast_object_list(text, from_process=0)
+    return typed_train_config(OmegaConf.create(text[0]))
+
+
+def end(accelerator: Any) -> None:
+    """Wait for every process and finish trackers. The process group is left by the caller once the
+    DDP model is freed (:func:`leave_process_group`): destroying it first hangs a gloo worker."""
+    accelerator.wait_for_everyone()
+    for tracker in accelerator.trackers:
+        tracker.finish()
+
+
+def leave_process_group() -> None:
+    """After a run returned (its DDP model freed): leave the group, or the worker aborts at exit."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+class StopSignals:
+    """SIGTERM/SIGINT ask the loop to stop at the next optimizer step (to save a resumable state)
+    instead of killing it mid-write. A third signal kills as usual.
+    """
+
+    def __init__(self) -> None:
+        self.signum, self.count = 0, 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # Python handles signals there only
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        self.count += 1
+        if self.count >= 3:  # asked three times: stop now (a launcher may pass a terminal's Ctrl-C on: twice)
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            os.kill(os.getpid(), signum)
+        self.signum = self.signum or signum
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def requested(self, accelerator: Any) -> int:
+        """The signal any process received (0: none). Every process must call this at the same step."""
+        if accelerator.num_processes == 1:
+            return self.signum
+        import torch
+
+        flag = torch.tensor([self.signum], device=accelerator.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # one process got it: all stop
+        return int(flag.item())
