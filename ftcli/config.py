@@ -118,6 +118,12 @@ class TextClassificationConfig(TaskConfig):
 
 
 @dataclass
+class TextRegressionConfig(TaskConfig):
+    option = "text_regression"
+    metrics = ("pearson", "spearman", "mse", "mae", "loss")
+
+
+@dataclass
 class StrategyConfig(Schema):
     name: str = MISSING
     freeze: str = opt("none", choices=("none", "backbone"))
