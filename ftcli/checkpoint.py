@@ -168,6 +168,7 @@ def save_checkpoint(
             tokenizer.save_pretrained(tmp)
             if run_cfg is not None:
                 (tmp / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_cfg, resolve=True))
+                _record_max_length(tmp, OmegaConf.select(run_cfg, "model.max_length"))
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
             if extra is not None:
                 extra(tmp)
@@ -179,6 +180,17 @@ def save_checkpoint(
             f"cannot save checkpoint {folder} ({why}); the previous checkpoint there is intact. "
             "Free space or choose another hydra.run.dir"
         ) from e
+
+
+def _record_max_length(folder: Path, max_length: int | None) -> None:
+    """Store the length ftcli truncated to as the tokenizer's ``model_max_length``, so plain transformers
+    (``tokenizer(..., truncation=True)``, ``pipeline(..., truncation=True)``) cuts inputs where ftcli did."""
+    path = folder / "tokenizer_config.json"
+    if not max_length or not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    config["model_max_length"] = int(max_length)
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def _io_failure(e: BaseException) -> str | None:
