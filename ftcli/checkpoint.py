@@ -161,6 +161,8 @@ def save_checkpoint(
     """
     from omegaconf import OmegaConf
 
+    from ftcli.card import write_card
+
     folder = Path(folder)
     try:
         with atomic_folder(folder) as tmp:
@@ -170,6 +172,7 @@ def save_checkpoint(
                 (tmp / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_cfg, resolve=True))
                 _record_max_length(tmp, OmegaConf.select(run_cfg, "model.max_length"))
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            write_card(tmp, run_cfg, metrics, model)  # README.md: the Hub model card, in the manifest too
             if extra is not None:
                 extra(tmp)
     except Exception as e:
