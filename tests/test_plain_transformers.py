@@ -106,7 +106,9 @@ def test_the_tokenizer_truncates_where_ftcli_does(checkpoint: Path) -> None:
 
 def test_pipeline_agrees_with_ftcli_predict_on_the_validation_set(checkpoint: Path, tmp_path: Path) -> None:
     dev = ROOT / "ftcli" / "assets" / "sst2" / "dev.tsv"
-    r = ftcli("predict", f"checkpoint={checkpoint}", f"input={dev}", f"output={tmp_path / 'ours.jsonl'}", "hardware=cpu")
+    r = ftcli(
+        "predict", f"checkpoint={checkpoint}", f"input={dev}", f"output={tmp_path / 'ours.jsonl'}", "hardware=cpu"
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     ours = [json.loads(line) for line in (tmp_path / "ours.jsonl").read_text().splitlines()]
     assert len(ours) == 872
