@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from rich.console import Console
 
-console = Console()
+# Off a terminal there is no window to fit. Rich would fold every line at 80 columns (its fallback width):
+# paths broken mid-line, a sweep's leaderboard as columns of single letters. Lines stay whole there (soft
+# wrap) and tables get room for their natural width (their long cells end in an ellipsis; the CSV/JSON files
+# keep the full text). COLUMNS, when set, still wins.
+OFF_TERMINAL_WIDTH = 240
+
+
+def make_console(**kwargs: Any) -> Console:
+    """Rich's console in a terminal; a wide one that never folds lines in a log file, a pipe, CI or SLURM."""
+    terminal = Console(**kwargs)
+    if terminal.is_terminal:
+        return terminal
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else OFF_TERMINAL_WIDTH
+    return Console(width=width, soft_wrap=True, **kwargs)
+
+
+console = make_console()
 
 
 def quiet_libraries() -> None:

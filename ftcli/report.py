@@ -236,10 +236,11 @@ def write_comparison(rows: list[dict[str, Any]], out: Path) -> None:
     md = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     md += ["| " + " | ".join(fmt(r[h]) for h in header) + " |" for r in table_rows]
     (out / "comparison.md").write_text("\n".join(md) + "\n")
-    table = Table(title=f"{len(rows)} checkpoints on {rows[0]['dataset']} / {rows[0]['split']}")
+    table = Table()  # one line per checkpoint, also in a log file: a long run name ends in "…" (the CSV has it)
     for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss"):
-        table.add_column(h, justify="left" if h == "run" else "right", no_wrap=h != "run", overflow="fold")
+        table.add_column(h, justify="left" if h == "run" else "right", no_wrap=True, overflow="ellipsis")
     for r in table_rows:
         table.add_row(*(fmt(r[h]) for h in ("folder", "run", "accuracy", "accuracy_ci95", "f1_macro", "ece", "loss")))
+    console.print(f"[i]{len(rows)} checkpoints on {rows[0]['dataset']} / {rows[0]['split']}[/]", highlight=False)
     console.print(table)
     (out / "comparison.json").write_text(json.dumps(table_rows, indent=2))
