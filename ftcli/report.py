@@ -13,6 +13,13 @@ from ftcli.progress import console
 
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (no display needed), or None when matplotlib is absent."""
+    import logging
+
+    # Hydra's job logging sets the root logger to INFO: matplotlib would announce "generated new fontManager"
+    # (and other internals) on ftcli eval's output. Its warnings still show; a level someone chose stays.
+    mpl_log = logging.getLogger("matplotlib")
+    if mpl_log.level == logging.NOTSET:
+        mpl_log.setLevel(logging.WARNING)
     try:
         import matplotlib
 

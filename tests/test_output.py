@@ -83,3 +83,14 @@ def test_the_shared_console_is_wide_and_unwrapped_off_a_terminal(monkeypatch: py
     monkeypatch.setenv("COLUMNS", "100")
     assert make_console(file=io.StringIO()).width == 100  # an explicit width still wins
 
+
+def test_matplotlib_does_not_announce_its_font_cache(tmp_path: Path) -> None:
+    """Hydra's job logging puts the root logger at INFO; a fresh MPLCONFIGDIR makes matplotlib build its cache."""
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO); "
+        "from ftcli.report import _pyplot; assert _pyplot() is not None"
+    )
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "fontManager" not in r.stdout + r.stderr and "matplotlib" not in r.stderr, r.stderr
