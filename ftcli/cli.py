@@ -268,9 +268,11 @@ def main(argv: list[str] | None = None) -> None:
     import hydra
 
     from ftcli.config import config_dir, register_configs
+    from ftcli.help import register_help_resolver
     from ftcli.sweep import is_multirun, multirun_args
 
     register_configs()
+    register_help_resolver()  # --help lists groups through ${ftcli_groups:} (configs/hydra/help/ftcli.yaml)
     if command == "train":
         rest = resume_into_run_dir(rest)
     overrides, runs = split_overrides(rest)
