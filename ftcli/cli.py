@@ -49,6 +49,8 @@ VALUE_FLAGS = {
     "--experimental-rerun",
 }
 NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
+# Hydra modes that print instead of running: with -m Hydra refuses them with a ValueError traceback.
+PRINT_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
 
 
 def fail(message: str) -> None:
@@ -83,6 +85,38 @@ def split_overrides(args: list[str]) -> tuple[list[str], bool]:
         elif not a.startswith("-") and "=" in a and not a.startswith("hydra."):
             overrides.append(a)
     return overrides, runs
+
+
+def positional_end(args: list[str]) -> int:
+    """Where another override goes: after the last positional argument (Hydra's parser wants them together),
+    else at the end."""
+    end, skip = len(args), False
+    last = None
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+        elif a in VALUE_FLAGS:
+            skip = True
+        elif not a.startswith("-"):
+            last = i
+    return end if last is None else last + 1
+
+
+def with_overrides(args: list[str], *extra: str) -> list[str]:
+    at = positional_end(args)
+    return [*args[:at], *extra, *args[at:]]
+
+
+def resolvable(args: list[str]) -> list[str]:
+    """``--cfg ... --resolve`` without Hydra's InterpolationValidationError / KeyError tracebacks."""
+    if not any(a.startswith("hydra.runtime.output_dir=") for a in args):
+        # output_dir is ${hydra:runtime.output_dir}, which Hydra sets only when a job runs: the run dir it would be
+        args = with_overrides(args, "hydra.runtime.output_dir=${hydra:run.dir}")
+    at = next((i for i, a in enumerate(args[:-1]) if a in ("--cfg", "-c") and args[i + 1] == "hydra"), None)
+    if at is not None and _flag_value(args, "--package", "-p") is None:
+        # Hydra's run dir names the model and strategy, which --cfg hydra leaves out: print it from the whole config
+        args = [*args[:at], "--cfg", "all", "--package", "hydra", *args[at + 2 :]]
+    return args
 
 
 def expand_sweeps(overrides: list[str]) -> list[list[str]]:
@@ -276,6 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":
         rest = resume_into_run_dir(rest)
     overrides, runs = split_overrides(rest)
+    printing = PRINT_FLAGS & set(rest)
+    if is_multirun(rest) and printing:  # Hydra's answer is a ValueError traceback
+        fail(f"{sorted(printing)[0]} shows one job: drop -m and give each key one value (e.g. strategy=full)")
+    if "--resolve" in rest and {"--cfg", "-c"} & set(rest):
+        rest = resolvable(rest)
     sweep = None
     if runs and command == "train" and is_multirun(rest):
         extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names

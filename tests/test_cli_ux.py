@@ -1,8 +1,11 @@
-"""The CLI as a newcomer meets it (issue 16): --help lists real options under ftcli's name."""
+"""The CLI as a newcomer meets it (issue 16): --help lists real options under ftcli's name, and Hydra's
+own flags print instead of failing."""
 
 from __future__ import annotations
 
-from conftest import ftcli
+from pathlib import Path
+
+from conftest import TINY, ftcli
 
 from ftcli.config import validate
 
@@ -39,3 +42,23 @@ def test_eval_help_lists_its_own_groups() -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage: ftcli eval ") and "schema" not in r.stdout
     assert set(listed_groups(r.stdout)) == {"dataset", "hardware"}
+
+
+def test_cfg_job_resolve_prints_the_resolved_config(tmp_path: Path, cache_dir: Path) -> None:
+    r = ftcli("train", *TINY, "--cfg", "job", "--resolve", cwd=tmp_path, env={"FTCLI_CACHE_DIR": str(cache_dir)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "output_dir: outputs/" in r.stdout and "_tiny_feature_extract" in r.stdout
+    assert "${" not in r.stdout and "Traceback" not in r.stderr
+    r = ftcli("train", "model=tiny", "--cfg", "hydra", "--resolve", cwd=tmp_path)  # run.dir names the model
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "\nrun:\n  dir: outputs/" in r.stdout and "_tiny_feature_extract" in r.stdout and "${" not in r.stdout
+    assert not (tmp_path / "outputs").exists()  # printed, not run
+
+
+def test_cfg_with_multirun_fails_in_one_line(tmp_path: Path) -> None:
+    r = ftcli("train", "-m", "strategy=full,lora", "--cfg", "job", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "ftcli: error: --cfg shows one job: drop -m and give each key one value (e.g. strategy=full)"
+    ]
+    assert list(tmp_path.iterdir()) == []
