@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 USAGE = """usage: ftcli <command> [key=value ...] [hydra flags]
 
@@ -53,7 +53,7 @@ NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-complet
 PRINT_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """One line on stderr and exit status 2: how ftcli answers a user mistake."""
     print(f"ftcli: error: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -107,6 +107,34 @@ def with_overrides(args: list[str], *extra: str) -> list[str]:
     return [*args[:at], *extra, *args[at:]]
 
 
+def search_path(args: list[str]) -> list[str]:
+    """``--config-dir`` and ``hydra.searchpath`` as one ``hydra.searchpath`` override, for the compose API
+    (which has no --config-dir): the checks before Hydra starts see the user's own configs too."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    paths = []
+    folder = _flag_value(args, "--config-dir", "-cd")
+    folder = folder or next((a.split("=", 1)[1] for a in args if a.startswith(("--config-dir=", "-cd="))), None)
+    if folder is not None:
+        where = Path(folder).expanduser()
+        if not where.is_dir():
+            fail(f"--config-dir={folder}: no such folder")
+        paths.append(f"file://{where.resolve()}")  # Hydra puts it after the package's configs, as here
+    for a in args:
+        if a.startswith("hydra.searchpath="):
+            try:
+                value = OverridesParser.create().parse_override(a).value()
+            except Exception as e:
+                fail(f"{a}: not a list of config folders ({' '.join(str(e).split())[:200]})")
+            if not isinstance(value, list):
+                fail(f"{a}: must be a list, e.g. hydra.searchpath=[file://myconf]")
+            paths += [str(v) for v in value]
+    if not paths:
+        return []
+    quoted = ",".join("'" + p.replace("\\", "\\\\").replace("'", "\\'") + "'" for p in paths)
+    return [f"hydra.searchpath=[{quoted}]"]
+
+
 def resolvable(args: list[str]) -> list[str]:
     """``--cfg ... --resolve`` without Hydra's InterpolationValidationError / KeyError tracebacks."""
     if not any(a.startswith("hydra.runtime.output_dir=") for a in args):
@@ -151,7 +179,9 @@ def preflight(config_name: str, args: list[str]) -> None:
     from ftcli.sweep import is_multirun
 
     overrides, _ = split_overrides(args)
-    hydra_args = [a for a in args if a.startswith("hydra.") and "=" in a]
+    search = search_path(args)  # the user's own configs: --config-dir, hydra.searchpath
+    hydra_args = [a for a in args if a.startswith("hydra.") and "=" in a and not a.startswith("hydra.searchpath=")]
+    hydra_args += search
     multirun = is_multirun(args)
     run_dir = None
     try:
@@ -168,7 +198,7 @@ def preflight(config_name: str, args: list[str]) -> None:
                     except Exception:  # an unusual hydra.* override: Hydra itself reports it
                         cfg = None
                 if cfg is None:
-                    cfg = compose(config_name=config_name, overrides=combo)
+                    cfg = compose(config_name=config_name, overrides=combo + search)
                 for key in ("output_dir", "cache_dir"):  # Hydra's run dir does not exist yet
                     if key in cfg:
                         cfg[key] = "."
@@ -323,8 +353,8 @@ def main(argv: list[str] | None = None) -> None:
         at = max((i + 1 for i, x in enumerate(rest) if x in overrides), default=flag + 1)
         rest = [*rest[:at], *extra, *rest[at:]]
         sweep = next(a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir="))
-    if runs:
-        preflight(COMMANDS[command], rest)  # after the sweep args: it checks the sweep dir that will be used
+    if runs:  # after the sweep args: it checks the sweep dir that will be used
+        preflight(_flag_value(rest, "--config-name", "-cn") or COMMANDS[command], rest)
     if sweep is not None:
         print(f"sweep dir: {sweep} (the same command resumes it: completed trials are skipped)")
 
@@ -343,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         except FtcliError as e:  # e.g. a launcher that returned before its trials wrote anything
             print(f"ftcli: no leaderboard yet: {e}", file=sys.stderr)
     if command == "train" and _flag_value(rest, "--cfg", "-c") in ("job", "all"):
-        show_trainable(overrides)  # after the config: what would train, without training
+        show_trainable(overrides, search_path(rest))  # after the config: what would train, without training
 
 
 def _flag_value(args: list[str], *flags: str) -> str | None:
@@ -353,7 +383,7 @@ def _flag_value(args: list[str], *flags: str) -> str | None:
     return None
 
 
-def show_trainable(overrides: list[str]) -> None:
+def show_trainable(overrides: list[str], search: list[str] | None = None) -> None:
     """Build the model and strategy of ``ftcli train`` (trainer.dry_run) and print trainable parameters."""
     import tempfile
 
@@ -364,7 +394,7 @@ def show_trainable(overrides: list[str]) -> None:
 
     quiet_libraries()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
-        cfg = compose(config_name="train", overrides=[*overrides, "trainer.dry_run=true"])
+        cfg = compose(config_name="train", overrides=[*overrides, *(search or []), "trainer.dry_run=true"])
     with tempfile.TemporaryDirectory() as tmp:
         cfg.output_dir = tmp
         from ftcli.train import train

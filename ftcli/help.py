@@ -38,7 +38,7 @@ def config_groups() -> str:
     lines = []
     for group in sorted(choices):
         options = group_options(group, hc.job.config_name, overrides)
-        listed = ", ".join(options) if options else "(none shipped)"
+        listed = ", ".join(options) if options else "(none shipped: add your own, see below)"
         lines.append(f"  {group:<{width}}  {listed}  (now: {choices[group] or 'none'})")
     return "\n".join(lines) or "  (none: set any key below with key=value)"
 

@@ -1,14 +1,17 @@
-"""The CLI as a newcomer meets it (issue 16): --help lists real options under ftcli's name, and Hydra's
-own flags print instead of failing."""
+"""The CLI as a newcomer meets it (issue 16): --help lists real options under ftcli's name, Hydra's own
+flags print instead of failing, and your own configs are accepted."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import TINY, ftcli
 
 from ftcli.config import validate
 
+SMALL = [o for o in TINY if not o.startswith("model=")]  # the tiny run's data and trainer settings
 REQUIRED = {"dataset=files": ["dataset.train_file=x.csv"], "dataset=hub": ["dataset.path=x"]}
 
 
@@ -29,8 +32,8 @@ def test_train_help_lists_only_options_that_compose(compose) -> None:
     assert r.stdout.startswith("usage: ftcli train ")
     assert "schema" not in r.stdout and "powered by hydra" not in r.stdout.lower()
     groups = listed_groups(r.stdout)
-    assert {"model", "strategy", "dataset", "hardware", "hparams_search"} <= set(groups)
-    assert "tiny" in groups["model"] and "lora" in groups["strategy"]
+    assert {"model", "strategy", "dataset", "hardware", "hparams_search", "experiment"} <= set(groups)
+    assert "tiny" in groups["model"] and "lora" in groups["strategy"] and groups["experiment"] == []
     for group, options in groups.items():
         for option in options:
             override = f"{group}={option}"
@@ -62,3 +65,56 @@ def test_cfg_with_multirun_fails_in_one_line(tmp_path: Path) -> None:
         "ftcli: error: --cfg shows one job: drop -m and give each key one value (e.g. strategy=full)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def own_configs(tmp_path: Path) -> Path:
+    """A config dir of one's own: a model that inherits from tiny, an experiment in the global package."""
+    conf = tmp_path / "myconf"
+    (conf / "model").mkdir(parents=True)
+    (conf / "experiment").mkdir()
+    (conf / "model" / "mytiny.yaml").write_text(
+        "# the shipped tiny with one layer\ndefaults: [tiny, _self_]\nname: mytiny\nconfig_overrides:\n"
+        "  num_hidden_layers: 1\n"
+    )
+    (conf / "experiment" / "quick.yaml").write_text(
+        textwrap.dedent(
+            """\
+            # @package _global_
+            defaults:
+              - override /model: mytiny
+              - override /hardware: cpu
+            dataset:
+              max_train_samples: 256
+              max_eval_samples: 64
+            trainer:
+              epochs: 1
+            """
+        )
+    )
+    return conf
+
+
+def test_own_configs_through_config_dir_and_searchpath(own_configs: Path, tmp_path: Path, cache_dir: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"FTCLI_CACHE_DIR": str(cache_dir)}
+    r = ftcli(
+        "train", "--config-dir", str(own_configs), "model=mytiny", *SMALL, "trainer.dry_run=true", cwd=work, env=env
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "mytiny · strategy=feature_extract" in r.stdout and "train 512" in r.stdout
+
+    r = ftcli(
+        "train", f"hydra.searchpath=[file://{own_configs}]", "experiment=quick", "--cfg", "job", cwd=work, env=env
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "name: mytiny" in r.stdout and "num_hidden_layers: 1" in r.stdout and "max_train_samples: 256" in r.stdout
+    assert "mytiny · strategy=feature_extract" in r.stdout  # --cfg job then shows what would train
+
+    r = ftcli("train", "--config-dir", str(own_configs), "--help", cwd=work)
+    groups = listed_groups(r.stdout)
+    assert "mytiny" in groups["model"] and groups["experiment"] == ["quick"]
+
+    r = ftcli("train", "--config-dir", str(tmp_path / "nope"), "model=mytiny", cwd=work)
+    assert r.returncode == 2 and r.stderr.strip().endswith("no such folder")
