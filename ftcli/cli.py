@@ -7,6 +7,7 @@ No training logic lives here, and nothing heavy is imported before a command nee
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -145,6 +146,14 @@ def resolvable(args: list[str]) -> list[str]:
         # Hydra's run dir names the model and strategy, which --cfg hydra leaves out: print it from the whole config
         args = [*args[:at], "--cfg", "all", "--package", "hydra", *args[at + 2 :]]
     return args
+
+
+def answers_only(command: str, overrides: list[str]) -> bool:
+    """Commands that only print an answer: ``predict text=...`` and ``train trainer.dry_run=true``."""
+    values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
+    if command == "predict":
+        return "text" in values and values.get("input", "null") == "null"
+    return command == "train" and values.get("trainer.dry_run", "").lower() == "true"
 
 
 def expand_sweeps(overrides: list[str]) -> list[list[str]]:
@@ -345,6 +354,13 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{sorted(printing)[0]} shows one job: drop -m and give each key one value (e.g. strategy=full)")
     if "--resolve" in rest and {"--cfg", "-c"} & set(rest):
         rest = resolvable(rest)
+    throwaway = None
+    chosen_dir = any(a.startswith("hydra.run.dir=") for a in rest)
+    if runs and not printing and not is_multirun(rest) and answers_only(command, overrides) and not chosen_dir:
+        import tempfile  # nothing to keep: Hydra's run dir (.hydra/, ftcli.log) goes when the answer is printed
+
+        throwaway = tempfile.mkdtemp(prefix="ftcli-")
+        rest = with_overrides(rest, f"hydra.run.dir={throwaway}")
     sweep = None
     if runs and command == "train" and is_multirun(rest):
         extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names
@@ -363,7 +379,11 @@ def main(argv: list[str] | None = None) -> None:
         return run_task(command, cfg)
 
     sys.argv = [f"ftcli {command}", *rest]
-    task()
+    try:
+        task()
+    finally:
+        if throwaway is not None:
+            shutil.rmtree(throwaway, ignore_errors=True)
     if sweep is not None and "${" not in sweep:  # a sweep ends with an answer
         from ftcli.config import FtcliError
         from ftcli.leaderboard import main as leaderboard

@@ -1,5 +1,6 @@
 """The CLI as a newcomer meets it (issue 16): --help lists real options under ftcli's name, Hydra's own
-flags print instead of failing, and your own configs are accepted."""
+flags print instead of failing, your own configs are accepted, and commands that only answer leave no
+files behind."""
 
 from __future__ import annotations
 
@@ -104,6 +105,7 @@ def test_own_configs_through_config_dir_and_searchpath(own_configs: Path, tmp_pa
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "mytiny · strategy=feature_extract" in r.stdout and "train 512" in r.stdout
+    assert list(work.iterdir()) == []  # a dry run only answers: no run dir left behind
 
     r = ftcli(
         "train", f"hydra.searchpath=[file://{own_configs}]", "experiment=quick", "--cfg", "job", cwd=work, env=env
@@ -118,3 +120,20 @@ def test_own_configs_through_config_dir_and_searchpath(own_configs: Path, tmp_pa
 
     r = ftcli("train", "--config-dir", str(tmp_path / "nope"), "model=mytiny", cwd=work)
     assert r.returncode == 2 and r.stderr.strip().endswith("no such folder")
+    assert list(work.iterdir()) == []
+
+
+def test_predict_leaves_no_files_and_logs_carry_ftclis_name(tmp_path: Path, cache_dir: Path) -> None:
+    run = tmp_path / "run"
+    env = {"FTCLI_CACHE_DIR": str(cache_dir)}
+    r = ftcli("train", *TINY, "trainer.max_steps=2", f"hydra.run.dir={run}", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / "ftcli.log").is_file() and not (run / "cli.log").exists()
+
+    work = tmp_path / "work"
+    work.mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    r = ftcli("predict", f"checkpoint={run}", "text=what a film, really", cwd=work, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[0] in ("positive", "negative")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing new anywhere
