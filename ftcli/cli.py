@@ -294,6 +294,9 @@ def run_task(command: str, cfg: Any) -> Any:
         from ftcli.evaluate import run_eval
 
         return run_eval(cfg).get("accuracy")
+    except KeyboardInterrupt:  # outside the training steps (which save a state): main prints one line
+        mark_failed(cfg, "interrupted (Ctrl-C) before the run finished")
+        raise
     except FtcliError as e:
         if os.environ.get("FTCLI_DEBUG"):
             raise
@@ -316,7 +319,23 @@ def run_task(command: str, cfg: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``ftcli``. Ctrl-C outside the training steps (which save a resumable state themselves) — loading,
+    tokenising, the frozen-feature pass, evaluation — ends in one line and exit status 130, not a traceback
+    (``--debug`` keeps it). Caches are written atomically, so an interrupted one is simply rebuilt."""
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _main(args)
+    except KeyboardInterrupt:
+        if os.environ.get("FTCLI_DEBUG") or "--debug" in args:
+            raise
+        from ftcli.progress import stop_progress
+
+        stop_progress()  # a live bar would leave the terminal's cursor hidden
+        print("\nftcli: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _main(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return

@@ -53,6 +53,15 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+_LIVE: set[Progress] = set()  # bars on the screen now
+
+
+def stop_progress() -> None:
+    """Stop every live bar (after Ctrl-C: a bar left running keeps the terminal's cursor hidden)."""
+    for bar in list(_LIVE):
+        bar.close()
+
+
 class Progress:
     """Step, loss, lr, samples/s and ETA; falls back to a plain line per logged step when not a terminal."""
 
@@ -74,6 +83,7 @@ class Progress:
             )
             self.task = self.bar.add_task(label, total=total, info="")
             self.bar.start()
+            _LIVE.add(self)
 
     def update(self, step: int, record: dict[str, Any] | None = None, info: str | None = None) -> None:
         if record:
@@ -94,3 +104,4 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            _LIVE.discard(self)

@@ -1,14 +1,18 @@
 """The CLI as a newcomer meets it (issue 16): --help lists real options under ftcli's name, Hydra's own
-flags print instead of failing, your own configs are accepted, and commands that only answer leave no
-files behind."""
+flags print instead of failing, your own configs are accepted, Ctrl-C anywhere is one line, and commands
+that only answer leave no files behind."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import TINY, ftcli
+from conftest import ROOT, TINY, ftcli
 
 from ftcli.config import validate
 
@@ -137,3 +141,53 @@ def test_predict_leaves_no_files_and_logs_carry_ftclis_name(tmp_path: Path, cach
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split()[0] in ("positive", "negative")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing new anywhere
+
+
+SLOW_PHASE = ["model=tiny", "dataset.max_train_samples=6000", "hardware=cpu"]
+
+
+def test_ctrl_c_outside_the_training_steps_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    """SIGINT during the frozen-feature pass (before any optimizer step): one line, 130, caches whole."""
+    cache = tmp_path / "cache"  # nothing cached: the feature pass really runs
+    env = {**os.environ, "FTCLI_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
+    env.pop("FTCLI_DEBUG", None)
+    cmd = [sys.executable, "-m", "ftcli.cli", "train", *SLOW_PHASE, f"hydra.run.dir={tmp_path / 'run'}"]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if line.startswith("features "):  # the first progress line of the feature pass
+            p.send_signal(signal.SIGINT)
+            break
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 130, "".join(seen) + out + err
+    assert err.strip() == "ftcli: interrupted", err
+    assert "Traceback" not in out + err and "optimizer steps" not in "".join(seen) + out  # it was not training
+    assert (tmp_path / "run" / "error.txt").read_text().startswith("interrupted")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+    from transformers import AutoTokenizer
+
+    assert not list(cache.rglob("*.tmp*"))  # no half-written entry that a later run could trust
+    for vocab in cache.glob("tokenizers/*"):
+        assert len(AutoTokenizer.from_pretrained(vocab)) > 100  # the tiny vocab was written whole before
+    for features in cache.rglob("*.safetensors"):
+        from safetensors.torch import load_file
+
+        assert load_file(str(features))
+
+
+def test_debug_keeps_the_traceback_of_an_interrupt(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import ftcli.cli as cli
+
+    def interrupted(args: list[str]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_main", interrupted)
+    monkeypatch.delenv("FTCLI_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train"])
+    assert stop.value.code == 130 and capsys.readouterr().err.strip() == "ftcli: interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["train", "--debug"])
