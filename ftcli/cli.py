@@ -373,13 +373,8 @@ def _main(args: list[str]) -> None:
         fail(f"{sorted(printing)[0]} shows one job: drop -m and give each key one value (e.g. strategy=full)")
     if "--resolve" in rest and {"--cfg", "-c"} & set(rest):
         rest = resolvable(rest)
-    throwaway = None
     chosen_dir = any(a.startswith("hydra.run.dir=") for a in rest)
-    if runs and not printing and not is_multirun(rest) and answers_only(command, overrides) and not chosen_dir:
-        import tempfile  # nothing to keep: Hydra's run dir (.hydra/, ftcli.log) goes when the answer is printed
-
-        throwaway = tempfile.mkdtemp(prefix="ftcli-")
-        rest = with_overrides(rest, f"hydra.run.dir={throwaway}")
+    answer = runs and not printing and not is_multirun(rest) and answers_only(command, overrides) and not chosen_dir
     sweep = None
     if runs and command == "train" and is_multirun(rest):
         extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names
@@ -397,6 +392,12 @@ def _main(args: list[str]) -> None:
     def task(cfg: Any) -> Any:
         return run_task(command, cfg)
 
+    throwaway = None
+    if answer:  # nothing to keep: Hydra's run dir (.hydra/, ftcli.log) goes once the answer is printed
+        import tempfile
+
+        throwaway = tempfile.mkdtemp(prefix="ftcli-")
+        rest = with_overrides(rest, f"hydra.run.dir={throwaway}")
     sys.argv = [f"ftcli {command}", *rest]
     try:
         task()
