@@ -42,7 +42,7 @@ def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
     for part in dotted.split("."):
         try:
             node = node[part]
-        except (KeyError, TypeError, AttributeError, IndexError):
+        except Exception:  # missing, ??? (MissingMandatoryValue), not a mapping: the card says less, the save goes on
             return default
         if node is None:
             return default
