@@ -40,6 +40,8 @@ def save_checkpoint(
     """
     from omegaconf import OmegaConf
 
+    from ftcli.card import write_card
+
     folder = Path(folder)
     try:
         with atomic_folder(folder) as tmp:
@@ -47,7 +49,9 @@ def save_checkpoint(
             processor.save_pretrained(tmp)
             if run_cfg is not None:
                 (tmp / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_cfg, resolve=True))
+                _record_max_length(tmp, OmegaConf.select(run_cfg, "model.max_length"))
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            write_card(tmp, run_cfg, metrics, model, task_of(run_cfg))  # README.md: the Hub model card
             if extra is not None:
                 extra(tmp)
     except Exception as e:
@@ -58,6 +62,17 @@ def save_checkpoint(
             f"cannot save checkpoint {folder} ({why}); the previous checkpoint there is intact. "
             "Free space or choose another hydra.run.dir"
         ) from e
+
+
+def _record_max_length(folder: Path, max_length: int | None) -> None:
+    """Store the length ftcli truncated to as the tokenizer's ``model_max_length``, so plain transformers
+    (``tokenizer(..., truncation=True)``, ``pipeline(..., truncation=True)``) cuts inputs where ftcli did."""
+    path = folder / "tokenizer_config.json"
+    if not max_length or not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    config["model_max_length"] = int(max_length)
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def run_config(folder: Path) -> Any:
@@ -147,9 +162,18 @@ class Keeper:
     its best head waits in memory and is written once, before a state save, an error or the end."""
 
     def __init__(
-        self, run_cfg: Any, out_dir: Path, model: Any, processor: Any, strategy: Any, head: Any, enabled: bool
+        self,
+        run_cfg: Any,
+        out_dir: Path,
+        model: Any,
+        processor: Any,
+        strategy: Any,
+        head: Any,
+        enabled: bool,
+        summary: dict[str, Any],
     ) -> None:
         self.run_cfg, self.dir, self.enabled = run_cfg, Path(out_dir) / "checkpoints", enabled
+        self.summary = summary  # trainable and total parameters: its metrics.json and model card say them
         self.model, self.processor, self.strategy, self.head = model, processor, strategy, head
         self.pending: dict[str, Any] = {}
 
@@ -157,6 +181,7 @@ class Keeper:
         if not self.enabled:  # other processes, or trainer.save_checkpoints=false
             return
         live = self.model  # LoRA: saved merged (strategy.model_to_save)
+        metrics = {**metrics, **self.summary}
         save_checkpoint(self.strategy.model_to_save(live), self.processor, self.dir / name, self.run_cfg, metrics)
         self.strategy.after_save(live, self.dir / name)
 

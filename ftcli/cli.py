@@ -7,9 +7,10 @@ No training logic lives here, and nothing heavy is imported before a command nee
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 USAGE = """usage: ftcli <command> [key=value ...] [hydra flags]
 
@@ -49,9 +50,11 @@ VALUE_FLAGS = {
     "--experimental-rerun",
 }
 NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
+# Hydra modes that print instead of running: with -m Hydra refuses them with a ValueError traceback.
+PRINT_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """One line on stderr and exit status 2: how ftcli answers a user mistake."""
     print(f"ftcli: error: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -83,6 +86,74 @@ def split_overrides(args: list[str]) -> tuple[list[str], bool]:
         elif not a.startswith("-") and "=" in a and not a.startswith("hydra."):
             overrides.append(a)
     return overrides, runs
+
+
+def positional_end(args: list[str]) -> int:
+    """Where another override goes: after the last positional argument (Hydra's parser wants them together),
+    else at the end."""
+    end, skip = len(args), False
+    last = None
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+        elif a in VALUE_FLAGS:
+            skip = True
+        elif not a.startswith("-"):
+            last = i
+    return end if last is None else last + 1
+
+
+def with_overrides(args: list[str], *extra: str) -> list[str]:
+    at = positional_end(args)
+    return [*args[:at], *extra, *args[at:]]
+
+
+def search_path(args: list[str]) -> list[str]:
+    """``--config-dir`` and ``hydra.searchpath`` as one ``hydra.searchpath`` override, for the compose API
+    (which has no --config-dir): the checks before Hydra starts see the user's own configs too."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    paths = []
+    folder = _flag_value(args, "--config-dir", "-cd")
+    folder = folder or next((a.split("=", 1)[1] for a in args if a.startswith(("--config-dir=", "-cd="))), None)
+    if folder is not None:
+        where = Path(folder).expanduser()
+        if not where.is_dir():
+            fail(f"--config-dir={folder}: no such folder")
+        paths.append(f"file://{where.resolve()}")  # Hydra puts it after the package's configs, as here
+    for a in args:
+        if a.startswith("hydra.searchpath="):
+            try:
+                value = OverridesParser.create().parse_override(a).value()
+            except Exception as e:
+                fail(f"{a}: not a list of config folders ({' '.join(str(e).split())[:200]})")
+            if not isinstance(value, list):
+                fail(f"{a}: must be a list, e.g. hydra.searchpath=[file://myconf]")
+            paths += [str(v) for v in value]
+    if not paths:
+        return []
+    quoted = ",".join("'" + p.replace("\\", "\\\\").replace("'", "\\'") + "'" for p in paths)
+    return [f"hydra.searchpath=[{quoted}]"]
+
+
+def resolvable(args: list[str]) -> list[str]:
+    """``--cfg ... --resolve`` without Hydra's InterpolationValidationError / KeyError tracebacks."""
+    if not any(a.startswith("hydra.runtime.output_dir=") for a in args):
+        # output_dir is ${hydra:runtime.output_dir}, which Hydra sets only when a job runs: the run dir it would be
+        args = with_overrides(args, "hydra.runtime.output_dir=${hydra:run.dir}")
+    at = next((i for i, a in enumerate(args[:-1]) if a in ("--cfg", "-c") and args[i + 1] == "hydra"), None)
+    if at is not None and _flag_value(args, "--package", "-p") is None:
+        # Hydra's run dir names the model and strategy, which --cfg hydra leaves out: print it from the whole config
+        args = [*args[:at], "--cfg", "all", "--package", "hydra", *args[at + 2 :]]
+    return args
+
+
+def answers_only(command: str, overrides: list[str]) -> bool:
+    """Commands that only print an answer: ``predict text=...`` and ``train trainer.dry_run=true``."""
+    values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
+    if command == "predict":
+        return "text" in values and values.get("input", "null") == "null"
+    return command == "train" and values.get("trainer.dry_run", "").lower() == "true"
 
 
 def expand_sweeps(overrides: list[str]) -> list[list[str]]:
@@ -118,7 +189,9 @@ def preflight(config_name: str, args: list[str]) -> None:
     from ftcli.sweep import is_multirun
 
     overrides, _ = split_overrides(args)
-    hydra_args = [a for a in args if a.startswith("hydra.") and "=" in a]
+    search = search_path(args)  # the user's own configs: --config-dir, hydra.searchpath
+    hydra_args = [a for a in args if a.startswith("hydra.") and "=" in a and not a.startswith("hydra.searchpath=")]
+    hydra_args += search
     multirun = is_multirun(args)
     run_dir = None
     try:
@@ -135,7 +208,7 @@ def preflight(config_name: str, args: list[str]) -> None:
                     except Exception:  # an unusual hydra.* override: Hydra itself reports it
                         cfg = None
                 if cfg is None:
-                    cfg = compose(config_name=config_name, overrides=combo)
+                    cfg = compose(config_name=config_name, overrides=combo + search)
                 for key in ("output_dir", "cache_dir"):  # Hydra's run dir does not exist yet
                     if key in cfg:
                         cfg[key] = "."
@@ -227,6 +300,9 @@ def run_task(command: str, cfg: Any) -> Any:
 
         result = run_eval(cfg)
         return result.get(result.get("metric", ""))
+    except KeyboardInterrupt:  # outside the training steps (which save a state): main prints one line
+        mark_failed(cfg, "interrupted (Ctrl-C) before the run finished")
+        raise
     except FtcliError as e:
         if os.environ.get("FTCLI_DEBUG"):
             raise
@@ -249,66 +325,119 @@ def run_task(command: str, cfg: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``ftcli``. Ctrl-C outside the training steps (which save a resumable state themselves) — loading,
+    tokenising, the frozen-feature pass, evaluation — ends in one line and exit status 130, not a traceback
+    (``--debug`` keeps it). Caches are written atomically, so an interrupted one is simply rebuilt."""
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _main(args)
+    except KeyboardInterrupt:
+        if os.environ.get("FTCLI_DEBUG") or "--debug" in args:
+            raise
+        from ftcli.progress import stop_progress
+
+        stop_progress()  # a live bar would leave the terminal's cursor hidden
+        print("\nftcli: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _main(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return
     command, rest = args[0], args[1:]
     if command == "leaderboard":  # not a Hydra command: it reads a finished (or running) sweep
-        from ftcli.config import FtcliError
-        from ftcli.leaderboard import main as leaderboard
-
-        try:
-            return leaderboard(rest)
-        except FtcliError as e:
-            fail(str(e))
+        return show_leaderboard(rest)
     if command not in COMMANDS:
         fail(f"unknown command '{command}'; choose one of {', '.join(COMMANDS)}")
-    if "--debug" in rest:
-        rest.remove("--debug")
-        os.environ["FTCLI_DEBUG"] = os.environ["HYDRA_FULL_ERROR"] = "1"
+    from ftcli.sweep import is_multirun
 
-    if command == "predict":
-        rest = [quote_free_text(a) for a in rest]
-
-    import hydra
-
-    from ftcli.config import config_dir, register_configs
-    from ftcli.sweep import is_multirun, multirun_args
-
-    register_configs()
-    if command == "train":
-        rest = resume_into_run_dir(rest)
+    rest = command_args(command, rest)
     overrides, runs = split_overrides(rest)
+    printing = PRINT_FLAGS & set(rest)
+    if is_multirun(rest) and printing:  # Hydra's answer is a ValueError traceback
+        fail(f"{sorted(printing)[0]} shows one job: drop -m and give each key one value (e.g. strategy=full)")
+    if "--resolve" in rest and {"--cfg", "-c"} & set(rest):
+        rest = resolvable(rest)
+    chosen_dir = any(a.startswith("hydra.run.dir=") for a in rest)
+    answer = runs and not printing and not is_multirun(rest) and answers_only(command, overrides) and not chosen_dir
     sweep = None
     if runs and command == "train" and is_multirun(rest):
-        extra = multirun_args(command, rest, overrides)  # resumable sweep dir, short trial dir names
-        flag = rest.index("-m" if "-m" in rest else "--multirun")
-        # next to the other overrides: Hydra's parser wants its positional arguments together
-        at = max((i + 1 for i, x in enumerate(rest) if x in overrides), default=flag + 1)
-        rest = [*rest[:at], *extra, *rest[at:]]
-        sweep = next(a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir="))
-    if runs:
-        preflight(COMMANDS[command], rest)  # after the sweep args: it checks the sweep dir that will be used
+        rest, sweep = with_sweep_dir(command, rest, overrides)
+    if runs:  # after the sweep args: it checks the sweep dir that will be used
+        preflight(_flag_value(rest, "--config-name", "-cn") or COMMANDS[command], rest)
     if sweep is not None:
         print(f"sweep dir: {sweep} (the same command resumes it: completed trials are skipped)")
+    run_hydra(command, rest, answer)
+    if sweep is not None and "${" not in sweep:  # a sweep ends with an answer
+        show_leaderboard([sweep], after_sweep=True)
+    if command == "train" and _flag_value(rest, "--cfg", "-c") in ("job", "all"):
+        show_trainable(overrides, search_path(rest))  # after the config: what would train, without training
+
+
+def show_leaderboard(args: list[str], after_sweep: bool = False) -> None:
+    from ftcli.config import FtcliError
+    from ftcli.leaderboard import main as leaderboard
+
+    try:
+        leaderboard(args)
+    except FtcliError as e:
+        if not after_sweep:
+            fail(str(e))
+        print(f"ftcli: no leaderboard yet: {e}", file=sys.stderr)  # a launcher returned before its trials wrote
+
+
+def command_args(command: str, rest: list[str]) -> list[str]:
+    """Hydra's arguments for ``command``: --debug taken out, free text quoted, a resumed run's dir named;
+    ftcli's schemas and help resolver registered."""
+    if "--debug" in rest:
+        rest = [a for a in rest if a != "--debug"]
+        os.environ["FTCLI_DEBUG"] = os.environ["HYDRA_FULL_ERROR"] = "1"
+    if command == "predict":
+        rest = [quote_free_text(a) for a in rest]
+    from ftcli.config import register_configs
+    from ftcli.help import register_help_resolver
+
+    register_configs()
+    register_help_resolver()  # --help lists groups through ${ftcli_groups:} (configs/hydra/help/ftcli.yaml)
+    return resume_into_run_dir(rest) if command == "train" else rest
+
+
+def with_sweep_dir(command: str, rest: list[str], overrides: list[str]) -> tuple[list[str], str]:
+    """A multirun's arguments with ftcli's resumable sweep dir and short trial dir names; that sweep dir."""
+    from ftcli.sweep import multirun_args
+
+    extra = multirun_args(command, rest, overrides)
+    flag = rest.index("-m" if "-m" in rest else "--multirun")
+    # next to the other overrides: Hydra's parser wants its positional arguments together
+    at = max((i + 1 for i, x in enumerate(rest) if x in overrides), default=flag + 1)
+    rest = [*rest[:at], *extra, *rest[at:]]
+    return rest, next(a.split("=", 1)[1] for a in rest if a.startswith("hydra.sweep.dir="))
+
+
+def run_hydra(command: str, rest: list[str], answer: bool) -> None:
+    """Hand the command line to Hydra, which calls :func:`run_task` per job. A command that only answers
+    runs in a throwaway run dir (Hydra's .hydra/ and ftcli.log go once the answer is printed)."""
+    import hydra
+
+    from ftcli.config import config_dir
 
     @hydra.main(config_path=str(config_dir()), config_name=COMMANDS[command], version_base="1.3")
     def task(cfg: Any) -> Any:
         return run_task(command, cfg)
 
-    sys.argv = [f"ftcli {command}", *rest]
-    task()
-    if sweep is not None and "${" not in sweep:  # a sweep ends with an answer
-        from ftcli.config import FtcliError
-        from ftcli.leaderboard import main as leaderboard
+    throwaway = None
+    if answer:
+        import tempfile
 
-        try:
-            leaderboard([sweep])
-        except FtcliError as e:  # e.g. a launcher that returned before its trials wrote anything
-            print(f"ftcli: no leaderboard yet: {e}", file=sys.stderr)
-    if command == "train" and _flag_value(rest, "--cfg", "-c") in ("job", "all"):
-        show_trainable(overrides)  # after the config: what would train, without training
+        throwaway = tempfile.mkdtemp(prefix="ftcli-")
+        rest = with_overrides(rest, f"hydra.run.dir={throwaway}")
+    sys.argv = [f"ftcli {command}", *rest]
+    try:
+        task()
+    finally:
+        if throwaway is not None:
+            shutil.rmtree(throwaway, ignore_errors=True)
 
 
 def _flag_value(args: list[str], *flags: str) -> str | None:
@@ -318,7 +447,7 @@ def _flag_value(args: list[str], *flags: str) -> str | None:
     return None
 
 
-def show_trainable(overrides: list[str]) -> None:
+def show_trainable(overrides: list[str], search: list[str] | None = None) -> None:
     """Build the model and strategy of ``ftcli train`` (trainer.dry_run) and print trainable parameters."""
     import tempfile
 
@@ -329,7 +458,7 @@ def show_trainable(overrides: list[str]) -> None:
 
     quiet_libraries()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="ftcli"):
-        cfg = compose(config_name="train", overrides=[*overrides, "trainer.dry_run=true"])
+        cfg = compose(config_name="train", overrides=[*overrides, *(search or []), "trainer.dry_run=true"])
     with tempfile.TemporaryDirectory() as tmp:
         cfg.output_dir = tmp
         from ftcli.train import train

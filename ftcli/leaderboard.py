@@ -194,8 +194,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where leaderboard.csv/.md go (default: sweep dir)")
     args = parser.parse_args(argv)
 
-    from rich.console import Console
     from rich.table import Table
+
+    from ftcli.progress import console
 
     root: Path = args.sweep_dir
     trials = find_trials(root)
@@ -209,31 +210,38 @@ def main(argv: list[str]) -> None:
     counts = Counter(t.status for t in trials)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 1)))
 
-    console = Console()
-    table = Table(title=f"{root} · {len(trials)} trials ({summary}) · by {metric}", title_justify="left")
+    # One line per trial, also in a log file: cells never wrap; a cell too long for the width ends in "…"
+    # (the CSV and status.json keep the full text). The title is a line of its own: as a table title it
+    # would wrap at the table's width.
+    table = Table()
     for h in header:
         right = h in ("#", "train s", *METRICS)
-        if h == "error":  # one line per trial; the full message is in the CSV and status.json
-            table.add_column(h, overflow="ellipsis", no_wrap=True, max_width=40)
-        else:
-            table.add_column(h, justify="right" if right else "left", overflow="fold")
+        table.add_column(
+            h,
+            justify="right" if right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=40 if h == "error" else None,
+        )
     styles = {"completed": "", "running": "yellow", "failed": "red"}
     for t, row in zip(ranked, rows, strict=True):
         table.add_row(*row, style=styles.get(t.status, ""))
+    console.print(f"[i]{root} · {len(trials)} trials ({summary}) · by {metric}[/]", highlight=False)
     console.print(table)
 
     markdown = f"# {root}\n\n{len(trials)} trials ({summary}), ranked by {metric}.\n\n" + to_markdown(header, rows)
     groups = seed_groups(trials, keys, metric)
     if groups:
         others = [k for k in keys if k != SEED_KEY]
-        seeds = Table(title=f"{metric} over seeds (mean ± std)", title_justify="left")
+        seeds = Table()
         for h in [*others, "seeds", metric]:
-            seeds.add_column(h)
+            seeds.add_column(h, no_wrap=True, overflow="ellipsis")
         grows = [
             [*[str(g.get(k, "")) for k in others], str(g["n"]), f"{g['mean']:.4f} ± {g['std']:.4f}"] for g in groups
         ]
         for r in grows:
             seeds.add_row(*r)
+        console.print(f"[i]{metric} over seeds (mean ± std)[/]", highlight=False)
         console.print(seeds)
         markdown += f"\n## {metric} over seeds (mean ± std)\n\n" + to_markdown([*others, "seeds", metric], grows)
 

@@ -4,6 +4,9 @@ This file is self-contained (torch and transformers only) on purpose: ftcli copi
 checkpoint that uses it and points ``auto_map`` at it, so plain transformers loads the checkpoint
 with ``AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)`` and
 predicts exactly what ftcli predicted.
+
+Importing this file registers ``ftcli_pooled`` with ``AutoConfig`` (see ``_register_config``), so once the
+model is loaded, ``AutoTokenizer.from_pretrained(path)`` reads the same folder without asking again.
 """
 
 from __future__ import annotations
@@ -119,3 +122,22 @@ class PooledClassifierForSequenceClassification(PreTrainedModel):
         if self.config.problem_type == "multi_label_classification":
             return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
         return nn.functional.cross_entropy(logits.float(), labels)
+
+
+def _register_config() -> None:
+    """Make ``model_type: ftcli_pooled`` known to ``AutoConfig`` in this process.
+
+    ``AutoTokenizer.from_pretrained(path)`` reads ``config.json`` through ``AutoConfig`` before it looks at
+    ``tokenizer_config.json``. An unknown model type with an ``auto_map`` makes AutoConfig ask "Do you wish to
+    run the custom code? [y/N]" and, refused (or with stdin closed), fall back to a bare config with the warning
+    "You are using a model of type `ftcli_pooled` to instantiate a model of type ``". This file runs when the
+    model is loaded with ``trust_remote_code=True`` (the README's first line), and ftcli imports it itself;
+    registered then, the tokenizer's config read finds the type locally and runs nothing.
+    """
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if PooledClassifierConfig.model_type not in CONFIG_MAPPING:  # the first copy wins (ftcli's own, in ftcli)
+        AutoConfig.register(PooledClassifierConfig.model_type, PooledClassifierConfig)
+
+
+_register_config()

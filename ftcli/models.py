@@ -45,15 +45,14 @@ def resolve_name_or_path(name_or_path: str) -> str:
 
 def register_pooled_classifier() -> None:
     """Let transformers' Auto classes build ftcli's pooled classifier, and save it with its code."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
+    # importing modeling_ftcli registers the config type with AutoConfig (AutoTokenizer reads it too)
     from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
 
-    try:
-        AutoConfig.register("ftcli_pooled", PooledClassifierConfig)
-        AutoModelForSequenceClassification.register(PooledClassifierConfig, PooledClassifierForSequenceClassification)
-    except ValueError:  # already registered in this process
-        pass
+    AutoModelForSequenceClassification.register(
+        PooledClassifierConfig, PooledClassifierForSequenceClassification, exist_ok=True
+    )
     # save_pretrained copies modeling_ftcli.py next to the weights and writes auto_map.
     PooledClassifierConfig.register_for_auto_class()
     PooledClassifierForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from rich.console import Console
 
-console = Console()
+# Off a terminal there is no window to fit. Rich would fold every line at 80 columns (its fallback width):
+# paths broken mid-line, a sweep's leaderboard as columns of single letters. Lines stay whole there (soft
+# wrap) and tables get room for their natural width (their long cells end in an ellipsis; the CSV/JSON files
+# keep the full text). COLUMNS, when set, still wins.
+OFF_TERMINAL_WIDTH = 240
+
+
+def make_console(**kwargs: Any) -> Console:
+    """Rich's console in a terminal; a wide one that never folds lines in a log file, a pipe, CI or SLURM."""
+    terminal = Console(**kwargs)
+    if terminal.is_terminal:
+        return terminal
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else OFF_TERMINAL_WIDTH
+    return Console(width=width, soft_wrap=True, **kwargs)
+
+
+console = make_console()
 
 
 def quiet_libraries() -> None:
@@ -35,6 +53,15 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+_LIVE: set[Progress] = set()  # bars on the screen now
+
+
+def stop_progress() -> None:
+    """Stop every live bar (after Ctrl-C: a bar left running keeps the terminal's cursor hidden)."""
+    for bar in list(_LIVE):
+        bar.close()
+
+
 class Progress:
     """Step, loss, lr, samples/s and ETA; falls back to a plain line per logged step when not a terminal."""
 
@@ -56,6 +83,7 @@ class Progress:
             )
             self.task = self.bar.add_task(label, total=total, info="")
             self.bar.start()
+            _LIVE.add(self)
 
     def update(self, step: int, record: dict[str, Any] | None = None, info: str | None = None) -> None:
         if record:
@@ -76,3 +104,4 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            _LIVE.discard(self)

@@ -13,6 +13,13 @@ from ftcli.progress import console
 
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (no display needed), or None when matplotlib is absent."""
+    import logging
+
+    # Hydra's job logging sets the root logger to INFO: matplotlib would announce "generated new fontManager"
+    # (and other internals) on ftcli eval's output. Its warnings still show; a level someone chose stays.
+    mpl_log = logging.getLogger("matplotlib")
+    if mpl_log.level == logging.NOTSET:
+        mpl_log.setLevel(logging.WARNING)
     try:
         import matplotlib
 
@@ -285,11 +292,12 @@ def write_comparison(rows: list[dict[str, Any]], out: Path, metric: str) -> None
     md = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     md += ["| " + " | ".join(fmt(r[h]) for h in header) + " |" for r in table_rows]
     (out / "comparison.md").write_text("\n".join(md) + "\n")
-    table = Table(title=f"{len(rows)} checkpoints on {rows[0]['dataset']} / {rows[0]['split']}")
+    table = Table()  # one line per checkpoint, also in a log file: a long run name ends in "…" (the CSV has it)
     columns = ["folder", "run", *shown, f"{metric}_ci95"]
     for h in columns:
-        table.add_column(h, justify="left" if h == "run" else "right", no_wrap=h != "run", overflow="fold")
+        table.add_column(h, justify="left" if h == "run" else "right", no_wrap=True, overflow="ellipsis")
     for r in table_rows:
         table.add_row(*(fmt(r[h]) for h in columns))
+    console.print(f"[i]{len(rows)} checkpoints on {rows[0]['dataset']} / {rows[0]['split']}[/]", highlight=False)
     console.print(table)
     (out / "comparison.json").write_text(json.dumps(table_rows, indent=2))

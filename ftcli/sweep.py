@@ -154,6 +154,9 @@ def run_trial(
     t0 = time.perf_counter()
     try:
         metrics = train()
+    except KeyboardInterrupt:  # Ctrl-C outside the training steps: not done, and the sweep stops
+        write_status(job_dir, {**base, "status": "interrupted", "seconds": time.perf_counter() - t0})
+        raise
     except Exception as e:  # bad hyperparameters, NaN loss, OOM, a bug: this trial fails, the sweep goes on
         _free_accelerator_memory()
         message = " ".join(str(e).split())[:500] or type(e).__name__  # some errors list every option

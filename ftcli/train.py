@@ -85,7 +85,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     opt = make_optimisation(run, built, batches)
     state = restore(run, opt)
     saves = run.main and run.cfg.trainer.save_checkpoints
-    keeper = Keeper(run.cfg, run.out_dir, built.model, processor, built.strategy, batches.head, saves)
+    keeper = Keeper(run.cfg, run.out_dir, built.model, processor, built.strategy, batches.head, saves, built.summary)
     loop = Loop(run, built, batches, opt, keeper, state)
     loop.fit()
     return finish(run, built, keeper, loop)

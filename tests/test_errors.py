@@ -97,7 +97,7 @@ CASES = {
     # config: the pieces test_config.py does not cover
     "unknown dataset option": (
         ["train", "dataset=sst"],
-        "dataset=sst: no such option; choose one of files, hub, sst2 (did you mean 'sst2'?)",
+        "dataset=sst: no such option; choose one of files, hub, sst2, sts_pairs (did you mean 'sst2'?)",
     ),
     "unknown key added with +": (["train", "+trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
     "_target_ is not a key": (["train", "+model._target_=os.system"], "unknown key 'model._target_'"),
@@ -149,6 +149,10 @@ CASES = {
             "dataset.validation_file={d}/val_meh.csv",
         ],
         "label 'meh' in row 2 of val_meh.csv is outside the label set ['neg', 'pos']",
+    ),
+    "a runtime that is not installed": (
+        ["train", *TINY, "hardware=tpu"],
+        "hardware=tpu: torch_xla (for TPUs) is not installed",
     ),
     "empty label cell": (
         ["train", *TINY, "dataset=files", "dataset.train_file={d}/empty_label.csv"],

@@ -46,6 +46,8 @@ class Task:
     schema: ClassVar[type[TaskConfig]] = TaskConfig
     problem_type: ClassVar[str] = ""  # as transformers' config.problem_type names it
     auto_model: ClassVar[str] = "AutoModelForSequenceClassification"  # the Auto class that loads checkpoints
+    pipeline_tag: ClassVar[str] = ""  # transformers' pipeline (and the Hub's tag) for its checkpoints
+    inputs: ClassVar[str] = ""  # what a row holds, for people: "text", "image" …
 
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
@@ -184,6 +186,10 @@ class Task:
 
     def onnx_spec(self, model: Any, processor: Any) -> OnnxSpec:
         """The model as ONNX sees it: its input names, a sample of each, the axes that may vary."""
+        raise NotImplementedError
+
+    def card_task(self, labels: list[str] | None) -> str:
+        """The task in a few words for a checkpoint's model card."""
         raise NotImplementedError
 
     def gold(self, values: list[Any], names: list[str]) -> np.ndarray | None:

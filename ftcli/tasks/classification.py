@@ -83,6 +83,10 @@ class Classification(Task):
             for p in probs
         ]
 
+    def card_task(self, labels: list[str] | None) -> str:
+        names = f" into {len(labels)} classes: " + ", ".join(f"`{n}`" for n in labels) if labels else ""
+        return f"{self.inputs} classification{names}"
+
     def gold(self, values: list[Any], names: list[str]) -> np.ndarray | None:
         """Label names, or integer ids (possibly as text); None when any value is neither."""
         ids = []

@@ -57,6 +57,9 @@ class Regression(Task):
     def predictions(self, outputs: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
         return [{SCORE: float(v)} for v in outputs[:, 0]]
 
+    def card_task(self, labels: list[str] | None) -> str:
+        return f"{self.inputs} regression: one score per input (mean squared error)"
+
     def gold(self, values: list[Any], names: list[str]) -> np.ndarray | None:
         """The column as numbers, or None when any value is not one."""
         try:

@@ -13,6 +13,9 @@ from ftcli.tasks.base import OnnxSpec, Task, TaskData
 class TextTask(Task):
     """Inputs: the dataset's ``text_column`` (and ``text_pair_column``), tokenised by the model's tokenizer."""
 
+    pipeline_tag = "text-classification"  # transformers' pipeline for sequence classifiers and regressors
+    inputs = "text"
+
     def input_columns(self, dataset: DatasetConfig) -> list[tuple[str, str | None]]:
         return [("text_column", dataset.text_column), ("text_pair_column", dataset.text_pair_column)]
 
