@@ -116,7 +116,7 @@ def test_own_configs_through_config_dir_and_searchpath(own_configs: Path, tmp_pa
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "name: mytiny" in r.stdout and "num_hidden_layers: 1" in r.stdout and "max_train_samples: 256" in r.stdout
-    assert "mytiny · text_classification · strategy=feature_extract" in r.stdout  # --cfg job then shows what would train
+    assert "mytiny · text_classification · strategy=feature_extract" in r.stdout  # --cfg job shows what trains
 
     r = ftcli("train", "--config-dir", str(own_configs), "--help", cwd=work)
     groups = listed_groups(r.stdout)
