@@ -406,7 +406,15 @@ def bench_full(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, li
             check(f"{name}: accuracy", accuracy_diffs(a, fp32), "pt", None),
         ]
     else:
-        checks.append(["ftcli default precision vs fp32", "", "", "", "— (default is fp32: no native bf16)"])
+        checks.append(
+            [
+                "ftcli default precision vs fp32",
+                "",
+                "",
+                "",
+                f"— (default precision is {label(prec)} here: nothing to compare)",
+            ]
+        )
     return table, checks
 
 
