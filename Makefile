@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 EXTRAS ?= minilm,lora,plots,sweep,export,track,dev
 
 help:  ## list targets
-	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -40,7 +40,10 @@ lint: setup  ## ruff + mypy
 bench: setup  ## speed/memory benchmark against the stock HF Trainer recipe (scripts/bench.py)
 	$(PY) scripts/bench.py
 
+bench-quick: setup  ## smoke test of the benchmark script: 200 sentences, one round (~4 min; not a measurement)
+	$(PY) scripts/bench.py --quick
+
 clean:  ## remove outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help setup demo test test-slow lint bench clean
+.PHONY: help setup demo test test-slow lint bench bench-quick clean
