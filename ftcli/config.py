@@ -208,7 +208,8 @@ class DatasetConfig(Schema):
 class HardwareConfig(Schema):
     name: str = MISSING
     accelerator: str = opt("auto", choices=("auto", "cpu", "gpu", "tpu"))
-    mixed_precision: str = opt("no", choices=("no", "fp16", "bf16"))
+    # auto: bf16 autocast where the device runs it natively (AMX / AVX512-BF16 CPUs, Ampere+ GPUs), else fp32
+    mixed_precision: str = opt("auto", choices=("auto", "no", "fp16", "bf16"))
     num_processes: int = opt(1, ge=0)  # per machine; 0: one per visible GPU
     cpu_threads: int | None = opt(None, ge=1)  # None: one per physical core
     # How processes share the work: "no" (one process), "ddp" (replicas), "fsdp"/"deepspeed"

@@ -59,6 +59,8 @@ def _processes(hw: HardwareConfig) -> int:
 
 def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
     """The launcher and its arguments; the worker module and its argument follow."""
+    from ftcli.runtime import resolve_precision
+
     n = _processes(hw)
     if hw.accelerator == "cpu":
         # accelerate launch --cpu --num_processes 2 starts one process (it wants MPI for multi-CPU);
@@ -77,7 +79,7 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
         "-m",
         "accelerate.commands.launch",
         "--mixed_precision",
-        hw.mixed_precision,
+        resolve_precision(hw)[0],
         "--dynamo_backend",
         "no",
         "--num_machines",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 from typing import Any
 
 from ftcli.config import FtcliError, HardwareConfig
@@ -31,14 +32,44 @@ def check_runtime(hw: HardwareConfig) -> None:
             raise FtcliError(f"hardware={hw.name}: no CUDA GPU is visible; use hardware=cpu or hardware=auto")
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo); empty where they cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+
+
+def resolve_precision(hw: HardwareConfig) -> tuple[str, str]:
+    """``hardware.mixed_precision=auto`` → bf16 autocast where the device computes bf16 natively (CPUs with
+    AMX or AVX512-BF16, GPUs from Ampere on, TPUs), fp32 ("no") elsewhere. Returns (precision, why)."""
+    if hw.mixed_precision != "auto":
+        return str(hw.mixed_precision), "as configured"
+    if hw.accelerator == "tpu":
+        return "bf16", "TPUs compute in bf16"
+    import torch
+
+    if hw.accelerator == "gpu" or (hw.accelerator == "auto" and torch.cuda.is_available()):
+        name = torch.cuda.get_device_name() if torch.cuda.is_available() else "this GPU"
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", f"{name} computes bf16 natively"
+        return "no", f"{name} has no native bf16"
+    native = sorted({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    if native:
+        return "bf16", f"this CPU computes bf16 natively ({', '.join(native)})"
+    return "no", "this CPU has no native bf16 (AMX or AVX512-BF16)"
+
+
 def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "none", project_dir: Any = None) -> Any:
-    """An Accelerator for the chosen hardware; a clear error when that hardware is absent."""
+    """An Accelerator for the chosen hardware (precision resolved); a clear error when that hardware is absent."""
     import torch
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
     check_runtime(hw)
     cpu = hw.accelerator == "cpu" or (hw.accelerator == "auto" and not torch.cuda.is_available())
-    if cpu and hw.mixed_precision == "fp16":
+    precision = resolve_precision(hw)[0]
+    if cpu and precision == "fp16":
         raise FtcliError("hardware.mixed_precision=fp16: not supported on CPU; use bf16 or no")
     if cpu and hw.cpu_threads:
         torch.set_num_threads(hw.cpu_threads)
@@ -48,14 +79,27 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "n
     # ftcli's pooled head leaves the backbone's own pooler unused, and strategies may skip layers:
     # DDP must not wait for gradients that never come.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    fresh_state()
     return Accelerator(
         cpu=cpu,
-        mixed_precision=hw.mixed_precision,
+        mixed_precision=precision,
         gradient_accumulation_steps=grad_accum,
         kwargs_handlers=[ddp],
         log_with=trackers,
         project_dir=project_dir,
     )
+
+
+def fresh_state() -> None:
+    """Forget the previous job's precision and gradient-accumulation settings (not the process group).
+
+    Accelerate keeps them in process-wide singletons and refuses an Accelerator that differs; jobs that
+    share a process (a sweep's trials under Hydra's basic launcher, tests) may each choose their own.
+    There is no public reset: this uses the one Accelerate's own tests use."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
 
 
 def inference_batch_size(size: int | None, device: Any) -> int:

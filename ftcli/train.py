@@ -21,7 +21,7 @@ from ftcli.checkpoint import Keeper, ResumeState, load_state, resume_config, sav
 from ftcli.config import FtcliError, is_better, train_metric, validate
 from ftcli.metrics import scalar_metrics
 from ftcli.progress import Progress, console
-from ftcli.runtime import StopSignals, end, inference_batch_size, make_accelerator, share_config
+from ftcli.runtime import StopSignals, end, inference_batch_size, make_accelerator, resolve_precision, share_config
 from ftcli.strategies import Strategy, build_strategy, count_parameters
 from ftcli.tasks import Task, TaskData, build_task
 from ftcli.tracking import MetricsLog
@@ -98,11 +98,14 @@ def start(cfg: DictConfig) -> Run:
     validate(cfg)
     cfg = resume_config(cfg)  # resume=<run>: that run's own config and run dir
     tc = cfg.trainer
+    cfg.hardware.mixed_precision, why = resolve_precision(cfg.hardware)  # config.yaml records what ran
     accelerator = make_accelerator(cfg.hardware, tc.grad_accum, tc.log_with, Path(cfg.output_dir))
     cfg = share_config(accelerator, cfg)  # ranks started apart agree on one resolved config
     run = Run(cfg, accelerator, build_task(cfg.task), train_metric(cfg), Path(cfg.output_dir), Path(cfg.cache_dir))
     run.cache_dir = run.cache_dir.expanduser()
     console.quiet = not run.main  # one process reports
+    precision = "fp32" if cfg.hardware.mixed_precision == "no" else f"{cfg.hardware.mixed_precision} autocast"
+    console.print(f"precision: {precision} ({why}; hardware.mixed_precision=no forces fp32)", highlight=False)
     if run.main:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         for leftover in ("metrics.json", "error.txt"):  # metrics.json appears only when this run finishes
@@ -175,10 +178,11 @@ def feature_batches(run: Run, built: Built, encoded: dict[str, Any], eval_batch:
     model.to(acc.device)
     feats, labels = {}, {}
     for split, ds in encoded.items():
-        key = feature_key(task.feature_identity(model, built.processor, ds, tc.seed))
+        identity = task.feature_identity(model, built.processor, ds, tc.seed)
+        key = feature_key({**identity, "precision": acc.mixed_precision})  # bf16 features differ from fp32 ones
 
         def compute(ds: Any = ds) -> dict[str, torch.Tensor]:
-            return task.frozen_features(model, ds, built.processor, eval_batch, acc.device)
+            return task.frozen_features(model, ds, built.processor, eval_batch, acc)
 
         with acc.main_process_first():
             path = run.cache_dir / "features" / f"{key}.safetensors"

@@ -14,7 +14,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
-# A tiny, fast run: the tiny BERT on a slice of SST-2.
+# A tiny, fast run: the tiny BERT on a slice of SST-2, in fp32 so that numbers compared against plain
+# transformers (fp32) and stored values do not depend on whether this CPU computes bf16 natively.
+FP32 = "hardware.mixed_precision=no"
 TINY = [
     "model=tiny",
     "dataset.max_train_samples=512",
@@ -22,6 +24,7 @@ TINY = [
     "trainer.batch_size=32",
     "trainer.epochs=1",
     "hardware=cpu",
+    FP32,
 ]
 
 

@@ -59,7 +59,7 @@ def test_validate_names_every_bad_key_at_once(compose) -> None:
         (["trainer.batch_size=0"], "trainer.batch_size=0: must be >= 1"),
         (["-m", "strategy.lr=1e-3,-1"], "strategy.lr=-1.0: must be > 0.0"),
         (["model=nope"], "model=nope: no such option"),
-        (["hardware.mixed_precision=fp8"], "hardware.mixed_precision=fp8: must be one of no, fp16, bf16"),
+        (["hardware.mixed_precision=fp8"], "hardware.mixed_precision=fp8: must be one of auto, no, fp16, bf16"),
     ],
 )
 def test_cli_rejects_bad_input_in_one_line(args: list[str], expected: str, tmp_path) -> None:

@@ -323,7 +323,9 @@ def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
     path = tmp_path / "features" / "key.safetensors"
 
     def compute():
-        return TextClassification(None).frozen_features(model, ds, tok, 8, "cpu")
+        from accelerate import Accelerator
+
+        return TextClassification(None).frozen_features(model, ds, tok, 8, Accelerator(cpu=True))
 
     feats, hit = cached_features(compute, "mean", path)
     assert not hit and feats.shape == (20, 16)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, ftcli
+from conftest import FP32, ROOT, TINY, ftcli
 
 TEXTS = ["it's a gorgeous, witty, seductive movie", "a dull, lifeless film", "ok"]
 
@@ -107,7 +107,7 @@ def test_the_tokenizer_truncates_where_ftcli_does(checkpoint: Path) -> None:
 def test_pipeline_agrees_with_ftcli_predict_on_the_validation_set(checkpoint: Path, tmp_path: Path) -> None:
     dev = ROOT / "ftcli" / "assets" / "sst2" / "dev.tsv"
     r = ftcli(
-        "predict", f"checkpoint={checkpoint}", f"input={dev}", f"output={tmp_path / 'ours.jsonl'}", "hardware=cpu"
+        "predict", f"checkpoint={checkpoint}", f"input={dev}", f"output={tmp_path / 'ours.jsonl'}", "hardware=cpu", FP32
     )
     assert r.returncode == 0, r.stderr[-3000:]
     ours = [json.loads(line) for line in (tmp_path / "ours.jsonl").read_text().splitlines()]

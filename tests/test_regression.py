@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ftcli
+from conftest import FP32, ftcli
 
 from ftcli.config import FtcliError
 from ftcli.metrics import regression_metrics
@@ -48,6 +48,7 @@ def _overrides(data: Path) -> list[str]:
         f"dataset.validation_file={data}/val.csv",
         "dataset.label_column=score",
         "hardware=cpu",
+        FP32,
     ]
 
 
@@ -95,7 +96,7 @@ def test_eval_predict_and_plain_transformers_agree(run, data, compose, tmp_path)
 
     out, result = run
     best = out / "checkpoints" / "best"
-    metrics = run_eval(compose(f"checkpoint={out}", "hardware=cpu", config="eval", out=tmp_path / "eval"))
+    metrics = run_eval(compose(f"checkpoint={out}", "hardware=cpu", FP32, config="eval", out=tmp_path / "eval"))
     assert metrics["pearson"] == pytest.approx(result["pearson"], abs=1e-9) and metrics["metric"] == "pearson"
     lo, hi = metrics["ci95"]["pearson"]
     assert lo <= metrics["pearson"] <= hi
@@ -107,6 +108,7 @@ def test_eval_predict_and_plain_transformers_agree(run, data, compose, tmp_path)
         f"input={data}/val.csv",
         f"output={tmp_path}/p.csv",
         "hardware=cpu",
+        FP32,
         f"hydra.run.dir={tmp_path}/p",
     )
     assert r.returncode == 0, r.stderr[-2000:]

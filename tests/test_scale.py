@@ -77,7 +77,11 @@ def test_eval_keeps_each_example_once_when_processes_pad_with_repeats() -> None:
     ("option", "overrides", "expected"),
     [
         ("cpu_ddp", [], ["torch.distributed.run", "--nproc_per_node=2"]),
-        ("multi_gpu", ["hardware.num_processes=4"], ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"]),
+        (
+            "multi_gpu",
+            ["hardware.num_processes=4", "hardware.mixed_precision=bf16"],
+            ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"],
+        ),
         ("fsdp", ["hardware.num_processes=2"], ["--use_fsdp", "--fsdp_sharding_strategy FULL_SHARD"]),
         ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=3"], ["--use_deepspeed", "--zero_stage 3"]),
         (

@@ -105,8 +105,9 @@ class Task:
         """Everything the frozen features of ``ds`` depend on (their cache key)."""
         raise NotImplementedError
 
-    def frozen_features(self, model: Any, ds: Any, processor: Any, batch_size: int, device: Any) -> dict[str, Any]:
-        """Every variant (pooling) of the backbone's features of ``ds``, [N, H] each, in dataset order."""
+    def frozen_features(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
+        """Every variant (pooling) of the backbone's features of ``ds``, [N, H] each, in dataset order, on the
+        accelerator's device and under its autocast."""
         raise NotImplementedError
 
     def feature_name(self, model: Any) -> str:
