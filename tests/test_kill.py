@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import FP32, ROOT
 
 from ftcli.checkpoint import load_checkpoint, state_folders
 from ftcli.config import TrainConfig, TrainerConfig
@@ -34,6 +34,7 @@ RUN = [
     "dataset.max_eval_samples=64",
     "trainer.batch_size=16",
     "trainer.max_steps=30",
+    FP32,
 ]
 SEED = int(os.environ.get("FTCLI_KILL_SEED", "0"))
 
@@ -75,6 +76,15 @@ def _kill_after(p: subprocess.Popen, delay: float) -> bool:
         return True
 
 
+def _kill_once_saved(p: subprocess.Popen, run: Path, extra: float) -> bool:
+    """SIGKILL ``p`` ``extra`` seconds after its run dir holds a complete state; False if it finished first."""
+    while not state_folders(run):
+        if p.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return _kill_after(p, extra)
+
+
 def _checkpoints(run: Path) -> list[Path]:
     return sorted(p for p in (run / "checkpoints").glob("*") if p.is_dir() and not p.name.startswith("."))
 
@@ -109,7 +119,8 @@ def test_kill_9_during_training_leaves_only_whole_checkpoints(tmp_path: Path, ca
 
 @pytest.mark.skipif(not _has_resume(), reason="needs resume=<run dir> and trainer.save_every_steps (issue 5)")
 def test_kill_9_then_resume_reaches_the_uninterrupted_weights(tmp_path: Path, cache_dir: Path) -> None:
-    args = [*RUN, "trainer.save_every_steps=3", "trainer.eval_every_steps=10"]
+    # long enough after start-up (~240 tiny steps take a few seconds) that kills land mid-training
+    args = [*RUN, "trainer.max_steps=240", "trainer.save_every_steps=20", "trainer.eval_every_steps=80"]
     ref, run = tmp_path / "ref", tmp_path / "killed"
     full = _timed_run([*args, f"hydra.run.dir={ref}"], cache_dir)
     rng = random.Random(SEED)
@@ -122,7 +133,8 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_weights(tmp_path: Path, ca
         cmd = [f"resume={run}", f"hydra.run.dir={run}"] if resumable else [*args, f"hydra.run.dir={run}"]
         p = _start(cmd, cache_dir)
         delay = rng.uniform(0.2, 0.9) * full
-        if kills < 4 and _kill_after(p, delay):
+        # a fresh start is killed once it has saved a state (the next start resumes), a resumed one anywhere
+        if kills < 4 and (_kill_after(p, delay) if resumable else _kill_once_saved(p, run, rng.uniform(0.0, 1.5))):
             kills += 1
             print(f"start {attempts} ({'resume' if resumable else 'fresh'}): kill -9 after {delay:.1f}s")
             continue
