@@ -34,6 +34,29 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+def train_once(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, name: str, *overrides: str):
+    """Compose the real train config with ``overrides``, train into a fresh folder: (run dir, cfg, result)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from ftcli.config import config_dir, register_configs
+    from ftcli.train import train
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=list(overrides))
+    out = tmp_path_factory.mktemp(name)
+    cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
+    return out, cfg, train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_full(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
+    """One short full fine-tuning run of the tiny model (pooled head, 2 epochs), shared by every test that
+    only reads a finished run: (run dir, cfg, result)."""
+    return train_once(tmp_path_factory, cache_dir, "tiny_full", *TINY, "strategy=full", "trainer.epochs=2")
+
+
 @pytest.fixture
 def compose(cache_dir: Path, tmp_path: Path):
     """compose(*overrides, config="train") → a composed config whose outputs go to tmp_path."""

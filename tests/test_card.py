@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY
 from omegaconf import OmegaConf
 
 from ftcli.card import model_card, train_command
@@ -21,18 +20,8 @@ def front_matter(card: str) -> tuple[dict, str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, "strategy=full"])
-    out = tmp_path_factory.mktemp("card_run")
-    cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
-    train(cfg)
+def tiny_run(tiny_full):
+    out, cfg, _ = tiny_full
     return out, cfg
 
 

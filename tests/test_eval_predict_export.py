@@ -21,19 +21,10 @@ HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript"
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, cache_dir):
-    """A short full fine-tuning run of the tiny model: its run dir (metrics.jsonl, checkpoints/best, last)."""
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, "strategy=full", "trainer.epochs=2", "trainer.log_every_steps=4"])
-    out = tmp_path_factory.mktemp("tiny_run")
-    cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
-    return out, train(cfg), cfg
+def tiny_run(tiny_full):
+    """The shared short full fine-tuning run of the tiny model: its run dir (metrics.jsonl, checkpoints)."""
+    out, cfg, result = tiny_full
+    return out, result, cfg
 
 
 def compose_cmd(config: str, *overrides: str, out: Path):

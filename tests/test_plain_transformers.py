@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FP32, ROOT, TINY, ftcli
+from conftest import FP32, ROOT, TINY, ftcli, train_once
 
 TEXTS = ["it's a gorgeous, witty, seductive movie", "a dull, lifeless film", "ok"]
 
@@ -41,18 +41,8 @@ print(json.dumps(classify(json.loads(open(sys.argv[2]).read()), truncation=True,
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
-    """checkpoints/best of a tiny run with ftcli's pooled head (the default strategy: mean pooling)."""
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, "trainer.seed=3"])
-    out = tmp_path_factory.mktemp("pooled_run")
-    cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
-    train(cfg)
+    """The best checkpoint of a short feature-extraction run: ftcli's pooled head (custom code)."""
+    out, _, _ = train_once(tmp_path_factory, cache_dir, "pooled_run", *TINY, "trainer.seed=3")
     best = out / "checkpoints" / "best"
     assert json.loads((best / "config.json").read_text())["model_type"] == "ftcli_pooled"
     return best

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FP32, ftcli
+from conftest import FP32, ftcli, train_once
 
 from ftcli.config import FtcliError
 from ftcli.metrics import regression_metrics
@@ -54,17 +54,10 @@ def _overrides(data: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory, cache_dir):
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*_overrides(data), "strategy=full", "trainer.epochs=4"])
-    out = tmp_path_factory.mktemp("reg_run")
-    cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
-    return out, train(cfg)
+    out, _, result = train_once(
+        tmp_path_factory, cache_dir, "reg_run", *_overrides(data), "strategy=full", "trainer.epochs=4"
+    )
+    return out, result
 
 
 def test_a_known_target_is_learned_and_the_mean_scores_zero(run, data) -> None:

@@ -27,18 +27,10 @@ TEXTS = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boil
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, cache_dir):
-    """One short full fine-tuning run of the tiny model (pooled head), shared by several tests."""
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir, register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, "strategy=full", "trainer.epochs=2"])
-    out = tmp_path_factory.mktemp("tiny_full")
-    cfg.output_dir, cfg.cache_dir = str(out), str(cache_dir)
-    return cfg, train(cfg), out
+def tiny_run(tiny_full):
+    """The shared short full fine-tuning run of the tiny model (pooled head): (cfg, result, run dir)."""
+    out, cfg, result = tiny_full
+    return cfg, result, out
 
 
 def test_run_dir_holds_config_metrics_and_checkpoints(tiny_run) -> None:
