@@ -5,11 +5,12 @@ SHELL := /bin/bash
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FTCLI  := $(VENV)/bin/ftcli
-# One pinned torch: on a CPU-only machine with a local wheel cache this is the CPU build;
-# from PyPI on Linux it is the CUDA build. Override for another index, e.g.
-#   make setup TORCH="torch==2.13.0 --index-url <your wheel index>"
-TORCH  ?= torch==2.13.0
-EXTRAS ?= minilm,lora,plots,sweep,export,track,dev
+# One pinned torch with its torchvision: the vision extra's timm (VGG and other timm models) imports
+# torchvision, and torchvision only imports beside the torch it was built for. From PyPI on Linux this
+# is the CUDA build (it runs on CPU too); override for another index, e.g.
+#   make setup TORCH="torch==2.14.1 torchvision==0.29.1 --index-url <your wheel index>"
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= minilm,lora,vision,plots,sweep,export,track,dev
 
 help:  ## list targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
