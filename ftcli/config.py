@@ -118,6 +118,13 @@ class TextClassificationConfig(TaskConfig):
 
 
 @dataclass
+class ImageClassificationConfig(TaskConfig):
+    option = "image_classification"
+    # top5_accuracy: reported when there are more than 5 classes
+    metrics = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
+
+
+@dataclass
 class TextRegressionConfig(TaskConfig):
     option = "text_regression"
     metrics = ("pearson", "spearman", "mse", "mae", "loss")
@@ -186,7 +193,7 @@ class LpFtConfig(StrategyConfig):
 @dataclass
 class DatasetConfig(Schema):
     name: str = MISSING
-    source: str = opt("files", choices=("files", "hub"))
+    source: str = opt("files", choices=("files", "hub", "imagefolder"))
     path: str | None = None  # hub: dataset id or local folder for datasets.load_dataset
     config_name: str | None = None  # hub: the dataset's configuration ("sst2" of "glue")
     train_split: str = "train"
@@ -202,6 +209,15 @@ class DatasetConfig(Schema):
     label_names: list[str] | None = None  # id order; inferred from the data when absent
     max_train_samples: int | None = opt(None, ge=1)  # seeded random subset, as run_glue names it
     max_eval_samples: int | None = opt(None, ge=1)
+    # images (task=image_classification)
+    data_dir: str | None = None  # imagefolder: <data_dir>/<class>/<image>, or train/ validation/ test/ inside
+    image_column: str | None = None  # files: image paths (relative to the file); hub: an Image feature
+    image_size: int | None = opt(None, ge=8)  # model input side; None: the model's own (its image processor's)
+    augment: bool = True  # training batches: random resized crop (+ flip); evaluation never augments
+    crop_scale: list[float] = opt(factory=lambda: [0.08, 1.0])  # random resized crop: share of the image's area
+    crop_ratio: list[float] = opt(factory=lambda: [0.75, 1.3333333])  # ... and aspect ratio range of the crop
+    hflip: bool = True  # random horizontal flip (off for digits, text, anything with a handedness)
+    bad_images: str = opt("error", choices=("error", "skip"))  # unreadable/missing: stop naming it, or skip counted
 
 
 @dataclass
@@ -326,10 +342,12 @@ class PredictConfig:
     checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
     text: str | None = None  # one input: print its label and probabilities
     text_pair: str | None = None  # sentence-pair models: the second text
-    input: str | None = None  # CSV/TSV/JSON/JSONL file: batch prediction
+    image: str | None = None  # image models: one image file
+    input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on
     text_pair_column: str | None = None
+    image_column: str | None = None  # image paths in input=<table>; None: "image", else the training data's
     quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
     batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
     hardware: HardwareConfig = MISSING
@@ -433,6 +451,8 @@ def validate(cfg: DictConfig) -> None:
             )
     if hasattr(cfg, "strategy"):
         errors += _strategy_errors(cfg.strategy)
+    if hasattr(cfg, "dataset"):
+        errors += _dataset_errors(cfg.dataset)
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
     if errors:
@@ -444,6 +464,18 @@ def _strategy_errors(st: DictConfig) -> list[str]:
     if st.optimizer == "sgd":
         return ["strategy.nesterov=true needs strategy.momentum > 0"] if st.nesterov and st.momentum == 0 else []
     return ["strategy.nesterov=true: only strategy.optimizer=sgd has Nesterov momentum"] if st.nesterov else []
+
+
+def _dataset_errors(ds: DictConfig) -> list[str]:
+    """The augmentation ranges: two numbers, low to high, in their domain."""
+    errors = []
+    for key, top in (("crop_scale", 1.0), ("crop_ratio", None)):
+        pair = list(ds.get(key) or [])
+        if len(pair) != 2 or not all(isinstance(v, (int, float)) for v in pair) or not 0 < pair[0] <= pair[1]:
+            errors.append(f"dataset.{key}={pair}: must be [low, high] with 0 < low <= high")
+        elif top is not None and pair[1] > top:
+            errors.append(f"dataset.{key}={pair}: high must be <= {top}")
+    return errors
 
 
 def _hardware_errors(hw: DictConfig) -> list[str]:
