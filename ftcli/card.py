@@ -174,7 +174,8 @@ def model_card(
     title = "-".join(str(p) for p in parts if p)
     meta = _front_matter(run_cfg, metrics, data, title, tag)
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {title}", ""]
-    lines += [f"A {tag.replace('-', ' ')} model fine-tuned with ftcli.", ""]
+    kind = tag.replace("-", " ")
+    lines += [f"{'An' if kind[:1] in 'aeiou' else 'A'} {kind} model fine-tuned with ftcli.", ""]
     pooling = _get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")
     pooling = task.pooling_of(pooling) if task is not None and pooling else pooling  # images: always their own
     lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels), pooling)

@@ -108,6 +108,7 @@ class TaskConfig(Schema):
     subclasses this one; ``option`` names its YAML and ``metrics`` what ``trainer.metric`` may pick."""
 
     metrics: ClassVar[tuple[str, ...]] = ()  # the first one is trainer.metric's default
+    inputs: ClassVar[str] = "text"  # what its rows hold: "text" or "image" (dataset keys are checked against it)
     name: str = MISSING
 
 
@@ -120,6 +121,7 @@ class TextClassificationConfig(TaskConfig):
 @dataclass
 class ImageClassificationConfig(TaskConfig):
     option = "image_classification"
+    inputs = "image"
     # top5_accuracy: reported when there are more than 5 classes
     metrics = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
 
@@ -453,6 +455,8 @@ def validate(cfg: DictConfig) -> None:
         errors += _strategy_errors(cfg.strategy)
     if hasattr(cfg, "dataset"):
         errors += _dataset_errors(cfg.dataset)
+    if hasattr(cfg, "dataset") and hasattr(cfg, "task"):
+        errors += _inputs_errors(cfg.dataset, schema_of("task", cfg.task))
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
     if errors:
@@ -476,6 +480,18 @@ def _dataset_errors(ds: DictConfig) -> list[str]:
         elif top is not None and pair[1] > top:
             errors.append(f"dataset.{key}={pair}: high must be <= {top}")
     return errors
+
+
+def _inputs_errors(ds: DictConfig, task: type[TaskConfig]) -> list[str]:
+    """Image data under a text task: say which task (and which dataset options) read images."""
+    images = "task=image_classification (dataset=imagefolder, image_files or image_hub choose it)"
+    if task.inputs == "image":
+        return []
+    if ds.get("source") == "imagefolder":
+        return [f"dataset.source=imagefolder: an image folder needs {images}"]
+    if ds.get("image_column"):
+        return [f"dataset.image_column={ds.image_column}: images need {images}; task={task.option} reads text"]
+    return []
 
 
 def _hardware_errors(hw: DictConfig) -> list[str]:

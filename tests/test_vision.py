@@ -531,6 +531,20 @@ def test_the_cli_answers_image_mistakes_in_one_line(trained, tmp_path) -> None:
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+def test_image_data_under_a_text_task_is_refused_before_anything_loads(compose) -> None:
+    from ftcli.config import validate
+
+    with pytest.raises(FtcliError, match="dataset.image_column=path: images need task=image_classification"):
+        validate(compose("dataset=files", "dataset.train_file=x.csv", "dataset.image_column=path"))
+    with pytest.raises(FtcliError, match="dataset.source=imagefolder: an image folder needs task=image_classification"):
+        validate(compose("dataset=imagefolder", "dataset.data_dir=x", "task=text_classification"))
+    validate(
+        compose("dataset=files", "dataset.train_file=x.csv", "dataset.image_column=path", "task=image_classification")
+    )
+    with pytest.raises(FtcliError, match=r"dataset.crop_scale=\[0.5, 2.0\]: high must be <= 1.0"):
+        validate(compose("dataset=digits", "dataset.crop_scale=[0.5,2.0]"))
+
+
 def test_top5_accuracy_cannot_pick_checkpoints_of_3_classes(compose, digits, tmp_path) -> None:
     import shutil
 
