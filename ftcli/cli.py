@@ -18,7 +18,7 @@ commands:
   train        fine-tune a model            ftcli train model=bert strategy=full strategy.lr=3e-5
                on all GPUs / resume a run   ftcli train hardware=multi_gpu · ftcli train resume=latest
   eval         evaluate checkpoints         ftcli eval checkpoint=outputs/<run>/checkpoints/best
-  predict      label new text               ftcli predict checkpoint=outputs/<run> text="what a film"
+  predict      label new text (or images)   ftcli predict checkpoint=outputs/<run> text="what a film"
   export       ONNX / merged safetensors    ftcli export checkpoint=outputs/<run> format=onnx output=exported
   leaderboard  rank a sweep's trials        ftcli leaderboard multirun/<sweep> [--metric f1_macro]
 
@@ -60,8 +60,9 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair")) -> str:
-    """``text=it's great, really`` → a Hydra-quoted value, so commas and quotes in free text just work."""
+def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair", "image")) -> str:
+    """``text=it's great, really`` → a Hydra-quoted value, so commas and quotes in free text (and file names)
+    just work."""
     key, sep, value = arg.partition("=")
     if not sep or key not in keys or value[:1] in ("'", '"'):
         return arg
@@ -149,10 +150,10 @@ def resolvable(args: list[str]) -> list[str]:
 
 
 def answers_only(command: str, overrides: list[str]) -> bool:
-    """Commands that only print an answer: ``predict text=...`` and ``train trainer.dry_run=true``."""
+    """Commands that only print an answer: ``predict text=...`` (``image=...``) and ``train trainer.dry_run=true``."""
     values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
     if command == "predict":
-        return "text" in values and values.get("input", "null") == "null"
+        return ("text" in values or "image" in values) and values.get("input", "null") == "null"
     return command == "train" and values.get("trainer.dry_run", "").lower() == "true"
 
 

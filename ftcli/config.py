@@ -108,6 +108,7 @@ class TaskConfig(Schema):
     subclasses this one; ``option`` names its YAML and ``metrics`` what ``trainer.metric`` may pick."""
 
     metrics: ClassVar[tuple[str, ...]] = ()  # the first one is trainer.metric's default
+    inputs: ClassVar[str] = "text"  # what its rows hold: "text" or "image" (dataset keys are checked against it)
     name: str = MISSING
 
 
@@ -115,6 +116,14 @@ class TaskConfig(Schema):
 class TextClassificationConfig(TaskConfig):
     option = "text_classification"
     metrics = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
+
+
+@dataclass
+class ImageClassificationConfig(TaskConfig):
+    option = "image_classification"
+    inputs = "image"
+    # top5_accuracy: reported when there are more than 5 classes
+    metrics = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
 
 
 @dataclass
@@ -186,7 +195,7 @@ class LpFtConfig(StrategyConfig):
 @dataclass
 class DatasetConfig(Schema):
     name: str = MISSING
-    source: str = opt("files", choices=("files", "hub"))
+    source: str = opt("files", choices=("files", "hub", "imagefolder"))
     path: str | None = None  # hub: dataset id or local folder for datasets.load_dataset
     config_name: str | None = None  # hub: the dataset's configuration ("sst2" of "glue")
     train_split: str = "train"
@@ -202,6 +211,15 @@ class DatasetConfig(Schema):
     label_names: list[str] | None = None  # id order; inferred from the data when absent
     max_train_samples: int | None = opt(None, ge=1)  # seeded random subset, as run_glue names it
     max_eval_samples: int | None = opt(None, ge=1)
+    # images (task=image_classification)
+    data_dir: str | None = None  # imagefolder: <data_dir>/<class>/<image>, or train/ validation/ test/ inside
+    image_column: str | None = None  # files: image paths (relative to the file); hub: an Image feature
+    image_size: int | None = opt(None, ge=8)  # model input side; None: the model's own (its image processor's)
+    augment: bool = True  # training batches: random resized crop (+ flip); evaluation never augments
+    crop_scale: list[float] = opt(factory=lambda: [0.08, 1.0])  # random resized crop: share of the image's area
+    crop_ratio: list[float] = opt(factory=lambda: [0.75, 1.3333333])  # ... and aspect ratio range of the crop
+    hflip: bool = True  # random horizontal flip (off for digits, text, anything with a handedness)
+    bad_images: str = opt("error", choices=("error", "skip"))  # unreadable/missing: stop naming it, or skip counted
 
 
 @dataclass
@@ -326,10 +344,12 @@ class PredictConfig:
     checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
     text: str | None = None  # one input: print its label and probabilities
     text_pair: str | None = None  # sentence-pair models: the second text
-    input: str | None = None  # CSV/TSV/JSON/JSONL file: batch prediction
+    image: str | None = None  # image models: one image file
+    input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on
     text_pair_column: str | None = None
+    image_column: str | None = None  # image paths in input=<table>; None: "image", else the training data's
     quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
     batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
     hardware: HardwareConfig = MISSING
@@ -433,6 +453,10 @@ def validate(cfg: DictConfig) -> None:
             )
     if hasattr(cfg, "strategy"):
         errors += _strategy_errors(cfg.strategy)
+    if hasattr(cfg, "dataset"):
+        errors += _dataset_errors(cfg.dataset)
+    if hasattr(cfg, "dataset") and hasattr(cfg, "task"):
+        errors += _inputs_errors(cfg.dataset, schema_of("task", cfg.task))
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
     if errors:
@@ -444,6 +468,30 @@ def _strategy_errors(st: DictConfig) -> list[str]:
     if st.optimizer == "sgd":
         return ["strategy.nesterov=true needs strategy.momentum > 0"] if st.nesterov and st.momentum == 0 else []
     return ["strategy.nesterov=true: only strategy.optimizer=sgd has Nesterov momentum"] if st.nesterov else []
+
+
+def _dataset_errors(ds: DictConfig) -> list[str]:
+    """The augmentation ranges: two numbers, low to high, in their domain."""
+    errors = []
+    for key, top in (("crop_scale", 1.0), ("crop_ratio", None)):
+        pair = list(ds.get(key) or [])
+        if len(pair) != 2 or not all(isinstance(v, (int, float)) for v in pair) or not 0 < pair[0] <= pair[1]:
+            errors.append(f"dataset.{key}={pair}: must be [low, high] with 0 < low <= high")
+        elif top is not None and pair[1] > top:
+            errors.append(f"dataset.{key}={pair}: high must be <= {top}")
+    return errors
+
+
+def _inputs_errors(ds: DictConfig, task: type[TaskConfig]) -> list[str]:
+    """Image data under a text task: say which task (and which dataset options) read images."""
+    images = "task=image_classification (dataset=imagefolder, image_files or image_hub choose it)"
+    if task.inputs == "image":
+        return []
+    if ds.get("source") == "imagefolder":
+        return [f"dataset.source=imagefolder: an image folder needs {images}"]
+    if ds.get("image_column"):
+        return [f"dataset.image_column={ds.image_column}: images need {images}; task={task.option} reads text"]
+    return []
 
 
 def _hardware_errors(hw: DictConfig) -> list[str]:

@@ -145,7 +145,11 @@ def _empty(v: Any) -> bool:
 
 
 def class_names(ds: Any, column: str, where: str) -> list[str]:
-    """Label names inferred from the train split: ids 0…max for integer labels, else the sorted strings."""
+    """Label names inferred from the train split: a ClassLabel's own names (hub datasets: cifar10's
+    airplane … truck), ids 0…max for integer labels, else the sorted strings."""
+    names = getattr(ds.features.get(column), "names", None)
+    if names:
+        return [str(n) for n in names]
     values = ds.unique(column)
     check_class_values(ds, column, values, where)
     if all(_is_int(v) or (isinstance(v, float) and v.is_integer()) for v in values):

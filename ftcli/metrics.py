@@ -48,8 +48,24 @@ def macro_f1(num_labels: int) -> Callable[[np.ndarray, np.ndarray], float]:
     return f1
 
 
+def top_k_accuracy(labels: np.ndarray, logits: np.ndarray, k: int) -> float:
+    """Share of rows whose label is among the k highest logits."""
+    top = np.argpartition(-logits, k - 1, axis=-1)[:, :k]
+    return float((top == labels[:, None]).any(-1).mean())
+
+
+def most_confused(cm: np.ndarray, names: list[str], n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` largest off-diagonal cells: (true, predicted, count), largest first."""
+    off = cm.astype(np.int64).copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:n]
+    cells = [np.unravel_index(i, cm.shape) for i in flat]
+    return [{"true": names[t], "predicted": names[p], "count": int(off[t, p])} for t, p in cells if off[t, p] > 0]
+
+
 def classification_metrics(labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> dict[str, Any]:
-    """Accuracy, macro and per-class precision/recall/F1, MCC, loss and the confusion matrix."""
+    """Accuracy (top-5 too when there are more than 5 classes), macro and per-class precision/recall/F1,
+    MCC, loss, the confusion matrix and its most confused pairs."""
     k = len(label_names)
     preds = logits.argmax(-1)
     cm = confusion(labels, preds, k)
@@ -61,8 +77,10 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray, label_names: 
     # Matthews correlation for k classes (Gorodkin, 2004); 0 where it is undefined
     cov = tp.sum() * n - float(predicted @ support)
     denom = np.sqrt((n * n - float(predicted @ predicted)) * (n * n - float(support @ support)))
+    top5 = {"top5_accuracy": top_k_accuracy(labels, logits, 5)} if k > 5 else {}
     return {
         "accuracy": accuracy(labels, preds),
+        **top5,
         "f1_macro": float(f.mean()),
         "precision_macro": float(p.mean()),
         "recall_macro": float(r.mean()),
@@ -73,6 +91,7 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray, label_names: 
             for i, name in enumerate(label_names)
         },
         "confusion_matrix": cm.tolist(),
+        "most_confused": most_confused(cm, label_names),
         "examples": len(labels),
     }
 

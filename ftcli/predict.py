@@ -1,4 +1,5 @@
-"""``ftcli predict``: the task's prediction for one input, or for every row of a CSV/TSV/JSON(L) file."""
+"""``ftcli predict``: the task's prediction for one input, or for every row of a CSV/TSV/JSON(L) file
+(images: also every image in a folder, or in a .txt list of paths)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]], preds: list[dict[str, Any
 
 
 def run_predict(cfg: Any) -> dict[str, Any]:
-    """``ftcli predict``: one input printed (``text=``), or ``input=`` rows written to ``output=``."""
+    """``ftcli predict``: one input printed (``text=``, ``image=``), or ``input=`` rows written to ``output=``."""
     from omegaconf import OmegaConf
 
     from ftcli.checkpoint import load_checkpoint, resolve_checkpoint, task_of
@@ -95,8 +96,8 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     from ftcli.runtime import inference_batch_size, make_accelerator
 
     validate(cfg)
-    if (cfg.text is None) == (cfg.input is None):
-        raise FtcliError('predict needs exactly one of text="..." or input=<file> (with output=<file>)')
+    if sum(cfg.get(k) is not None for k in ("text", "image", "input")) != 1:
+        raise FtcliError('predict needs exactly one of text="...", image=<file> or input=<file> (with output=<file>)')
     model, processor, run_cfg = load_checkpoint(resolve_checkpoint(cfg.checkpoint))
     task = task_of(run_cfg)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -104,7 +105,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     accelerator = make_accelerator(cfg.hardware)
     model.to(accelerator.device)
     dataset = run_cfg.dataset if run_cfg is not None else None
-    if cfg.text is not None:
+    if cfg.input is None:
         row, columns = task.single_input(cfg)
         outputs = task.predict_outputs(model, processor, [row], columns, model_cfg, 1, accelerator)
         pred = task.predictions(outputs, names)[0]
@@ -112,7 +113,8 @@ def run_predict(cfg: Any) -> dict[str, Any]:
         return pred
     src = Path(cfg.input).expanduser()
     quoting = input_quoting(cfg, dataset, src)
-    rows = read_rows(src, quoting)
+    rows = task.input_rows(src)  # images: a folder or a list of paths
+    rows = read_rows(src, quoting) if rows is None else rows
     if not rows:
         raise FtcliError(f"input={cfg.input}: no rows")
     columns = task.input_columns_of(cfg, dataset, rows, str(cfg.input))
@@ -120,7 +122,8 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     batch_size = inference_batch_size(cfg.batch_size, accelerator.device)
     outputs = task.predict_outputs(model, processor, rows, columns, model_cfg, batch_size, accelerator)
     rate = len(rows) / max(time.perf_counter() - start, 1e-9)
-    dest = Path(cfg.output).expanduser() if cfg.output else Path(cfg.output_dir) / f"predictions{src.suffix}"
+    suffix = src.suffix if src.suffix.lower() in FORMATS else ".csv"  # a folder or a .txt list: CSV
+    dest = Path(cfg.output).expanduser() if cfg.output else Path(cfg.output_dir) / f"predictions{suffix}"
     write_rows(dest, rows, task.predictions(outputs, names), quoting)
     result: dict[str, Any] = {"rows": len(rows), "output": str(dest), "samples_per_s": rate}
     result.update(agreement(task, outputs, rows, dataset, names))

@@ -10,6 +10,8 @@ from typing import Any
 
 from ftcli.progress import console
 
+MAX_SHOWN = 20  # classes beyond which the confusion matrix is summarised by its most confused pairs
+
 
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (no display needed), or None when matplotlib is absent."""
@@ -81,10 +83,11 @@ def plot_confusion_matrix(matrix: list[list[int]], names: list[str], out: Path) 
         return None
     cm = np.asarray(matrix)
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    size = max(3.5, 0.6 * len(names) + 2)
+    size = min(max(3.5, 0.6 * len(names) + 2), 16)  # 100 classes: cells without numbers, still readable
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(names)):
+    written = len(names) <= MAX_SHOWN
+    for i in range(len(names) if written else 0):
         for j in range(len(names)):
             ax.text(
                 j,
@@ -95,10 +98,10 @@ def plot_confusion_matrix(matrix: list[list[int]], names: list[str], out: Path) 
                 color="white" if share[i, j] > 0.5 else "black",
             )
     ax.set(
-        xticks=range(len(names)),
-        yticks=range(len(names)),
-        xticklabels=names,
-        yticklabels=names,
+        xticks=range(len(names)) if written else [],
+        yticks=range(len(names)) if written else [],
+        xticklabels=names if written else [],
+        yticklabels=names if written else [],
         xlabel="predicted",
         ylabel="true",
         title="confusion matrix (share of the true class)",
@@ -202,6 +205,10 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
             c = metrics["per_class"][n]
             lines.append(f"| {n} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |")
         lines.append("")
+    if len(names) > MAX_SHOWN and metrics.get("most_confused"):
+        lines += ["Most confused pairs:", "", "| true | predicted | count |", "| --- | --- | ---: |"]
+        lines += [f"| {c['true']} | {c['predicted']} | {c['count']} |" for c in metrics["most_confused"]]
+        lines.append("")
     for title, path in images.items():
         if path is not None:
             lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
@@ -251,14 +258,22 @@ def print_report(metrics: dict[str, Any], names: list[str]) -> None:
     summary.add_row("samples/s", f"{metrics['samples_per_s']:.0f}")
     console.print(summary)
     if "per_class" in metrics:
+        matrix = len(names) <= MAX_SHOWN  # more classes: the most confused pairs instead of the matrix
         per_class = Table(title="per class")
-        for col in ("label", "precision", "recall", "f1", "support", *[f"pred {n}" for n in names]):
+        for col in ("label", "precision", "recall", "f1", "support", *[f"pred {n}" for n in names if matrix]):
             per_class.add_column(col, justify="right")
         for i, n in enumerate(names):
             c = metrics["per_class"][n]
             row = [n, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"])]
-            per_class.add_row(*row, *[str(v) for v in metrics["confusion_matrix"][i]])
+            per_class.add_row(*row, *[str(v) for v in metrics["confusion_matrix"][i] if matrix])
         console.print(per_class)
+        if not matrix and metrics.get("most_confused"):
+            pairs = Table(title="most confused pairs")
+            for col in ("true", "predicted", "count"):
+                pairs.add_column(col, justify="right")
+            for c in metrics["most_confused"]:
+                pairs.add_row(c["true"], c["predicted"], str(c["count"]))
+            console.print(pairs)
     console.print(summary_line(metrics))
 
 

@@ -3,14 +3,15 @@
 Every strategy sees the model's parameters as *groups*, top down: the head (modules outside the
 pretrained backbone), the backbone's post-encoder modules (pooler, final norm; trained with the head),
 encoder layers L-1 … 0, and the embeddings. Layer names differ by architecture (``encoder.layer.3``
-for BERT/RoBERTa/MiniLM, ``transformer.layer.3`` for DistilBERT, ``h.3`` for GPT-2); :func:`depth_map`
-reads all of them. A parameter's *depth* is 0 for embeddings, i+1 for layer i, L+1 for post and head.
+for BERT/RoBERTa/MiniLM, ``transformer.layer.3`` for DistilBERT, ``h.3`` for GPT-2; stages and blocks on
+CNNs); :func:`depth_map` reads them all through ``architectures.py``. A parameter's *depth* is 0 for
+embeddings, i+1 for layer i, L+1 for post and head. BatchNorm layers whose parameters are all frozen
+stay in eval mode (``architectures.pin_frozen_norms``): their running statistics are not re-estimated.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from ftcli.architectures import inner_heads, linear_like, part_of, pin_frozen_norms
 from ftcli.config import (
     BitFitConfig,
     FtcliError,
@@ -30,9 +32,10 @@ from ftcli.config import (
     subclasses,
 )
 
+# No weight decay: biases and norms (any parameter with at most one dimension: BatchNorm, LayerNorm,
+# ConvNeXt's layer scale …, as well as these names) and ViT's position embeddings and [CLS] token.
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "ln_1.weight", "ln_2.weight", "ln_f.weight")
-LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
-EMBEDDINGS = re.compile(r"(?:^|\.)(?:embeddings|embed_tokens|wte|wpe)\.")
+NO_DECAY_TOKENS = ("cls_token", "position_embeddings", "pos_embed", "distillation_token")
 # LoRA targets per model_type: every Linear of attention and MLP (the LoRA paper's best setting at a
 # fixed budget); unknown architectures get every Linear inside the encoder layers.
 LORA_TARGETS = {
@@ -41,6 +44,9 @@ LORA_TARGETS = {
     "electra": ("query", "key", "value", "dense"),
     "distilbert": ("q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"),
     "gpt2": ("c_attn", "c_proj", "c_fc"),
+    # ViT's attention and MLP Linears (transformers 5 names them q/k/v/o_proj, fc1/fc2; 4.x query … dense).
+    # CNNs: not listed, so every Linear and ungrouped Conv2d inside their stages or blocks.
+    "vit": ("q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2", "query", "key", "value", "dense"),
 }
 
 
@@ -53,17 +59,10 @@ def depth_map(model: nn.Module) -> tuple[dict[str, int], int]:
     """({parameter name: depth}, number of encoder layers L); see the module docstring."""
     backbone = backbone_of(model)
     inside = {id(p) for p in backbone.parameters()} if backbone is not model else set()
+    part, heads = part_of(model), inner_heads(model)
     names: dict[str, tuple[str, int | None]] = {}
     for name, p in model.named_parameters():
-        m = LAYER.search(name)
-        if id(p) not in inside:
-            names[name] = ("head", None)
-        elif m:
-            names[name] = ("layer", int(m.group(1)))
-        elif EMBEDDINGS.search(name):
-            names[name] = ("embeddings", None)
-        else:
-            names[name] = ("post", None)
+        names[name] = ("head", None) if id(p) not in inside or name.startswith(heads) else part(name)
     layers = 1 + max((i for kind, i in names.values() if kind == "layer" and i is not None), default=-1)
     depth = {}
     for name, (kind, i) in names.items():
@@ -74,7 +73,7 @@ def depth_map(model: nn.Module) -> tuple[dict[str, int], int]:
 def is_head(model: nn.Module, name: str) -> bool:
     """Whether a parameter belongs to the new head (outside the pretrained backbone)."""
     backbone = backbone_of(model)
-    return backbone is model or not name.startswith(_prefix(model, backbone))
+    return backbone is model or not name.startswith(_prefix(model, backbone)) or name.startswith(inner_heads(model))
 
 
 def _prefix(model: nn.Module, sub: nn.Module) -> str:
@@ -137,6 +136,7 @@ class Strategy:
             want = bool(rule(name, depth[name], layers, is_head(model, name)))
             changed |= want != p.requires_grad
             p.requires_grad_(want)
+        pin_frozen_norms(model)
         return changed
 
     def lr_scale(self, depth: int, layers: int) -> float:
@@ -157,7 +157,8 @@ class Strategy:
             if not (p.requires_grad or self.ever_trains(name, depth.get(name, 0), layers, head)):
                 continue
             lr = self.group_lr(depth.get(name, layers + 1), layers, head)
-            groups.setdefault((lr, name.endswith(NO_DECAY)), []).append(p)
+            no_decay = p.ndim <= 1 or name.endswith(NO_DECAY) or name.endswith(NO_DECAY_TOKENS)
+            groups.setdefault((lr, no_decay), []).append(p)
         return [
             {"params": ps, "lr": lr, "weight_decay": 0.0 if no_decay else wd}
             for (lr, no_decay), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1]))
@@ -289,22 +290,23 @@ class LoraStrategy(Strategy):
     cfg: LoraConfig
 
     def targets(self, model: nn.Module) -> list[str]:
-        """Full module names to adapt: Linear-like layers inside encoder layers whose leaf name matches."""
+        """Full module names to adapt: Linear-like layers (Linear, Conv1D, Conv2d) inside the encoder's
+        layers (stages, blocks) whose leaf name matches."""
         backbone = backbone_of(model)
         model_type = getattr(getattr(backbone, "config", None), "model_type", None)
         wanted = self.cfg.target_modules or LORA_TARGETS.get(model_type or "")
+        depth, layers = depth_map(model)
         found = []
         for name, module in model.named_modules():
             leaf = name.rsplit(".", 1)[-1]
-            if not LAYER.search(name + ".") or is_head(model, name + ".weight"):
+            if not 1 <= depth.get(name + ".weight", -1) <= layers:  # in a layer: not the head, embeddings, post
                 continue
-            linear = isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"  # GPT-2's Linear
-            if linear and (wanted is None or leaf in wanted):
+            if linear_like(module) and (wanted is None or leaf in wanted):
                 found.append(name)
         if not found:
-            leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if linear_like(m)})
             raise FtcliError(
-                f"strategy.target_modules={list(wanted) if wanted else None}: no Linear layer inside the "
+                f"strategy.target_modules={list(wanted) if wanted else None}: no Linear/Conv2d layer inside the "
                 f"encoder layers of {type(backbone).__name__} matches; name leaf modules such as {leaves}"
             )
         return found

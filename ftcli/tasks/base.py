@@ -48,9 +48,14 @@ class Task:
     auto_model: ClassVar[str] = "AutoModelForSequenceClassification"  # the Auto class that loads checkpoints
     pipeline_tag: ClassVar[str] = ""  # transformers' pipeline (and the Hub's tag) for its checkpoints
     inputs: ClassVar[str] = ""  # what a row holds, for people: "text", "image" …
+    # how a model card shows plain transformers loading a checkpoint, and ftcli predicting with it
+    processor_class: ClassVar[str] = "AutoTokenizer"
+    example_call: ClassVar[str] = 'run("a gorgeous, witty, seductive movie", truncation=True)'
+    predict_example: ClassVar[str] = 'text="..."'
 
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
+        self.notes: list[str] = []  # what the run summary should say about the model built for this task
 
     @property
     def metric(self) -> str:
@@ -61,6 +66,12 @@ class Task:
     def input_columns(self, dataset: DatasetConfig) -> list[tuple[str, str | None]]:
         """(dataset key, column) pairs of the inputs the data must have."""
         raise NotImplementedError
+
+    def raw(self, dataset: DatasetConfig) -> Any:
+        """The dataset's splits as loaded (``data.Raw``): files or a hub dataset; images: also a folder."""
+        from ftcli.data import load_raw
+
+        return load_raw(dataset)
 
     def load_processor(self, model: ModelConfig, cache_dir: Path, data: TaskData) -> Any:
         """The tokenizer (or image processor) that turns rows into tensors; saved with checkpoints."""
@@ -82,9 +93,23 @@ class Task:
         """Inference batches (any order) whose rows carry ``idx``, their position in ``ds``."""
         raise NotImplementedError
 
+    def labels_of(self, ds: Any) -> np.ndarray:
+        """The labels of an encoded split, in its order."""
+        from ftcli.data import column_of
+
+        return np.asarray(column_of(ds, "labels"))
+
     def count(self, batch: dict[str, Any]) -> tuple[int, int]:
         """(examples, input tokens) in a batch, for throughput; tokens 0 where they mean nothing."""
         return len(batch["labels"]), 0
+
+    def pooling_of(self, requested: str) -> str:
+        """The pooling the model will use, given the strategy's or model's choice."""
+        return requested
+
+    def uses_remote_code(self, pooling: str | None) -> bool:
+        """Whether its checkpoints need ``trust_remote_code`` (ftcli's pooled text head ships its code)."""
+        return pooling != "native"
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
         raise NotImplementedError
@@ -131,6 +156,10 @@ class Task:
     def criterion(self, outputs: Any, labels: Any) -> Any:
         raise NotImplementedError
 
+    def metric_error(self, metric: str, label_names: list[str]) -> str | None:
+        """Why ``metric`` cannot pick checkpoints on this data (top-5 accuracy of 5 classes), or None."""
+        return None
+
     def metrics(self, outputs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
         """Every metric of the task (the schema's ``metrics`` among them) from outputs and labels."""
         raise NotImplementedError
@@ -167,6 +196,10 @@ class Task:
     def single_input(self, cfg: Any) -> tuple[dict[str, Any], list[str]]:
         """The one input ``ftcli predict`` was given on the command line, as a row and its input columns."""
         raise NotImplementedError
+
+    def input_rows(self, src: Path) -> list[dict[str, Any]] | None:
+        """predict's ``input=`` as rows when it is not a table (a folder of images …); None: read the table."""
+        return None
 
     def input_columns_of(self, cfg: Any, dataset: Any, rows: list[dict[str, Any]], where: str) -> list[str]:
         """The input columns of predict's rows (the command line's, else the training data's), checked."""

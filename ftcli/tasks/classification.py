@@ -17,9 +17,9 @@ class Classification(Task):
     def load_data(self, dataset: DatasetConfig, seed: int) -> TaskData:
         """Every split with integer ``labels``: strings map through ``dataset.label_names`` (or their sorted
         set in the train split), integer ids must be in range."""
-        from ftcli.data import class_names, encode_class_labels, finish_splits, load_raw, require_columns
+        from ftcli.data import class_names, encode_class_labels, finish_splits, require_columns
 
-        raw = load_raw(dataset)
+        raw = self.raw(dataset)
         column = dataset.label_column
         require_columns(raw, [*self.input_columns(dataset), ("label_column", column)])
         names = list(dataset.label_names or class_names(raw.splits["train"], column, raw.where["train"]))
@@ -31,6 +31,11 @@ class Classification(Task):
         import torch
 
         return torch.nn.functional.cross_entropy(outputs.float(), labels)
+
+    def metric_error(self, metric: str, label_names: list[str]) -> str | None:
+        if metric == "top5_accuracy" and len(label_names) <= 5:
+            return f"trainer.metric=top5_accuracy: needs more than 5 classes; the data has {len(label_names)}"
+        return None
 
     def metrics(self, outputs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
         from ftcli.metrics import classification_metrics

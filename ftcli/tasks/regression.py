@@ -18,9 +18,9 @@ class Regression(Task):
 
     def load_data(self, dataset: DatasetConfig, seed: int) -> TaskData:
         """Every split with float ``labels``; a value that is not a number names its file and row."""
-        from ftcli.data import encode_float_labels, finish_splits, load_raw, require_columns
+        from ftcli.data import encode_float_labels, finish_splits, require_columns
 
-        raw = load_raw(dataset)
+        raw = self.raw(dataset)
         column = dataset.label_column
         require_columns(raw, [*self.input_columns(dataset), ("label_column", column)])
         splits = {s: encode_float_labels(ds, column, raw.where[s]) for s, ds in raw.splits.items()}

@@ -73,6 +73,8 @@ class TextTask(Task):
 
     # ---- predict: raw rows ---------------------------------------------------------------------
     def single_input(self, cfg: Any) -> tuple[dict[str, Any], list[str]]:
+        if cfg.get("text") is None:
+            raise FtcliError('this checkpoint reads text: give text="..." (or input=<file>)')
         pair = [] if cfg.text_pair is None else ["text_pair"]
         return {"text": cfg.text, "text_pair": cfg.text_pair}, ["text", *pair]
 
