@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from ftcli.config import FtcliError, schema_of, subclasses
-from ftcli.tasks import text_classification, text_regression  # noqa: F401  (each import registers its tasks)
+from ftcli.tasks import (  # noqa: F401  (each import registers its tasks)
+    text_classification,
+    text_multilabel,
+    text_regression,
+)
 from ftcli.tasks.base import Task, TaskData
 
 __all__ = ["Task", "TaskData", "build_task"]

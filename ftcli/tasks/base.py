@@ -86,6 +86,11 @@ class Task:
         """(examples, input tokens) in a batch, for throughput; tokens 0 where they mean nothing."""
         return len(batch["labels"]), 0
 
+    def pooling(self, requested: str) -> str:
+        """The pooling the model gets when ``requested`` (strategy.pooling, else model.pooling) is asked for:
+        a sequence head pools token states; a token head classifies each one and overrides this."""
+        return requested
+
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
         raise NotImplementedError
 
@@ -96,6 +101,14 @@ class Task:
     def load_pretrained(self, folder: Path, trust_remote_code: bool, allow_pickle: bool) -> tuple[Any, Any]:
         """(model, processor) from a checkpoint folder through transformers' Auto classes."""
         raise NotImplementedError
+
+    def load_fitted(self, folder: Path) -> None:
+        """Read what ``ftcli eval`` fitted and stored beside a checkpoint's weights (multi-label: thresholds)."""
+
+    def save_fitted(self, folder: Path, metrics: dict[str, Any]) -> str | None:
+        """Store in checkpoint ``folder`` what an evaluation fitted (``metrics``, as eval_extras made them);
+        a line saying what was written, or None."""
+        return None
 
     def caches_features(self, model: Any) -> bool:
         """Whether a frozen backbone can be run once and the head trained on its cached features."""
