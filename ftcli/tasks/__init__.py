@@ -14,6 +14,7 @@ from ftcli.tasks import (  # noqa: F401  (each import registers its tasks)
     text_classification,
     text_multilabel,
     text_regression,
+    token_classification,
 )
 from ftcli.tasks.base import Task, TaskData
 
