@@ -28,6 +28,11 @@ METRIC_TYPES = {
     "spearman": ("spearmanr", "Spearman ρ", None),
     "mse": ("mse", "MSE", None),
     "mae": ("mae", "MAE", None),
+    "f1": ("f1", "F1", None),  # NER: entity-level; GLUE MRPC/QQP: of the positive class
+    "precision": ("precision", "Precision", None),
+    "recall": ("recall", "Recall", None),
+    "f1_micro": ("f1", "F1 (micro)", {"average": "micro"}),
+    "subset_accuracy": ("accuracy", "Subset accuracy", None),
 }
 STRATEGY_TEXT = {
     "full": "every weight trains",
@@ -169,7 +174,7 @@ def model_card(
     meta = _front_matter(run_cfg, metrics, data, title, tag)
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {title}", ""]
     lines += [f"A {tag.replace('-', ' ')} model fine-tuned with ftcli.", ""]
-    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels))
+    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels), task)
     lines += _metrics_table(metrics)
     if command:
         lines += ["## How it was trained", "", "```bash", command, "```", ""]
@@ -183,8 +188,19 @@ def _task_text(task: Any, labels: list[str] | None) -> str:
     return "text classification" + (f" into {len(labels)} classes" if labels else "")
 
 
+def _pooling(run_cfg: Any, task: Any) -> str:
+    """The head's pooling as the run built it (the task decides: a token head pools nothing)."""
+    requested = str(_get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling"))
+    return str(task.pooling(requested)[0]) if hasattr(task, "pooling") else requested
+
+
 def _facts(
-    run_cfg: Any, data: dict[str, Any], metrics: dict[str, Any], trainable: tuple[int, int] | None, task: str
+    run_cfg: Any,
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    trainable: tuple[int, int] | None,
+    task: str,
+    task_obj: Any = None,
 ) -> list[str]:
     """Base model, dataset, task, strategy, trainable share, the checkpoint's step: one bullet each."""
     lines = []
@@ -206,7 +222,7 @@ def _facts(
     lines.append(f"- **Task:** {task}")
     strategy = _get(run_cfg, "strategy.name")
     if strategy:
-        pooling = _get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")
+        pooling = _pooling(run_cfg, task_obj)
         head = "the architecture's own head" if pooling == "native" else f"ftcli's pooled head ({pooling} pooling)"
         how = STRATEGY_TEXT.get(str(strategy), "")
         lr = _get(run_cfg, "strategy.lr")
@@ -241,8 +257,11 @@ def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
     """The plain transformers lines that load it (and the pipeline), then ftcli's own commands."""
     tag = getattr(task, "pipeline_tag", "text-classification")
     auto = getattr(task, "auto_model", "AutoModelForSequenceClassification")
-    remote = run_cfg is None or (_get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")) != "native"
+    remote = run_cfg is None or _pooling(run_cfg, task) != "native"
     trust = ", trust_remote_code=True" if remote else ""
+    tokens = tag == "token-classification"  # entities: grouped as ftcli predict groups them
+    grouped = ', aggregation_strategy="simple"' if tokens else ""
+    example = '"Maria Lopez joined Helix Biotech in Paris."' if tokens else '"a gorgeous, witty, seductive movie"'
     lines = [
         "## How to load it",
         "",
@@ -252,8 +271,8 @@ def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
         'path = "<this folder>"',
         f"model = {auto}.from_pretrained(path{trust})",
         "tokenizer = AutoTokenizer.from_pretrained(path)",
-        f'run = pipeline("{tag}", model=path{trust})',
-        'print(run("a gorgeous, witty, seductive movie", truncation=True))',
+        f'run = pipeline("{tag}", model=path{trust}{grouped})',
+        f"print(run({example}{'' if tokens else ', truncation=True'}))",
         "```",
         "",
     ]

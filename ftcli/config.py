@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from ftcli.poolings import POOLINGS as POOLED
 
@@ -154,7 +155,7 @@ class GlueTaskConfig(TaskConfig):
     # score: the benchmark's official number for the task (CoLA: MCC; STS-B: mean of Pearson and Spearman;
     # MRPC, QQP: mean of F1 and accuracy; MNLI: matched accuracy; the others: accuracy)
     metrics = ("score", "accuracy", "f1", "mcc", "pearson", "spearman", "loss")
-    benchmark: str = opt(MISSING, choices=GLUE_TASKS)  # which GLUE task (configs/task/glue.yaml: dataset.task)
+    benchmark: str | None = opt(None, choices=GLUE_TASKS)  # which GLUE task (configs/task/glue.yaml: dataset.task)
 
 
 @dataclass
@@ -440,6 +441,9 @@ def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:
     return None
 
 
+UNRESOLVED = "\0"  # marks an interpolation that failed to resolve (said only when nothing else is wrong)
+
+
 def _walk(node: Any, schema: Any, prefix: str, errors: list[str]) -> None:
     known = [f.name for f in fields(schema)]
     for extra in (k for k in node if k not in known):  # `+key=value` gets past Hydra's struct check
@@ -450,7 +454,11 @@ def _walk(node: Any, schema: Any, prefix: str, errors: list[str]) -> None:
         if OmegaConf.is_missing(node, f.name):
             errors.append(f"{key} is required but not set (add {key}=...)")
             continue
-        value = node[f.name]
+        try:
+            value = node[f.name]
+        except InterpolationResolutionError as e:  # e.g. ${.tasks.${.task}...} of a task that does not exist
+            errors.append(f"{UNRESOLVED}{key}: {first_line(e)}")
+            continue
         sub = OmegaConf.get_type(node, f.name) if isinstance(value, DictConfig) else None
         if isinstance(value, DictConfig) and sub is not None and is_dataclass(sub):
             _walk(value, sub, key + ".", errors)
@@ -480,6 +488,8 @@ def validate(cfg: DictConfig) -> None:
         errors += _strategy_errors(cfg.strategy)
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
+    resolved = [e for e in errors if not e.startswith(UNRESOLVED)]  # a bad value explains its interpolations
+    errors = resolved or [e.removeprefix(UNRESOLVED) for e in errors]
     if errors:
         raise FtcliError("; ".join(errors))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ftcli.config import FtcliError, schema_of, subclasses
 from ftcli.tasks import (  # noqa: F401  (each import registers its tasks)
+    glue,
     text_classification,
     text_multilabel,
     text_regression,

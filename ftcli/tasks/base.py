@@ -86,10 +86,11 @@ class Task:
         """(examples, input tokens) in a batch, for throughput; tokens 0 where they mean nothing."""
         return len(batch["labels"]), 0
 
-    def pooling(self, requested: str) -> str:
-        """The pooling the model gets when ``requested`` (strategy.pooling, else model.pooling) is asked for:
-        a sequence head pools token states; a token head classifies each one and overrides this."""
-        return requested
+    def pooling(self, requested: str) -> tuple[str, str | None]:
+        """The pooling the model gets when ``requested`` (strategy.pooling, else model.pooling) is asked for,
+        and a note when that is not what was asked: a sequence head pools token states; a token head
+        classifies each one and overrides this."""
+        return requested, None
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
         raise NotImplementedError

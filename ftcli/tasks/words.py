@@ -253,16 +253,13 @@ class WordsTask(TextTask):
         keep = collate(processor, keep=("idx", SENTENCE))
         return DataLoader(ds, batch_sampler=sorted_batches(lengths, batch_size), collate_fn=keep)
 
-    def pooling(self, requested: str) -> str:
+    def pooling(self, requested: str) -> tuple[str, str | None]:
         """Every token gets a tag from the architecture's token-classification head: no pooling applies."""
-        if requested != "native":
-            from ftcli.progress import console
-
-            console.print(
-                f"[yellow]note:[/] pooling={requested} is for sequence heads; token classification tags every "
-                "token with the architecture's own head (AutoModelForTokenClassification)"
-            )
-        return "native"
+        note = (
+            f"pooling={requested} is for sequence heads; token classification tags every token with the "
+            "architecture's own head (AutoModelForTokenClassification)"
+        )
+        return "native", None if requested == "native" else note
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
         from ftcli.models import build_model
