@@ -252,16 +252,20 @@ def test_plain_transformers_loads_it_as_a_multi_label_classifier(run, tmp_path) 
         logits = model(**tok(texts, padding=True, return_tensors="pt")).logits
     classify = pipeline("text-classification", model=str(best), trust_remote_code=True, top_k=None)
     for text, row in zip(texts, logits, strict=True):
-        scores = {d["label"]: d["score"] for d in classify(text)}  # a sigmoid per label, not a softmax
+        scores = {d["label"]: d["score"] for d in classify([text])[0]}  # a sigmoid per label, not a softmax
         np.testing.assert_allclose([scores[n] for n in NAMES], torch.sigmoid(row).numpy(), atol=1e-5)
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')")
 def test_onnx_export_of_a_multi_label_model_is_verified(run, compose, tmp_path) -> None:
+    from test_eval_predict_export import compose_cmd
+
     from ftcli.export import run_export
 
     out, _ = run
-    res = run_export(compose(f"checkpoint={out}", f"output={tmp_path}/onnx", "verify_samples=64", config="export"))
+    res = run_export(
+        compose_cmd("export", f"checkpoint={out}", f"output={tmp_path}/onnx", "verify_samples=64", out=tmp_path)
+    )
     assert res["max_abs_diff"] < 1e-4 and res["verified_on"] == 64
 
 

@@ -307,10 +307,12 @@ def test_a_text_longer_than_max_length_is_read_in_windows(run) -> None:
 
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')")
 def test_onnx_export_of_a_tagger_is_verified(run, compose, tmp_path) -> None:
+    from test_eval_predict_export import compose_cmd
+
     from ftcli.export import run_export
 
     out, _ = run
-    res = run_export(compose(f"checkpoint={out}", f"output={tmp_path}/onnx", config="export"))
+    res = run_export(compose_cmd("export", f"checkpoint={out}", f"output={tmp_path}/onnx", out=tmp_path))
     assert res["max_abs_diff"] < 1e-4 and res["verified_on"] == 100
 
 
