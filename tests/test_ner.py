@@ -338,7 +338,7 @@ def test_every_strategy_trains_a_tagger(data, compose, strategy: str, capsys) ->
         ("e.conll", "EU S-ORG\n", ["task.tag_scheme=IOB2"], "tag 'S-ORG' in the sentence at line 1 of e.conll is not a tag of task.tag_scheme=IOB2 (O, B-<type>, I-<type>)"),
         ("empty.jsonl", '{"tokens": ["EU"], "tags": ["B-ORG"]}\n{"tokens": [], "tags": []}\n', [], "row 2 of empty.jsonl: an empty sentence (no tokens)"),
         ("short.jsonl", '{"tokens": ["EU", "x"], "tags": ["B-ORG"]}\n', [], "row 1 of short.jsonl: 2 tokens but 1 tags"),
-        ("text.jsonl", '{"tokens": "EU rejects", "tags": ["B-ORG", "O"]}\n', [], "row 1 of text.jsonl: the tokens are EU rejects, not a list"),
+        ("text.jsonl", '{"tokens": "EU rejects", "tags": ["B-ORG", "O"]}\n', [], "row 1 of text.jsonl: the tokens are 'EU rejects', not a list"),
     ],
 )  # fmt: skip
 def test_bad_tag_files_name_the_line(compose, data, tmp_path, name, text, extra, message) -> None:

@@ -57,7 +57,7 @@ def test_a_sweep_is_ranked_by_the_tasks_metric(files, task: str, tmp_path: Path,
     rows = list(csv.DictReader((sweep / "leaderboard.csv").open()))
     values = [float(row[metric]) for row in rows]
     assert values == sorted(values, reverse=True) and len(values) == 2  # maximised, best first
-    header = (sweep / "leaderboard.md").read_text().split("\n\n")[1].splitlines()[0]
+    header = (sweep / "leaderboard.md").read_text().split("\n\n")[2].splitlines()[0]
     assert header.startswith(f"| # | strategy.lr | {metric} |")
 
 

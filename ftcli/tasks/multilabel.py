@@ -29,6 +29,7 @@ GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # candidate thresholds when tuni
 class MultiLabel(Task):
     problem_type = "multi_label_classification"  # transformers: sigmoid + BCE (pipelines apply the sigmoid)
     cfg: TextMultiLabelConfig
+    _names: list[str] | None = None  # the label names of the last metrics() call (eval_extras is not told them)
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
@@ -95,8 +96,6 @@ class MultiLabel(Task):
         if options.tune_thresholds:
             extras["tuned_thresholds"] = self._tune(outputs, labels, options, other)
         return extras
-
-    _names: list[str] | None = None  # the label names of the last metrics() call (eval_extras has none)
 
     def _tune(self, outputs: np.ndarray, labels: np.ndarray, options: Any, other: OtherSplit | None) -> dict:
         """Per-label thresholds with the best F1 on ``calibration_split`` (else validation); the metrics of
