@@ -67,7 +67,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "checkpoints" / "last" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("task", ["multilabel", "ner"])
+@pytest.mark.parametrize("task", ["regression", "multilabel", "ner"])
 def test_resume_mid_epoch_is_bit_identical(files, compose, tmp_path: Path, task: str) -> None:
     """Resume from a state saved mid-epoch 0 (copied out of a full run): the same final weights and metric."""
     from ftcli.checkpoint import state_folders
@@ -100,7 +100,7 @@ def test_resume_mid_epoch_is_bit_identical(files, compose, tmp_path: Path, task:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["multilabel", "ner"])
+@pytest.mark.parametrize("task", ["regression", "multilabel", "ner"])
 def test_cpu_ddp_matches_one_process(files, tmp_path: Path, cache_dir: Path, task: str) -> None:
     """2 gloo processes × batch 8 and 1 process × batch 16 take the same steps to about the same metric;
     every validation example is scored once."""
