@@ -32,6 +32,11 @@ METRIC_TYPES = {
     "spearman": ("spearmanr", "Spearman ρ", None),
     "mse": ("mse", "MSE", None),
     "mae": ("mae", "MAE", None),
+    "f1": ("f1", "F1", None),  # NER: entity-level; GLUE MRPC/QQP: of the positive class
+    "precision": ("precision", "Precision", None),
+    "recall": ("recall", "Recall", None),
+    "f1_micro": ("f1", "F1 (micro)", {"average": "micro"}),
+    "subset_accuracy": ("accuracy", "Subset accuracy", None),
 }
 STRATEGY_TEXT = {
     "full": "every weight trains",
@@ -176,9 +181,7 @@ def model_card(
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {title}", ""]
     kind = tag.replace("-", " ")
     lines += [f"{'An' if kind[:1] in 'aeiou' else 'A'} {kind} model fine-tuned with ftcli.", ""]
-    pooling = _get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")
-    pooling = task.pooling_of(pooling) if task is not None and pooling else pooling  # images: always their own
-    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels), pooling)
+    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels), task)
     lines += _metrics_table(metrics)
     if command:
         lines += ["## How it was trained", "", "```bash", command, "```", ""]
@@ -192,13 +195,19 @@ def _task_text(task: Any, labels: list[str] | None) -> str:
     return "text classification" + (f" into {len(labels)} classes" if labels else "")
 
 
+def _pooling(run_cfg: Any, task: Any) -> str:
+    """The head's pooling as the run built it (the task decides: a token head pools nothing)."""
+    requested = str(_get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling"))
+    return str(task.pooling(requested)[0]) if hasattr(task, "pooling") else requested
+
+
 def _facts(
     run_cfg: Any,
     data: dict[str, Any],
     metrics: dict[str, Any],
     trainable: tuple[int, int] | None,
     task: str,
-    pooling: str | None = None,
+    task_obj: Any = None,
 ) -> list[str]:
     """Base model, dataset, task, strategy, trainable share, the checkpoint's step: one bullet each."""
     lines = []
@@ -220,6 +229,7 @@ def _facts(
     lines.append(f"- **Task:** {task}")
     strategy = _get(run_cfg, "strategy.name")
     if strategy:
+        pooling = _pooling(run_cfg, task_obj)
         head = "the architecture's own head" if pooling == "native" else f"ftcli's pooled head ({pooling} pooling)"
         how = STRATEGY_TEXT.get(str(strategy), "")
         lr = _get(run_cfg, "strategy.lr")
@@ -255,9 +265,10 @@ def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
     tag = getattr(task, "pipeline_tag", "text-classification")
     auto = getattr(task, "auto_model", "AutoModelForSequenceClassification")
     processor = getattr(task, "processor_class", "AutoTokenizer")
-    pooling = _get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling")
+    pooling = _pooling(run_cfg, task) if run_cfg is not None else None
     remote = run_cfg is None or (task.uses_remote_code(pooling) if task is not None else pooling != "native")
     trust = ", trust_remote_code=True" if remote else ""
+    grouped = ', aggregation_strategy="simple"' if tag == "token-classification" else ""  # as ftcli predict groups
     example = getattr(task, "example_call", 'run("a gorgeous, witty, seductive movie", truncation=True)')
     lines = [
         "## How to load it",
@@ -268,7 +279,7 @@ def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
         'path = "<this folder>"',
         f"model = {auto}.from_pretrained(path{trust})",
         f"{'processor' if processor != 'AutoTokenizer' else 'tokenizer'} = {processor}.from_pretrained(path)",
-        f'run = pipeline("{tag}", model=path{trust})',
+        f'run = pipeline("{tag}", model=path{trust}{grouped})',
         f"print({example})",
         "```",
         "",

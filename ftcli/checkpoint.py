@@ -83,14 +83,18 @@ def run_config(folder: Path) -> Any:
     return OmegaConf.load(path) if path.is_file() else None
 
 
-def task_of(run_cfg: Any) -> Task:
-    """The task a checkpoint was trained for (text classification for folders from elsewhere)."""
+def task_of(run_cfg: Any, folder: Path | None = None) -> Task:
+    """The task a checkpoint was trained for (text classification for folders from elsewhere), with what
+    evaluation fitted and stored in checkpoint ``folder`` (multi-label thresholds) when it is given."""
     from omegaconf import OmegaConf
 
     from ftcli.config import TextClassificationConfig
 
     node = OmegaConf.select(run_cfg, "task") if run_cfg is not None else None
-    return build_task(node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option}))
+    task = build_task(node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option}))
+    if folder is not None:
+        task.load_fitted(Path(folder))
+    return task
 
 
 def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> tuple[Any, Any, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from ftcli.poolings import POOLINGS as POOLED
 
@@ -133,6 +134,40 @@ class TextRegressionConfig(TaskConfig):
 
 
 @dataclass
+class TextMultiLabelConfig(TaskConfig):
+    option = "text_multilabel"
+    metrics = ("f1_micro", "f1_macro", "subset_accuracy", "precision_micro", "recall_micro", "loss")
+    # a label is predicted when its sigmoid reaches this; `ftcli eval eval.tune_thresholds=true` tunes one per
+    # label on validation data and stores them in the checkpoint (predict then uses those)
+    threshold: float = opt(0.5, gt=0.0, lt=1.0)
+
+
+TAG_SCHEMES = ("IOB1", "IOB2", "BIOES")
+
+
+@dataclass
+class TokenClassificationConfig(TaskConfig):
+    option = "token_classification"
+    metrics = ("f1", "precision", "recall", "accuracy", "loss")  # entity-level (seqeval's semantics); accuracy: tags
+    # how the data's tags mark entities; auto: read them as any of the three (B-/I-/E-/S-/O prefixes).
+    # The model always learns IOB2 tags (what transformers' token-classification pipeline groups).
+    tag_scheme: str = opt("auto", choices=("auto", *TAG_SCHEMES))
+    stride: int = opt(32, ge=0)  # tokens shared by consecutive windows of a sentence longer than model.max_length
+
+
+GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
+
+
+@dataclass
+class GlueTaskConfig(TaskConfig):
+    option = "glue"
+    # score: the benchmark's official number for the task (CoLA: MCC; STS-B: mean of Pearson and Spearman;
+    # MRPC, QQP: mean of F1 and accuracy; MNLI: matched accuracy; the others: accuracy)
+    metrics = ("score", "accuracy", "f1", "mcc", "pearson", "spearman", "loss")
+    benchmark: str | None = opt(None, choices=GLUE_TASKS)  # which GLUE task (configs/task/glue.yaml: dataset.task)
+
+
+@dataclass
 class StrategyConfig(Schema):
     name: str = MISSING
     freeze: str = opt("none", choices=("none", "backbone"))
@@ -209,6 +244,7 @@ class DatasetConfig(Schema):
     text_pair_column: str | None = None  # sentence-pair tasks
     label_column: str = "label"
     label_names: list[str] | None = None  # id order; inferred from the data when absent
+    label_columns: list[str] | None = None  # multi-label: one 0/1 column per label (instead of a list column)
     max_train_samples: int | None = opt(None, ge=1)  # seeded random subset, as run_glue names it
     max_eval_samples: int | None = opt(None, ge=1)
     # images (task=image_classification)
@@ -220,6 +256,13 @@ class DatasetConfig(Schema):
     crop_ratio: list[float] = opt(factory=lambda: [0.75, 1.3333333])  # ... and aspect ratio range of the crop
     hflip: bool = True  # random horizontal flip (off for digits, text, anything with a handedness)
     bad_images: str = opt("error", choices=("error", "skip"))  # unreadable/missing: stop naming it, or skip counted
+
+
+@dataclass
+class GlueConfig(DatasetConfig):
+    option = "glue"
+    task: str = opt("sst2", choices=GLUE_TASKS)  # the GLUE task; its columns and labels come from `tasks`
+    tasks: dict[str, Any] = opt(factory=dict)  # per task: text_column, text_pair_column, label_names, splits
 
 
 @dataclass
@@ -324,6 +367,9 @@ class EvalOptions:
     bootstrap: int = opt(1000, ge=0)  # resamples for 95% intervals of accuracy and F1; 0 turns them off
     temperature_scaling: bool = False  # fit one temperature on held-out data; report ECE before and after
     calibration_split: str | None = opt(None, choices=("train", "validation", "test"))  # None: half of split
+    # multi-label: one decision threshold per label, the best F1 on calibration_split (None: validation);
+    # stored in the checkpoint (thresholds.json), which predict and later evals then use
+    tune_thresholds: bool = False
     plots: bool = True  # PNGs and report.md in the run dir (needs matplotlib: the plots extra)
     allow_pickle: bool = False  # load a checkpoint whose weights are pickle files (can run code)
 
@@ -415,6 +461,9 @@ def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:
     return None
 
 
+UNRESOLVED = "\0"  # marks an interpolation that failed to resolve (said only when nothing else is wrong)
+
+
 def _walk(node: Any, schema: Any, prefix: str, errors: list[str]) -> None:
     known = [f.name for f in fields(schema)]
     for extra in (k for k in node if k not in known):  # `+key=value` gets past Hydra's struct check
@@ -425,7 +474,11 @@ def _walk(node: Any, schema: Any, prefix: str, errors: list[str]) -> None:
         if OmegaConf.is_missing(node, f.name):
             errors.append(f"{key} is required but not set (add {key}=...)")
             continue
-        value = node[f.name]
+        try:
+            value = node[f.name]
+        except InterpolationResolutionError as e:  # e.g. ${.tasks.${.task}...} of a task that does not exist
+            errors.append(f"{UNRESOLVED}{key}: {first_line(e)}")
+            continue
         sub = OmegaConf.get_type(node, f.name) if isinstance(value, DictConfig) else None
         if isinstance(value, DictConfig) and sub is not None and is_dataclass(sub):
             _walk(value, sub, key + ".", errors)
@@ -459,6 +512,8 @@ def validate(cfg: DictConfig) -> None:
         errors += _inputs_errors(cfg.dataset, schema_of("task", cfg.task))
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
+    resolved = [e for e in errors if not e.startswith(UNRESOLVED)]  # a bad value explains its interpolations
+    errors = resolved or [e.removeprefix(UNRESOLVED) for e in errors]
     if errors:
         raise FtcliError("; ".join(errors))
 

@@ -95,7 +95,7 @@ def eval_checkpoint(
     from omegaconf import OmegaConf
 
     model, processor, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
-    task = task_of(run_cfg)
+    task = task_of(run_cfg, ckpt)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     dataset_cfg = _with_label_names(dataset_cfg or eval_dataset_config(cfg, run_cfg), names, ckpt)
     seed = run_cfg.trainer.seed if run_cfg is not None else 42
@@ -113,6 +113,11 @@ def eval_checkpoint(
     metrics.update(checkpoint=str(ckpt), split=cfg.eval.split, dataset=dataset_cfg.name, task=task.schema.option)
     metrics["metric"] = metric
     if accelerator.is_main_process:
+        stored = task.save_fitted(ckpt, metrics)  # e.g. tuned thresholds: predict and later evals use them
+        if stored:
+            from ftcli.progress import console
+
+            console.print(stored)
         write_results(metrics, names, out, ckpt, cfg.eval.plots, many)
     return metrics, dataset_cfg
 

@@ -41,6 +41,7 @@ def infer(
             if "labels" in batch:
                 out["labels"] = batch["labels"]
             if many:  # processes may hold batches of different sizes: pad (idx -1 marks padding), gather
+                out = {k: _pad_tokens(accelerator, v) for k, v in out.items()}
                 out = {k: accelerator.pad_across_processes(v, dim=0, pad_index=-1) for k, v in out.items()}
                 out = accelerator.gather(out)
             real = (out["idx"] >= 0).cpu().numpy()
@@ -53,4 +54,22 @@ def infer(
     # Over several processes the last batches are padded with repeated examples (the batches come from
     # a batch sampler of unknown length, which gather_for_metrics cannot trim): keep each idx once.
     _, first = np.unique(np.concatenate(parts.pop("idx")), return_index=True)  # sorted by idx: dataset order
-    return {k: np.concatenate(v)[first] for k, v in parts.items()}
+    return {k: _concatenate(v)[first] for k, v in parts.items()}
+
+
+RAGGED_PAD = -100  # fills per-token outputs (and labels) of rows shorter than the longest: ignored, like labels
+
+
+def _pad_tokens(accelerator: Any, v: Any) -> Any:
+    """Per-token outputs [B, T, ...]: the same T on every process before they are gathered."""
+    return accelerator.pad_across_processes(v, dim=1, pad_index=RAGGED_PAD) if v.dim() > 1 else v
+
+
+def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    """Batches one after another; per-token outputs of batches padded to different lengths are padded to the
+    longest with RAGGED_PAD (token classification: a batch is padded to its own longest sentence)."""
+    if arrays[0].ndim < 2 or len({a.shape[1] for a in arrays}) == 1:
+        return np.concatenate(arrays)
+    width = max(a.shape[1] for a in arrays)
+    pad = [[(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2) for a in arrays]
+    return np.concatenate([np.pad(a, p, constant_values=RAGGED_PAD) for a, p in zip(arrays, pad, strict=True)])

@@ -21,7 +21,10 @@ from ftcli.config import LOWER_IS_BETTER, FtcliError, TaskConfig, subclasses
 
 # every metric a task reports (what --metric may name)
 METRICS = tuple(dict.fromkeys(m for s in subclasses(TaskConfig) for m in s.metrics))
-SHOWN_METRICS = ("accuracy", "f1_macro", "mcc", "pearson", "spearman", "mse", "loss")  # CSV has all
+SHOWN_METRICS = (  # in a table when some trial has them (the trials' own trainer.metric first); the CSV has all
+    *("score", "accuracy", "f1", "f1_micro", "f1_macro", "subset_accuracy", "mcc"),
+    *("pearson", "spearman", "mse", "loss"),
+)
 SEED_KEY = "trainer.seed"
 STATUS_ORDER = {"completed": 0, "running": 1, "interrupted": 1, "failed": 2}
 

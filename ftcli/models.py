@@ -140,17 +140,21 @@ def build_model(
     tokenizer: Any,
     seed: int,
     problem_type: str = "single_label_classification",
+    head: str = "AutoModelForSequenceClassification",
 ) -> Any:
     """A sequence classifier (or regressor: one output per label name, ``problem_type`` as transformers
-    names it): the architecture's own head (pooling=native) or ftcli's pooled head."""
+    names it): the architecture's own head (pooling=native) or ftcli's pooled head. ``head``: the Auto class
+    of the native head (``AutoModelForTokenClassification`` tags every token)."""
     import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+    import transformers
+    from transformers import AutoConfig, AutoModel
 
+    auto = getattr(transformers, head)
     labels = {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {n: i for i, n in enumerate(label_names)},
-        "problem_type": problem_type,  # plain transformers picks the matching loss when given labels
+        "problem_type": problem_type or None,  # plain transformers picks the matching loss when given labels
     }
     torch.manual_seed(seed)  # the new head (and random backbones) start the same every run
     if cfg.init == "random":
@@ -174,10 +178,8 @@ def build_model(
     if pooling == "native":
         arch.update({**labels, "pad_token_id": tokenizer.pad_token_id})
         if path is None:
-            return AutoModelForSequenceClassification.from_config(arch)
-        return _load_weights(
-            cfg, AutoModelForSequenceClassification, path, config=arch, trust_remote_code=cfg.trust_remote_code
-        )
+            return auto.from_config(arch)
+        return _load_weights(cfg, auto, path, config=arch, trust_remote_code=cfg.trust_remote_code)
 
     from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
 

@@ -51,6 +51,8 @@ def flatten(pred: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict):
             prefix = "prob" if key == "probabilities" else key
             flat.update({f"{prefix}_{k}": f"{v:.6f}" for k, v in value.items()})
+        elif isinstance(value, list):  # several labels, entity spans: one JSON cell
+            flat[key] = json.dumps(value, ensure_ascii=False)
         else:
             flat[key] = f"{value:.6f}" if isinstance(value, float) else value
     return flat
@@ -98,8 +100,9 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     validate(cfg)
     if sum(cfg.get(k) is not None for k in ("text", "image", "input")) != 1:
         raise FtcliError('predict needs exactly one of text="...", image=<file> or input=<file> (with output=<file>)')
-    model, processor, run_cfg = load_checkpoint(resolve_checkpoint(cfg.checkpoint))
-    task = task_of(run_cfg)
+    ckpt = resolve_checkpoint(cfg.checkpoint)
+    model, processor, run_cfg = load_checkpoint(ckpt)
+    task = task_of(run_cfg, ckpt)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     model_cfg = run_cfg.model if run_cfg is not None else OmegaConf.create({"max_length": 512})
     accelerator = make_accelerator(cfg.hardware)
@@ -157,5 +160,10 @@ def show(pred: dict[str, Any]) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
                 console.print(f"  {k:<12} {v:.4f}")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):  # entity spans
+            for v in value:
+                console.print(f"  {json.dumps(v, ensure_ascii=False)}", highlight=False)
+        elif isinstance(value, list):  # several labels
+            console.print(f"[bold]{', '.join(map(str, value)) or '(none)'}[/]")
         else:
             console.print(f"[bold]{value:.4f}[/]" if isinstance(value, float) else f"[bold]{value}[/]")

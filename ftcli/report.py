@@ -160,6 +160,9 @@ def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
     return out
 
 
+PER_TABLES = {"per_label": "label", "per_type": "entity type"}  # metric tables without a confusion matrix
+
+
 def training_run_dir(ckpt: Path) -> Path | None:
     """The run dir that produced ``ckpt`` (it holds metrics.jsonl), if the checkpoint still sits in it."""
     run = ckpt.parent.parent
@@ -209,6 +212,14 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
         lines += ["Most confused pairs:", "", "| true | predicted | count |", "| --- | --- | ---: |"]
         lines += [f"| {c['true']} | {c['predicted']} | {c['count']} |" for c in metrics["most_confused"]]
         lines.append("")
+    for key, what in PER_TABLES.items():  # multi-label: per label; NER: per entity type
+        if key in metrics:
+            lines += [f"| {what} | precision | recall | f1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+            for n, c in metrics[key].items():
+                lines.append(f"| {n} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |")
+            lines.append("")
+    if "tuned_thresholds" in metrics:
+        lines += [tuned_line(metrics), ""]
     for title, path in images.items():
         if path is not None:
             lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
@@ -274,7 +285,26 @@ def print_report(metrics: dict[str, Any], names: list[str]) -> None:
             for c in metrics["most_confused"]:
                 pairs.add_row(c["true"], c["predicted"], str(c["count"]))
             console.print(pairs)
+    for key, what in PER_TABLES.items():
+        if key in metrics:
+            table = Table(title=f"per {what}")
+            for col in (what, "precision", "recall", "f1", "support"):
+                table.add_column(col, justify="right")
+            for n, c in metrics[key].items():
+                table.add_row(n, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"]))
+            console.print(table)
+    if "tuned_thresholds" in metrics:
+        console.print(tuned_line(metrics), highlight=False)
     console.print(summary_line(metrics))
+
+
+def tuned_line(metrics: dict[str, Any]) -> str:
+    """Multi-label thresholds tuned by ``eval.tune_thresholds``: where, and what they change."""
+    tuned = metrics["tuned_thresholds"]
+    after = tuned["metrics"]
+    each = ", ".join(f"{n} {t:.2f}" for n, t in tuned["thresholds"].items())
+    change = " · ".join(f"{k} {metrics[k]:.4f} → {after[k]:.4f}" for k in ("f1_micro", "f1_macro") if k in metrics)
+    return f"tuned thresholds (fitted on {tuned['fitted_on']}): {each}; {change}"
 
 
 def write_comparison(rows: list[dict[str, Any]], out: Path, metric: str) -> None:

@@ -133,9 +133,11 @@ def load_data(run: Run) -> tuple[TaskData, dict[str, Any], Any]:
 def build(run: Run, data: TaskData, processor: Any) -> Built:
     """The task's model, the strategy's freezing, and a summary line of what trains."""
     cfg = run.cfg
-    pooling = run.task.pooling_of(cfg.strategy.pooling or cfg.model.pooling)
+    pooling, why = run.task.pooling(cfg.strategy.pooling or cfg.model.pooling)  # a token head pools nothing
     model = run.task.build_model(cfg.model, pooling, data, processor, cfg.trainer.seed)
     strategy = build_strategy(cfg.strategy)
+    if why:
+        strategy.notes.append(why)
     strategy.setup(model)
     if cfg.trainer.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -30,6 +30,7 @@ TINY = [
     "dataset.max_train_samples=64",
     "dataset.max_eval_samples=32",
 ]
+NER = ["task=token_classification", "dataset=files", "dataset.text_column=tokens", "dataset.label_column=tags"]
 FOLDER = ["model=bert", "model.max_length=32", "hardware=cpu", "trainer.max_steps=2", *FILES]  # a local folder
 
 
@@ -57,6 +58,17 @@ def d(tmp_path_factory) -> Path:
     _csv(root / "fractional.csv", [(t, [1.0, 1.5, 0.0][i % 3]) for i, t in enumerate(texts)])
     _csv(root / "header_only.csv", [])
     (root / "zero.csv").write_bytes(b"")
+    (root / "tags.conll").write_text("EU B-ORG\nrejects O\nGerman B-MISC\ncalls O\n\nPeter B-PER\nBlackburn I-PER\n")
+    (root / "ragged.conll").write_text("EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn\n")
+    (root / "odd_tag.conll").write_text("EU B-ORG\nrejects O\n\nPeter X-PER\n")
+    (root / "tags.jsonl").write_text('{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}\n')
+    (root / "empty_sentence.jsonl").write_text('{"tokens": ["EU"], "tags": ["B-ORG"]}\n{"tokens": [], "tags": []}\n')
+    (root / "topics.jsonl").write_text(
+        '{"text": "a goal", "labels": ["sports"]}\n{"text": "a vote", "labels": ["politics"]}\n'
+    )
+    (root / "topics_val.jsonl").write_text(
+        '{"text": "a goal", "labels": ["sports"]}\n{"text": "chess", "labels": ["chess"]}\n'
+    )
     (root / "notes.txt").write_text("text,label\nhi,0\n")
     (root / "a_file").write_text("not a folder")
     (root / "not_a_model").mkdir()
@@ -97,8 +109,8 @@ CASES = {
     # config: the pieces test_config.py does not cover
     "unknown dataset option": (
         ["train", "dataset=sst"],
-        "dataset=sst: no such option; choose one of beans, cifar10, digits, files, food101, hub, image_files, "
-        "image_hub, imagefolder, sst2, sts_pairs (did you mean 'sst2'?)",
+        "dataset=sst: no such option; choose one of beans, cifar10, digits, files, food101, glue, hub, image_files, "
+        "image_hub, imagefolder, ner_demo, sst2, sts_pairs, topics (did you mean 'sst2'?)",
     ),
     "unknown key added with +": (["train", "+trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
     "_target_ is not a key": (["train", "+model._target_=os.system"], "unknown key 'model._target_'"),
@@ -163,6 +175,37 @@ CASES = {
         ["train", *TINY, "dataset=files", "dataset.train_file={d}/fractional.csv"],
         "label 1.5 in row 2 of fractional.csv is not a class id: the labels look like numbers to predict — "
         "for a regression use task=text_regression",
+    ),
+    # text tasks beyond one label (token classification, multi-label)
+    "tag file with a ragged line": (
+        ["train", *TINY, *NER, "dataset.train_file={d}/tags.conll", "dataset.validation_file={d}/ragged.conll"],
+        "line 5 of ragged.conll has 1 column(s) where the lines before have 2: a CoNLL file holds one token per line",
+    ),
+    "unknown tag scheme": (
+        ["train", *TINY, *NER, "dataset.train_file={d}/tags.conll", "task.tag_scheme=IOB3"],
+        "task.tag_scheme=IOB3: must be one of auto, IOB1, IOB2, BIOES (did you mean 'IOB2'?)",
+    ),
+    "tag of no scheme": (
+        ["train", *TINY, *NER, "dataset.train_file={d}/odd_tag.conll"],
+        "tag 'X-PER' in the sentence at line 4 of odd_tag.conll is not a tag of any of IOB1, IOB2, BIOES",
+    ),
+    "empty sentence": (
+        ["train", *TINY, *NER, "dataset.train_file={d}/tags.jsonl", "dataset.validation_file={d}/empty_sentence.jsonl"],
+        "row 2 of empty_sentence.jsonl: an empty sentence (no tokens); remove it or fix the data",
+    ),
+    "multi-label row with an unseen label": (
+        [
+            "train",
+            *TINY,
+            "task=text_multilabel",
+            "dataset=files",
+            "dataset.train_file={d}/topics.jsonl",
+            "dataset.validation_file={d}/topics_val.jsonl",
+            "dataset.text_column=text",
+            "dataset.label_column=labels",
+        ],
+        "label 'chess' in row 2 of topics_val.jsonl is not one of the labels ['politics', 'sports']; a multi-label row "
+        "may only hold labels of the training data",
     ),
     # models
     "model folder missing": (

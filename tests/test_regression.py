@@ -4,6 +4,7 @@ eval/predict/export and plain transformers agreeing, every strategy, bad targets
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import random
 from pathlib import Path
@@ -115,12 +116,32 @@ def test_eval_predict_and_plain_transformers_agree(run, data, compose, tmp_path)
     np.testing.assert_allclose(plain, [float(row["predicted_score"]) for row in rows[:16]], atol=1e-4)
 
 
-@pytest.mark.parametrize("strategy", ["feature_extract", "lora", "partial", "lp_ft"])
+@pytest.mark.parametrize(
+    "strategy", ["feature_extract", "lora", "partial", "lp_ft", "bitfit", "gradual_unfreeze", "full"]
+)
 def test_every_strategy_trains_a_regressor(data, compose, strategy: str) -> None:
     from ftcli.train import train
 
-    result = train(compose(*_overrides(data), f"strategy={strategy}", "trainer.max_steps=4"))
+    overrides = [*_overrides(data), f"strategy={strategy}", "trainer.max_steps=4", "trainer.save_checkpoints=false"]
+    if strategy in ("lp_ft", "gradual_unfreeze"):  # a short epoch, so that their schedules act within 4 steps
+        overrides += ["dataset.max_train_samples=96", "trainer.batch_size=16"]
+    result = train(compose(*overrides, "strategy.layer_lr_decay=0.8", "strategy.regularization=l2sp"))
     assert np.isfinite(result["mse"]) and "pearson" in result
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx")),
+    reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')",
+)
+def test_onnx_export_of_a_regressor_is_verified(run, tmp_path) -> None:
+    from test_eval_predict_export import compose_cmd
+
+    from ftcli.export import run_export
+
+    out, _ = run
+    res = run_export(compose_cmd("export", f"checkpoint={out}", f"output={tmp_path}/onnx", out=tmp_path))
+    assert res["max_abs_diff"] < 1e-4 and res["verified_on"] == 300
+    assert json.loads((tmp_path / "onnx" / "config.json").read_text())["problem_type"] == "regression"
 
 
 def test_the_shipped_pair_set_picks_its_task_and_the_command_line_wins(compose) -> None:

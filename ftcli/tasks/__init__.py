@@ -11,9 +11,12 @@ from typing import Any
 
 from ftcli.config import FtcliError, schema_of, subclasses
 from ftcli.tasks import (  # noqa: F401  (each import registers its tasks)
+    glue,
     image_classification,
     text_classification,
+    text_multilabel,
     text_regression,
+    token_classification,
 )
 from ftcli.tasks.base import Task, TaskData
 

@@ -103,9 +103,11 @@ class Task:
         """(examples, input tokens) in a batch, for throughput; tokens 0 where they mean nothing."""
         return len(batch["labels"]), 0
 
-    def pooling_of(self, requested: str) -> str:
-        """The pooling the model will use, given the strategy's or model's choice."""
-        return requested
+    def pooling(self, requested: str) -> tuple[str, str | None]:
+        """The pooling the model gets when ``requested`` (strategy.pooling, else model.pooling) is asked for,
+        and a note when that is not what was asked: a sequence head pools token states; a token head
+        classifies each one and overrides this."""
+        return requested, None
 
     def uses_remote_code(self, pooling: str | None) -> bool:
         """Whether its checkpoints need ``trust_remote_code`` (ftcli's pooled text head ships its code)."""
@@ -121,6 +123,14 @@ class Task:
     def load_pretrained(self, folder: Path, trust_remote_code: bool, allow_pickle: bool) -> tuple[Any, Any]:
         """(model, processor) from a checkpoint folder through transformers' Auto classes."""
         raise NotImplementedError
+
+    def load_fitted(self, folder: Path) -> None:
+        """Read what ``ftcli eval`` fitted and stored beside a checkpoint's weights (multi-label: thresholds)."""
+
+    def save_fitted(self, folder: Path, metrics: dict[str, Any]) -> str | None:
+        """Store in checkpoint ``folder`` what an evaluation fitted (``metrics``, as eval_extras made them);
+        a line saying what was written, or None."""
+        return None
 
     def caches_features(self, model: Any) -> bool:
         """Whether a frozen backbone can be run once and the head trained on its cached features."""

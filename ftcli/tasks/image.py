@@ -134,8 +134,9 @@ class ImageTask(Task):
         return np.asarray(ds.labels)
 
     # ---- the model ----------------------------------------------------------------------------
-    def pooling_of(self, requested: str) -> str:
-        return "native"  # the architecture's own pooling: global average (CNNs), [CLS] (ViT)
+    def pooling(self, requested: str) -> tuple[str, str | None]:
+        """The architecture's own pooling, whatever was asked: global average (CNNs), [CLS] (ViT)."""
+        return "native", None
 
     def uses_remote_code(self, pooling: str | None) -> bool:
         return False
