@@ -216,7 +216,8 @@ class HardwareConfig(Schema):
     # (sharded weights and optimizer state), "xla" (TPU cores). Anything but "no" launches workers.
     distributed: str = opt("no", choices=("no", "ddp", "fsdp", "deepspeed", "xla"))
     zero_stage: int = opt(2, ge=0, le=3)  # deepspeed: 1 optimizer, 2 +gradients, 3 +weights sharded
-    fsdp_sharding: str = opt("FULL_SHARD", choices=("FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD", "NO_SHARD"))
+    # fsdp (FSDP2): FULL_SHARD frees each layer's gathered weights after its forward; SHARD_GRAD_OP keeps them
+    fsdp_sharding: str = opt("FULL_SHARD", choices=("FULL_SHARD", "SHARD_GRAD_OP"))
     num_machines: int = opt(1, ge=1)  # nodes; each runs the same command with its own machine_rank
     machine_rank: int = opt(0, ge=0)
     main_process_ip: str | None = None  # rank-0 node's address (num_machines > 1)
@@ -451,8 +452,8 @@ def _hardware_errors(hw: DictConfig) -> list[str]:
     errors = []
     if hw.machine_rank >= hw.num_machines:
         errors.append(f"hardware.machine_rank={hw.machine_rank}: must be < num_machines ({hw.num_machines})")
-    if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp"):
-        errors.append(f"hardware.distributed={hw.distributed}: needs GPUs; on CPU use ddp (hardware=cpu_ddp)")
+    if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp", "fsdp"):
+        errors.append(f"hardware.distributed={hw.distributed}: needs GPUs; on CPU use ddp or fsdp (hardware=cpu_fsdp)")
     if hw.num_processes == 0 and hw.accelerator == "cpu":
         errors.append("hardware.num_processes=0 means one per GPU; on CPU give a number")
     return errors

@@ -1,0 +1,186 @@
+"""Sharded training (PyTorch FSDP2 through Accelerate's plugin), and the weights it leaves in pieces.
+
+Under ``hardware.distributed=fsdp`` every process holds a shard of each weight, gradient and optimizer
+state; a layer's full weights exist only while it runs. Three things follow, all kept here:
+
+* the accelerator: Accelerate's FSDP plugin (FSDP2; ``FULL_SHARD`` frees gathered weights after each
+  layer's forward, ``SHARD_GRAD_OP`` keeps them until backward). Accelerate runs FSDP on GPUs only; on
+  CPU processes (gloo) the same plugin is put in place by :func:`shard_on_cpu`, which is how
+  ``hardware=cpu_fsdp`` checks sharded training anywhere;
+* :func:`prepare`: each transformer layer becomes its own shard unit, and a strategy's L2-SP anchors
+  follow the parameters they anchor (FSDP replaces them with sharded ones);
+* checkpoints: :class:`Gathered` collects the full weights once, on the main process, into a plain copy
+  of the model that ``save_pretrained`` writes like any other (every process must call it).
+
+Resumable state needs nothing here: Accelerate's ``save_state`` writes each process's shard
+(torch.distributed.checkpoint) and ``load_state`` reads them back.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ftcli.config import FtcliError, HardwareConfig
+
+
+def fsdp_plugin(hw: HardwareConfig, precision: str) -> Any:
+    """Accelerate's FSDP2 plugin for ``hardware``: full sharding unless ``fsdp_sharding`` says otherwise."""
+    import torch
+    from accelerate import FullyShardedDataParallelPlugin
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    # bf16: compute (and the all-gathers) in bf16, gradients reduced in fp32 so their average is exact;
+    # the sharded master weights and the optimizer state stay fp32 either way.
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if precision == "bf16" else None
+    return FullyShardedDataParallelPlugin(
+        fsdp_version=2,
+        reshard_after_forward=hw.fsdp_sharding == "FULL_SHARD",
+        # one shard unit per transformer layer; the classes are named in prepare(), once the model exists
+        auto_wrap_policy="transformer_based_wrap",
+        transformer_cls_names_to_wrap=[],
+        state_dict_type="SHARDED_STATE_DICT",  # resumable state: every process writes its own shard
+        mixed_precision_policy=policy,
+        cpu_ram_efficient_loading=False,  # every process builds the model; it is sharded at prepare
+    )
+
+
+def shard_on_cpu(accelerator: Any, plugin: Any) -> None:
+    """Make a CPU accelerator (gloo processes) shard with ``plugin``.
+
+    Accelerate 1.15 takes the FSDP plugin only when processes drive accelerators and ignores it on CPU
+    (``MULTI_CPU``). FSDP2 itself runs on gloo, and every FSDP code path in Accelerate (prepare,
+    gradient sync, clipping, save_state/load_state) reads only the state's ``distributed_type`` and
+    ``fsdp_plugin``: setting those is all it takes. The process-wide state gets the type too, as Accelerate
+    does on GPUs (each new ``AcceleratorState`` copies it); :func:`forget_cpu_sharding` undoes that."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    state = accelerator.state
+    if state.distributed_type != DistributedType.MULTI_CPU:
+        raise FtcliError(
+            "hardware.distributed=fsdp on CPU needs worker processes: run it with ftcli train (which starts "
+            "them) or under torchrun"
+        )
+    state.fsdp_plugin = plugin
+    state.distributed_type = DistributedType.FSDP
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+
+def forget_cpu_sharding() -> None:
+    """Before the next job's accelerator in this process: CPU processes are plain ``MULTI_CPU`` again."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    shared = PartialState._shared_state
+    if shared.get("distributed_type") == DistributedType.FSDP and shared.get("backend") == "gloo":
+        shared["distributed_type"] = DistributedType.MULTI_CPU
+
+
+def is_sharded(accelerator: Any) -> bool:
+    return bool(getattr(accelerator, "is_fsdp2", False))
+
+
+def layer_classes(model: Any) -> list[str]:
+    """The classes to shard one by one: transformers' ``_no_split_modules`` of the model and its backbone
+    (BertLayer …), those present, minus any that holds the input embeddings (Accelerate shards the
+    embedding table on its own, and a weight may be in only one shard unit)."""
+    present = {type(m).__name__: m for m in model.modules()}
+    named = {n for m in model.modules() for n in (getattr(m, "_no_split_modules", None) or [])}
+    embeddings = getattr(model, "get_input_embeddings", lambda: None)()
+    holds = {n for n in named if n in present and any(s is embeddings for s in present[n].modules())}
+    return sorted(n for n in named if n in present and n not in holds)
+
+
+class Whole:
+    """An unsharded model (one process, DDP): checkpoints read it as it is, on the main process."""
+
+    collective = False
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def gather(self) -> Any:
+        return self.model
+
+
+class Gathered:
+    """A sharded model's full weights, gathered on the main process into a plain copy of the model.
+
+    ``blueprint`` is that copy with its parameters on the meta device (no memory), taken before the model
+    was sharded; :meth:`gather` fills it with the gathered weights. ``trained`` is what was sharded (the
+    model, or the head alone on cached features), ``whole`` the full model that holds it."""
+
+    collective = True
+
+    def __init__(self, accelerator: Any, blueprint: Any, whole: Any, trained: Any) -> None:
+        self.accelerator, self.blueprint, self.whole, self.trained = accelerator, blueprint, whole, trained
+
+    def gather(self) -> Any:
+        """Every process must call this; the main process gets the model with full weights (on the CPU), the
+        others None."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        from torch.distributed.tensor import DTensor
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)  # {} on every process but rank 0
+        full = get_model_state_dict(self.trained, options=options)
+        if not self.accelerator.is_main_process:
+            return None
+        names = _names_in(self.whole, self.trained)
+        # what was not sharded (a frozen backbone beside a head trained on its features) is read as it is
+        state = {k: v for k, v in self.whole.state_dict().items() if not isinstance(v, DTensor)}
+        state.update({names.get(k, k): v for k, v in full.items()})
+        model = copy.deepcopy(self.blueprint)
+        model.load_state_dict(state, strict=True, assign=True)
+        if hasattr(model, "tie_weights"):  # assign= gave tied weights a tensor each
+            model.tie_weights()
+        return model
+
+
+def _names_in(whole: Any, part: Any) -> dict[str, str]:
+    """{name in ``part``: name in ``whole``} for every parameter and buffer ``part`` shares with ``whole``."""
+    from accelerate.utils.fsdp_utils import fsdp2_canonicalize_names
+
+    own = {id(t): n for n, t in [*whole.named_parameters(), *whole.named_buffers()]}
+    shared = {n: own[id(t)] for n, t in [*part.named_parameters(), *part.named_buffers()] if id(t) in own}
+    return dict(zip(fsdp2_canonicalize_names(shared).keys(), shared.values(), strict=True))
+
+
+def meta_copy(model: Any) -> Any:
+    """A deep copy of ``model`` whose parameters live on the meta device (buffers, small, are copied)."""
+    import torch
+    from torch import nn
+
+    memo: dict[int, Any] = {
+        id(p): nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+        for p in model.parameters()
+    }
+    return copy.deepcopy(model, memo)
+
+
+def prepare(accelerator: Any, model: Any, optimizer: Any, train: Any, whole: Any, strategy: Any) -> tuple[Any, ...]:
+    """``accelerator.prepare(model, optimizer, train)`` → (model, optimizer, train, weights), where
+    ``weights`` is what checkpoints read the full model from (:class:`Whole` or :class:`Gathered`).
+
+    ``model`` is what trains (``whole``, or the head alone); under FSDP it is sharded in place, so
+    ``whole`` then holds sharded parameters too."""
+    if not is_sharded(accelerator):
+        model, optimizer, train = accelerator.prepare(model, optimizer, train)
+        return model, optimizer, train, Whole(whole)
+    accelerator.state.fsdp_plugin.transformer_cls_names_to_wrap = layer_classes(model)
+    blueprint = meta_copy(whole)
+    before = {id(p): n for n, p in whole.named_parameters()}
+    model, optimizer, train = accelerator.prepare(model, optimizer, train)
+    after = dict(whole.named_parameters())
+    strategy.rebind(lambda p: after[before[id(p)]], shard_like)
+    return model, optimizer, train, Gathered(accelerator, blueprint, whole, model)
+
+
+def shard_like(value: Any, param: Any) -> Any:
+    """``value`` (a full tensor, the same on every process) laid out like the sharded ``param``."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not isinstance(param, DTensor):
+        return value
+    return distribute_tensor(value.to(param.device), param.device_mesh, param.placements)
+
