@@ -84,7 +84,7 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "n
     if hw.distributed == "fsdp":  # weights, gradients and optimizer state sharded (ftcli/sharding.py)
         from ftcli.sharding import fsdp_plugin
 
-        plugin = fsdp_plugin(hw, precision)
+        plugin = fsdp_plugin(hw)
     accelerator = Accelerator(
         cpu=cpu,
         mixed_precision=precision,

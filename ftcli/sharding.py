@@ -24,15 +24,11 @@ from typing import Any
 from ftcli.config import FtcliError, HardwareConfig
 
 
-def fsdp_plugin(hw: HardwareConfig, precision: str) -> Any:
+def fsdp_plugin(hw: HardwareConfig) -> Any:
     """Accelerate's FSDP2 plugin for ``hardware``: full sharding unless ``fsdp_sharding`` says otherwise."""
-    import torch
     from accelerate import FullyShardedDataParallelPlugin
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
-    # bf16: compute (and the all-gathers) in bf16, gradients reduced in fp32 so their average is exact;
-    # the sharded master weights and the optimizer state stay fp32 either way.
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if precision == "bf16" else None
     return FullyShardedDataParallelPlugin(
         fsdp_version=2,
         reshard_after_forward=hw.fsdp_sharding == "FULL_SHARD",
@@ -40,7 +36,9 @@ def fsdp_plugin(hw: HardwareConfig, precision: str) -> Any:
         auto_wrap_policy="transformer_based_wrap",
         transformer_cls_names_to_wrap=[],
         state_dict_type="SHARDED_STATE_DICT",  # resumable state: every process writes its own shard
-        mixed_precision_policy=policy,
+        # weights gathered and gradients reduced in fp32; bf16 is the same autocast as in one process (Accelerate
+        # would gather bf16 copies): the numbers a sharded run reports are those its fp32 checkpoint gives
+        mixed_precision_policy=MixedPrecisionPolicy(),
         cpu_ram_efficient_loading=False,  # every process builds the model; it is sharded at prepare
     )
 
@@ -171,9 +169,24 @@ def prepare(accelerator: Any, model: Any, optimizer: Any, train: Any, whole: Any
     blueprint = meta_copy(whole)
     before = {id(p): n for n, p in whole.named_parameters()}
     model, optimizer, train = accelerator.prepare(model, optimizer, train)
+    if accelerator.native_amp:
+        autocast(accelerator, model)
     after = dict(whole.named_parameters())
     strategy.rebind(lambda p: after[before[id(p)]], shard_like)
     return model, optimizer, train, Gathered(accelerator, blueprint, whole, model)
+
+
+def autocast(accelerator: Any, model: Any) -> None:
+    """Run ``model``'s forward under the accelerator's autocast, as ``prepare`` does for an unsharded model
+    (Accelerate's FSDP2 path leaves mixed precision to bf16 copies of the weights, which ftcli does not use)."""
+    from types import MethodType
+
+    from accelerate.utils import convert_outputs_to_fp32, get_mixed_precision_context_manager
+
+    context = get_mixed_precision_context_manager(accelerator.native_amp, accelerator.autocast_handler)
+    model._original_forward = model.forward
+    model.forward = MethodType(context(model.forward.__func__), model)
+    model.forward = MethodType(convert_outputs_to_fp32(model.forward.__func__), model)
 
 
 def shard_like(value: Any, param: Any) -> Any:

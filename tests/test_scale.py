@@ -82,7 +82,8 @@ def test_eval_keeps_each_example_once_when_processes_pad_with_repeats() -> None:
             ["hardware.num_processes=4", "hardware.mixed_precision=bf16"],
             ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"],
         ),
-        ("fsdp", ["hardware.num_processes=2"], ["--use_fsdp", "--fsdp_sharding_strategy FULL_SHARD"]),
+        ("fsdp", ["hardware.num_processes=2"], ["--use_fsdp", "--fsdp_version 2", "--num_processes 2"]),
+        ("cpu_fsdp", [], ["torch.distributed.run", "--nproc_per_node=2"]),
         ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=3"], ["--use_deepspeed", "--zero_stage 3"]),
         (
             "multi_node",
@@ -246,10 +247,12 @@ def test_gradient_checkpointing_trains_the_same_steps(compose, tmp_path) -> None
 
 
 @pytest.mark.slow
-def test_cpu_ddp_sigterm_resume_matches_an_uninterrupted_ddp_run(tmp_path, cache_dir) -> None:
+@pytest.mark.parametrize("hardware", ["cpu_ddp", "cpu_fsdp"])
+def test_cpu_multiprocess_sigterm_resume_matches_an_uninterrupted_run(tmp_path, cache_dir, hardware) -> None:
     """SIGTERM to ``ftcli`` reaches both workers through the launcher; they stop at the same step, save
-    every rank's RNG, and the resumed run ends with the uninterrupted run's weights."""
-    ddp = [*RESUMABLE, "hardware=cpu_ddp", "trainer.batch_size=16", "trainer.save_every_steps=100"]
+    every rank's RNG (and, sharded, each rank's shard of weights and optimizer), and the resumed run ends
+    with the uninterrupted run's weights."""
+    ddp = [*RESUMABLE, f"hardware={hardware}", "trainer.batch_size=16", "trainer.save_every_steps=100"]
     env = {**os.environ, "FTCLI_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "ftcli.cli", "train", *ddp, f"hydra.run.dir={run}"]
@@ -295,7 +298,8 @@ def test_resume_latest_picks_the_newest_complete_state(tmp_path) -> None:
             ["hardware=multi_node", "hardware.machine_rank=2"],
             "hardware.machine_rank=2: must be < num_machines (2)",
         ),
-        (["hardware=cpu", "hardware.distributed=fsdp"], "hardware.distributed=fsdp: needs GPUs"),
+        (["hardware=cpu", "hardware.distributed=deepspeed"], "hardware.distributed=deepspeed: needs GPUs"),
+        (["hardware=fsdp", "hardware.fsdp_sharding=HYBRID_SHARD"], "hardware.fsdp_sharding"),
         (["hardware=cpu", "hardware.num_processes=0"], "hardware.num_processes=0 means one per GPU"),
     ],
 )
