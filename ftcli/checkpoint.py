@@ -316,6 +316,9 @@ def save_state(accelerator: Any, run_dir: Path, state: ResumeState, keep: int) -
 
 def load_state(accelerator: Any, run_dir: Path) -> ResumeState:
     """Restore the newest complete state of ``run_dir`` into the prepared objects; where the run was."""
+    from ftcli.sharding import loading_state
+
     folder = state_folders(run_dir)[-1]
-    accelerator.load_state(str(folder))
+    with loading_state(accelerator, folder):  # sharded: the optimizer state the checkpoint holds, no more, no less
+        accelerator.load_state(str(folder))
     return ResumeState(**json.loads((folder / TRAINER_STATE).read_text()))

@@ -436,6 +436,8 @@ def validate(cfg: DictConfig) -> None:
         errors += _strategy_errors(cfg.strategy)
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
+    if hasattr(cfg, "strategy") and hasattr(cfg, "hardware"):
+        errors += _strategy_on_hardware_errors(cfg.strategy, cfg.hardware)
     if errors:
         raise FtcliError("; ".join(errors))
 
@@ -447,13 +449,28 @@ def _strategy_errors(st: DictConfig) -> list[str]:
     return ["strategy.nesterov=true: only strategy.optimizer=sgd has Nesterov momentum"] if st.nesterov else []
 
 
+def _strategy_on_hardware_errors(st: DictConfig, hw: DictConfig) -> list[str]:
+    """A strategy that cannot work where it would run."""
+    if hw.distributed == "deepspeed" and schema_of("strategy", st) in (GradualUnfreezeConfig, LpFtConfig):
+        return [  # DeepSpeed's ZeRO optimizer is built from the weights that train at the start, once
+            f"strategy={st.name} with hardware.distributed=deepspeed: DeepSpeed gives optimizer state only to the "
+            "weights that train at the start, so the ones unfrozen later would never move; use fsdp or ddp"
+        ]
+    return []
+
+
 def _hardware_errors(hw: DictConfig) -> list[str]:
     """Combinations of hardware keys that cannot run (each key is fine on its own)."""
     errors = []
     if hw.machine_rank >= hw.num_machines:
         errors.append(f"hardware.machine_rank={hw.machine_rank}: must be < num_machines ({hw.num_machines})")
-    if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp", "fsdp"):
-        errors.append(f"hardware.distributed={hw.distributed}: needs GPUs; on CPU use ddp or fsdp (hardware=cpu_fsdp)")
+    if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp", "fsdp", "deepspeed"):
+        errors.append(f"hardware.distributed={hw.distributed}: runs on TPUs (hardware=tpu); on CPU: ddp/fsdp/deepspeed")
+    if hw.distributed == "deepspeed" and hw.zero_stage == 3:  # weights partitioned from the model's construction on
+        errors.append(
+            "hardware.zero_stage=3: ftcli builds models outside DeepSpeed's zero.Init and cannot gather ZeRO-3's "
+            "partitioned weights into checkpoints; for sharded weights use hardware=fsdp (cpu_fsdp), else zero_stage<=2"
+        )
     if hw.num_processes == 0 and hw.accelerator == "cpu":
         errors.append("hardware.num_processes=0 means one per GPU; on CPU give a number")
     return errors

@@ -98,6 +98,10 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "n
         from ftcli.sharding import shard_on_cpu
 
         shard_on_cpu(accelerator, plugin)
+    if cpu and hw.distributed == "deepspeed":
+        from ftcli.sharding import deepspeed_on_cpu
+
+        deepspeed_on_cpu(accelerator, hw, grad_accum)
     return accelerator
 
 

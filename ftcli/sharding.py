@@ -7,6 +7,8 @@ state; a layer's full weights exist only while it runs. Three things follow, all
   layer's forward, ``SHARD_GRAD_OP`` keeps them until backward). Accelerate runs FSDP on GPUs only; on
   CPU processes (gloo) the same plugin is put in place by :func:`shard_on_cpu`, which is how
   ``hardware=cpu_fsdp`` checks sharded training anywhere;
+* DeepSpeed ZeRO (stages 1-2) on CPU processes the same way (:func:`deepspeed_on_cpu`); its weights stay
+  whole on every process, so its checkpoints are written as with DDP;
 * :func:`prepare`: each transformer layer becomes its own shard unit, and a strategy's L2-SP anchors
   follow the parameters they anchor (FSDP replaces them with sharded ones);
 * checkpoints: :class:`Gathered` collects the full weights once, on the main process, into a plain copy
@@ -19,6 +21,9 @@ Resumable state needs nothing here: Accelerate's ``save_state`` writes each proc
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ftcli.config import FtcliError, HardwareConfig
@@ -65,13 +70,39 @@ def shard_on_cpu(accelerator: Any, plugin: Any) -> None:
     PartialState._shared_state["distributed_type"] = DistributedType.FSDP
 
 
+def deepspeed_on_cpu(accelerator: Any, hw: HardwareConfig, grad_accum: int) -> None:
+    """Make a CPU accelerator (gloo processes) run DeepSpeed ZeRO (stages 1-2).
+
+    As with FSDP, Accelerate takes DeepSpeed only for accelerators; DeepSpeed itself runs on CPU (its CPU
+    accelerator, over the gloo group Accelerate started) with a torch optimizer. Its own fused ops are
+    compiled on first use, which takes minutes on a small machine: ftcli never asks for them."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    state = accelerator.state
+    if state.distributed_type != DistributedType.MULTI_CPU:
+        raise FtcliError(
+            "hardware.distributed=deepspeed on CPU needs worker processes: run it with ftcli train (which starts "
+            "them) or under torchrun"
+        )
+    plugin = DeepSpeedPlugin(zero_stage=hw.zero_stage, gradient_accumulation_steps=grad_accum)
+    plugin.set_mixed_precision(state.mixed_precision)
+    plugin.select(_from_accelerator_state=True)
+    state.deepspeed_plugins = plugin
+    state.distributed_type = DistributedType.DEEPSPEED
+    state._mixed_precision = "no"  # DeepSpeed casts the model itself (its bf16 section), as Accelerate sets up
+    accelerator.deepspeed_engine_wrapped = None
+    PartialState._shared_state["distributed_type"] = DistributedType.DEEPSPEED
+
+
 def forget_cpu_sharding() -> None:
     """Before the next job's accelerator in this process: CPU processes are plain ``MULTI_CPU`` again."""
     from accelerate.state import PartialState
     from accelerate.utils import DistributedType
 
     shared = PartialState._shared_state
-    if shared.get("distributed_type") == DistributedType.FSDP and shared.get("backend") == "gloo":
+    promoted = (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if shared.get("distributed_type") in promoted and shared.get("backend") == "gloo":
         shared["distributed_type"] = DistributedType.MULTI_CPU
 
 
@@ -189,6 +220,49 @@ def autocast(accelerator: Any, model: Any) -> None:
     model.forward = MethodType(convert_outputs_to_fp32(model.forward.__func__), model)
 
 
+@contextmanager
+def loading_state(accelerator: Any, folder: Path) -> Iterator[None]:
+    """Around ``accelerator.load_state(folder)``: under FSDP, the optimizer state it loads is exactly the state
+    that was saved.
+
+    A parameter gets optimizer state at its first gradient; some never get one (the pooler ftcli's pooled
+    head leaves unused) or not yet (layers gradual unfreezing has not reached). torch.distributed.checkpoint
+    loads only into state that exists (when there is none it makes some for every trainable parameter) and
+    only for parameters that require gradients, refusing one that has none saved. So, while it loads, the
+    parameters the checkpoint holds state for get an empty state (a step with zero gradients at lr 0: no
+    weight moves) and are the only ones that require gradients; then every parameter is as it was."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from accelerate.utils.fsdp_utils import fsdp2_canonicalize_names
+
+    if not is_sharded(accelerator):
+        yield
+        return
+    prefix = "optimizer.state."
+    saved = dcp.FileSystemReader(str(folder / "optimizer_0")).read_metadata().state_dict_metadata
+    stated = {key[len(prefix) :].rsplit(".", 1)[0] for key in saved if key.startswith(prefix)}
+    named = fsdp2_canonicalize_names(dict(accelerator._models[0].named_parameters()))
+    chosen = {id(p) for name, p in named.items() if name in stated}
+    optimizer = accelerator._optimizers[0].optimizer  # the torch optimizer inside Accelerate's wrapper
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = 0.0
+        for p in group["params"]:
+            p.grad = torch.zeros_like(p) if id(p) in chosen else None
+    optimizer.step()
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    trains = {id(p): p.requires_grad for p in named.values()}
+    for p in named.values():
+        p.requires_grad_(id(p) in chosen)
+    try:
+        yield
+    finally:
+        for p in named.values():
+            p.requires_grad_(trains[id(p)])
+
+
 def shard_like(value: Any, param: Any) -> Any:
     """``value`` (a full tensor, the same on every process) laid out like the sharded ``param``."""
     from torch.distributed.tensor import DTensor, distribute_tensor
@@ -196,4 +270,3 @@ def shard_like(value: Any, param: Any) -> Any:
     if not isinstance(param, DTensor):
         return value
     return distribute_tensor(value.to(param.device), param.device_mesh, param.placements)
-

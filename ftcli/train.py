@@ -160,6 +160,10 @@ def make_batches(run: Run, built: Built, encoded: dict[str, Any]) -> Batches:
     cfg, task, acc = run.cfg, run.task, run.accelerator
     tc, n = cfg.trainer, acc.num_processes
     eval_batch = inference_batch_size(tc.eval_batch_size, acc.device)
+    if getattr(acc.state, "deepspeed_plugin", None) is not None:  # what DeepSpeed reads from its own config
+        ds = acc.state.deepspeed_plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = tc.batch_size  # a batch sampler hides the size from prepare
+        ds["gradient_clipping"] = cfg.strategy.max_grad_norm  # it clips inside its step (0: not at all)
     if built.strategy.frozen_backbone and cfg.strategy.cache_features and task.caches_features(built.model):
         return feature_batches(run, built, encoded, eval_batch)
     budget = tc.max_tokens and tc.max_tokens * n
@@ -213,8 +217,6 @@ def make_optimisation(run: Run, built: Built, batches: Batches) -> Optimisation:
     optimizer = build_optimizer(cfg.strategy, built.strategy.param_groups(model), acc.device)
     if tc.compile:
         model = torch.compile(model)
-    if getattr(acc.state, "deepspeed_plugin", None) is not None:  # a batch sampler hides the size
-        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
     model, optimizer, train, weights = prepare(acc, model, optimizer, batches.train, built.model, built.strategy)
     steps_per_epoch = math.ceil(len(train) / tc.grad_accum)
     total = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
