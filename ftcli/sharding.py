@@ -1,21 +1,21 @@
 """Sharded training (PyTorch FSDP2 through Accelerate's plugin), and the weights it leaves in pieces.
 
 Under ``hardware.distributed=fsdp`` every process holds a shard of each weight, gradient and optimizer
-state; a layer's full weights exist only while it runs. Three things follow, all kept here:
+state; a layer's full weights exist only while it runs. What follows from that is kept here:
 
 * the accelerator: Accelerate's FSDP plugin (FSDP2; ``FULL_SHARD`` frees gathered weights after each
   layer's forward, ``SHARD_GRAD_OP`` keeps them until backward). Accelerate runs FSDP on GPUs only; on
   CPU processes (gloo) the same plugin is put in place by :func:`shard_on_cpu`, which is how
-  ``hardware=cpu_fsdp`` checks sharded training anywhere;
-* DeepSpeed ZeRO (stages 1-2) on CPU processes the same way (:func:`deepspeed_on_cpu`); its weights stay
-  whole on every process, so its checkpoints are written as with DDP;
-* :func:`prepare`: each transformer layer becomes its own shard unit, and a strategy's L2-SP anchors
-  follow the parameters they anchor (FSDP replaces them with sharded ones);
+  ``hardware=cpu_fsdp`` checks sharded training anywhere. DeepSpeed ZeRO (stages 1-2) runs on CPU
+  processes the same way (:func:`deepspeed_on_cpu`); its weights stay whole on every process, so its
+  checkpoints are written as with DDP;
+* :func:`prepare`: each transformer layer becomes its own shard unit, the forward runs under the same
+  autocast as in one process, and a strategy's L2-SP anchors follow the parameters they anchor (FSDP
+  replaces them with sharded ones);
 * checkpoints: :class:`Gathered` collects the full weights once, on the main process, into a plain copy
-  of the model that ``save_pretrained`` writes like any other (every process must call it).
-
-Resumable state needs nothing here: Accelerate's ``save_state`` writes each process's shard
-(torch.distributed.checkpoint) and ``load_state`` reads them back.
+  of the model that ``save_pretrained`` writes like any other (every process must call it);
+* resumable state: Accelerate's ``save_state`` writes each process's shard (torch.distributed.checkpoint);
+  :func:`loading_state` makes ``load_state`` restore exactly the optimizer state that was saved.
 """
 
 from __future__ import annotations
