@@ -162,32 +162,40 @@ def _natural(path: Path) -> list[Any]:
 class Keeper:
     """``checkpoints/best`` and ``checkpoints/last`` of a run, written by the main process.
 
-    A head-only run trains in seconds, and every full-model write costs a backbone's worth of disk:
-    its best head waits in memory and is written once, before a state save, an error or the end."""
+    ``weights`` gives the full model (:mod:`ftcli.sharding`): the model itself, or, when it is sharded,
+    its weights gathered by every process onto the main one, which is why every process calls these
+    methods. A head-only run trains in seconds, and every full-model write costs a backbone's worth of
+    disk: its best head waits in memory and is written once, before a state save, an error or the end."""
 
     def __init__(
         self,
         run_cfg: Any,
         out_dir: Path,
-        model: Any,
+        weights: Any,
         processor: Any,
         strategy: Any,
         head: Any,
         enabled: bool,
         summary: dict[str, Any],
+        main: bool,
     ) -> None:
         self.run_cfg, self.dir, self.enabled = run_cfg, Path(out_dir) / "checkpoints", enabled
         self.summary = summary  # trainable and total parameters: its metrics.json and model card say them
-        self.model, self.processor, self.strategy, self.head = model, processor, strategy, head
+        self.weights, self.processor, self.strategy, self.head = weights, processor, strategy, head
+        self.main = main
+        # other processes take part only in gathering a sharded model (trainer.save_checkpoints=false: none)
+        self.enabled = enabled and (self.main or weights.collective)
         self.pending: dict[str, Any] = {}
 
     def save(self, name: str, metrics: dict[str, Any]) -> None:
-        if not self.enabled:  # other processes, or trainer.save_checkpoints=false
+        if not self.enabled:
             return
-        live = self.model  # LoRA: saved merged (strategy.model_to_save)
-        metrics = {**metrics, **self.summary}
-        save_checkpoint(self.strategy.model_to_save(live), self.processor, self.dir / name, self.run_cfg, metrics)
-        self.strategy.after_save(live, self.dir / name)
+        model = self.weights.gather()  # under sharding: collective, and None except on the main process
+        if model is None:
+            return
+        metrics = {**metrics, **self.summary}  # LoRA: saved merged (strategy.model_to_save)
+        save_checkpoint(self.strategy.model_to_save(model), self.processor, self.dir / name, self.run_cfg, metrics)
+        self.strategy.after_save(model, self.dir / name)
 
     def best(self, metrics: dict[str, Any]) -> None:
         if not self.enabled:
@@ -211,8 +219,9 @@ class Keeper:
         best = self.dir / "best"
         if not self.enabled:
             return
-        if best_metrics.get("step") == last_metrics.get("step") and best.is_dir():
-            link_checkpoint(best, self.dir / "last")  # same weights: no second write
+        if best_metrics.get("step") == last_metrics.get("step") and (self.weights.collective or best.is_dir()):
+            if self.main:  # same weights: no second write (and, sharded, no second gather)
+                link_checkpoint(best, self.dir / "last")
         else:
             self.save("last", last_metrics)
 
@@ -311,6 +320,9 @@ def save_state(accelerator: Any, run_dir: Path, state: ResumeState, keep: int) -
 
 def load_state(accelerator: Any, run_dir: Path) -> ResumeState:
     """Restore the newest complete state of ``run_dir`` into the prepared objects; where the run was."""
+    from ftcli.sharding import loading_state
+
     folder = state_folders(run_dir)[-1]
-    accelerator.load_state(str(folder))
+    with loading_state(accelerator, folder):  # sharded: the optimizer state the checkpoint holds, no more, no less
+        accelerator.load_state(str(folder))
     return ResumeState(**json.loads((folder / TRAINER_STATE).read_text()))

@@ -277,7 +277,8 @@ class HardwareConfig(Schema):
     # (sharded weights and optimizer state), "xla" (TPU cores). Anything but "no" launches workers.
     distributed: str = opt("no", choices=("no", "ddp", "fsdp", "deepspeed", "xla"))
     zero_stage: int = opt(2, ge=0, le=3)  # deepspeed: 1 optimizer, 2 +gradients, 3 +weights sharded
-    fsdp_sharding: str = opt("FULL_SHARD", choices=("FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD", "NO_SHARD"))
+    # fsdp (FSDP2): FULL_SHARD frees each layer's gathered weights after its forward; SHARD_GRAD_OP keeps them
+    fsdp_sharding: str = opt("FULL_SHARD", choices=("FULL_SHARD", "SHARD_GRAD_OP"))
     num_machines: int = opt(1, ge=1)  # nodes; each runs the same command with its own machine_rank
     machine_rank: int = opt(0, ge=0)
     main_process_ip: str | None = None  # rank-0 node's address (num_machines > 1)
@@ -512,6 +513,8 @@ def validate(cfg: DictConfig) -> None:
         errors += _inputs_errors(cfg.dataset, schema_of("task", cfg.task))
     if hasattr(cfg, "hardware"):
         errors += _hardware_errors(cfg.hardware)
+    if hasattr(cfg, "strategy") and hasattr(cfg, "hardware"):
+        errors += _strategy_on_hardware_errors(cfg.strategy, cfg.hardware)
     resolved = [e for e in errors if not e.startswith(UNRESOLVED)]  # a bad value explains its interpolations
     errors = resolved or [e.removeprefix(UNRESOLVED) for e in errors]
     if errors:
@@ -549,13 +552,28 @@ def _inputs_errors(ds: DictConfig, task: type[TaskConfig]) -> list[str]:
     return []
 
 
+def _strategy_on_hardware_errors(st: DictConfig, hw: DictConfig) -> list[str]:
+    """A strategy that cannot work where it would run."""
+    if hw.distributed == "deepspeed" and schema_of("strategy", st) in (GradualUnfreezeConfig, LpFtConfig):
+        return [  # DeepSpeed's ZeRO optimizer is built from the weights that train at the start, once
+            f"strategy={st.name} with hardware.distributed=deepspeed: DeepSpeed gives optimizer state only to the "
+            "weights that train at the start, so the ones unfrozen later would never move; use fsdp or ddp"
+        ]
+    return []
+
+
 def _hardware_errors(hw: DictConfig) -> list[str]:
     """Combinations of hardware keys that cannot run (each key is fine on its own)."""
     errors = []
     if hw.machine_rank >= hw.num_machines:
         errors.append(f"hardware.machine_rank={hw.machine_rank}: must be < num_machines ({hw.num_machines})")
-    if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp"):
-        errors.append(f"hardware.distributed={hw.distributed}: needs GPUs; on CPU use ddp (hardware=cpu_ddp)")
+    if hw.accelerator == "cpu" and hw.distributed not in ("no", "ddp", "fsdp", "deepspeed"):
+        errors.append(f"hardware.distributed={hw.distributed}: runs on TPUs (hardware=tpu); on CPU: ddp/fsdp/deepspeed")
+    if hw.distributed == "deepspeed" and hw.zero_stage == 3:  # weights partitioned from the model's construction on
+        errors.append(
+            "hardware.zero_stage=3: ftcli builds models outside DeepSpeed's zero.Init and cannot gather ZeRO-3's "
+            "partitioned weights into checkpoints; for sharded weights use hardware=fsdp (cpu_fsdp), else zero_stage<=2"
+        )
     if hw.num_processes == 0 and hw.accelerator == "cpu":
         errors.append("hardware.num_processes=0 means one per GPU; on CPU give a number")
     return errors

@@ -98,22 +98,9 @@ def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
             raise FtcliError("hardware.main_process_ip is required when num_machines > 1 (the rank-0 node's address)")
         cmd += ["--machine_rank", str(hw.machine_rank), "--main_process_ip", str(hw.main_process_ip)]
     if hw.distributed == "fsdp":
-        cmd += [
-            "--use_fsdp",
-            "--fsdp_sharding_strategy",
-            hw.fsdp_sharding,
-            # by size: works for any backbone (ftcli's pooled model names no layer class to wrap)
-            "--fsdp_auto_wrap_policy",
-            "SIZE_BASED_WRAP",
-            "--fsdp_min_num_params",
-            "1000000",
-            "--fsdp_state_dict_type",
-            "SHARDED_STATE_DICT",
-            "--fsdp_use_orig_params",
-            "true",
-            "--fsdp_sync_module_states",
-            "true",
-        ]
+        # FSDP2; how it shards (per layer, full or grad-op, sharded state) is the plugin's that each worker
+        # builds from the same config (sharding.fsdp_plugin), not a second copy in launcher flags
+        cmd += ["--use_fsdp", "--fsdp_version", "2"]
     elif hw.distributed == "deepspeed":
         cmd += [
             "--use_deepspeed",

@@ -80,14 +80,29 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "n
     # DDP must not wait for gradients that never come.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     fresh_state()
-    return Accelerator(
+    plugin = None
+    if hw.distributed == "fsdp":  # weights, gradients and optimizer state sharded (ftcli/sharding.py)
+        from ftcli.sharding import fsdp_plugin
+
+        plugin = fsdp_plugin(hw)
+    accelerator = Accelerator(
         cpu=cpu,
         mixed_precision=precision,
         gradient_accumulation_steps=grad_accum,
         kwargs_handlers=[ddp],
         log_with=trackers,
         project_dir=project_dir,
+        fsdp_plugin=None if cpu else plugin,
     )
+    if cpu and plugin is not None:
+        from ftcli.sharding import shard_on_cpu
+
+        shard_on_cpu(accelerator, plugin)
+    if cpu and hw.distributed == "deepspeed":
+        from ftcli.sharding import deepspeed_on_cpu
+
+        deepspeed_on_cpu(accelerator, hw, grad_accum)
+    return accelerator
 
 
 def fresh_state() -> None:
@@ -98,8 +113,11 @@ def fresh_state() -> None:
     There is no public reset: this uses the one Accelerate's own tests use."""
     from accelerate.state import AcceleratorState, GradientState
 
+    from ftcli.sharding import forget_cpu_sharding
+
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
+    forget_cpu_sharding()
 
 
 def inference_batch_size(size: int | None, device: Any) -> int:

@@ -12,6 +12,7 @@ stay in eval mode (``architectures.pin_frozen_norms``): their running statistics
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,17 @@ class Strategy:
             if p.requires_grad:
                 term = p.pow(2).sum()
                 total = term if total is None else total + term
-        return None if total is None else 0.5 * self.cfg.reg_lambda * total
+        if total is None:
+            return None
+        if hasattr(total, "full_tensor"):  # sharded (FSDP): each process summed its shards; add them up
+            total = total.full_tensor()
+        return 0.5 * self.cfg.reg_lambda * total
+
+    def rebind(self, new: Callable[[nn.Parameter], nn.Parameter], like: Callable[[torch.Tensor, Any], Any]) -> None:
+        """Sharding replaced the model's parameters (``new(old)``): the penalty follows them, θ0 laid out
+        like each (``like(θ0, new parameter)``)."""
+        self.theta0 = [(new(p), like(p0, new(p))) for p, p0 in self.theta0]
+        self.new_params = [new(p) for p in self.new_params]
 
     def on_step(self, model: nn.Module, step: int, steps_per_epoch: int) -> bool:
         """Schedules: called before training (at the start or resumed step) and after each optimizer

@@ -71,6 +71,7 @@ class Optimisation:
     steps_per_epoch: int
     total_steps: int
     epochs: int
+    weights: Any  # where checkpoints read the full model (gathered from its shards under FSDP)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -84,8 +85,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     batches = make_batches(run, built, encoded)
     opt = make_optimisation(run, built, batches)
     state = restore(run, opt)
-    saves = run.main and run.cfg.trainer.save_checkpoints
-    keeper = Keeper(run.cfg, run.out_dir, built.model, processor, built.strategy, batches.head, saves, built.summary)
+    saves = run.cfg.trainer.save_checkpoints  # every process: a sharded model is gathered by all of them
+    keeper = Keeper(
+        run.cfg, run.out_dir, opt.weights, processor, built.strategy, batches.head, saves, built.summary, run.main
+    )
     loop = Loop(run, built, batches, opt, keeper, state)
     loop.fit()
     return finish(run, built, keeper, loop)
@@ -162,6 +165,10 @@ def make_batches(run: Run, built: Built, encoded: dict[str, Any]) -> Batches:
     cfg, task, acc = run.cfg, run.task, run.accelerator
     tc, n = cfg.trainer, acc.num_processes
     eval_batch = inference_batch_size(tc.eval_batch_size, acc.device)
+    if getattr(acc.state, "deepspeed_plugin", None) is not None:  # what DeepSpeed reads from its own config
+        ds = acc.state.deepspeed_plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = tc.batch_size  # a batch sampler hides the size from prepare
+        ds["gradient_clipping"] = cfg.strategy.max_grad_norm  # it clips inside its step (0: not at all)
     if built.strategy.frozen_backbone and cfg.strategy.cache_features and task.caches_features(built.model):
         return feature_batches(run, built, encoded, eval_batch)
     budget = tc.max_tokens and tc.max_tokens * n
@@ -208,15 +215,14 @@ def make_optimisation(run: Run, built: Built, batches: Batches) -> Optimisation:
     over the step count *after* prepare (per process)."""
     from ftcli.features import HeadModel
     from ftcli.optim import build_optimizer, build_schedule
+    from ftcli.sharding import prepare
 
     cfg, acc, tc = run.cfg, run.accelerator, run.cfg.trainer
     model = HeadModel(batches.head) if batches.head is not None else built.model
     optimizer = build_optimizer(cfg.strategy, built.strategy.param_groups(model), acc.device)
     if tc.compile:
         model = torch.compile(model)
-    if getattr(acc.state, "deepspeed_plugin", None) is not None:  # a batch sampler hides the size
-        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
-    model, optimizer, train = acc.prepare(model, optimizer, batches.train)
+    model, optimizer, train, weights = prepare(acc, model, optimizer, batches.train, built.model, built.strategy)
     steps_per_epoch = math.ceil(len(train) / tc.grad_accum)
     total = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
     epochs = math.ceil(total / steps_per_epoch)
@@ -229,7 +235,7 @@ def make_optimisation(run: Run, built: Built, batches: Batches) -> Optimisation:
         f"({tc.batch_size} per device × {n} processes × {tc.grad_accum} accumulated){budget} · "
         f"{cfg.strategy.optimizer}, {cfg.strategy.schedule} schedule · device {acc.device}"
     )
-    return Optimisation(model, optimizer, scheduler, train, steps_per_epoch, total, epochs)
+    return Optimisation(model, optimizer, scheduler, train, steps_per_epoch, total, epochs, weights)
 
 
 def restore(run: Run, opt: Optimisation) -> ResumeState:
@@ -340,10 +346,13 @@ class Loop:
             self.progress.update(step)
             return
         elapsed = time.perf_counter() - self.t0
+        loss, acc = self.running / self.micro, self.run.accelerator
+        if acc.num_processes > 1:  # each process saw its slice of the global batches: log their mean
+            loss = acc.reduce(torch.tensor(loss, device=acc.device), "mean").item()
         record = {
             "step": step,
             "epoch": epoch,
-            "loss": self.running / self.micro,
+            "loss": loss,
             "lr": self.opt.scheduler.get_last_lr()[0],
             "samples_per_s": self.seen / elapsed,
             "tokens_per_s": self.tokens / elapsed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -82,8 +83,14 @@ def test_eval_keeps_each_example_once_when_processes_pad_with_repeats() -> None:
             ["hardware.num_processes=4", "hardware.mixed_precision=bf16"],
             ["--multi_gpu", "--num_processes 4", "--mixed_precision bf16"],
         ),
-        ("fsdp", ["hardware.num_processes=2"], ["--use_fsdp", "--fsdp_sharding_strategy FULL_SHARD"]),
-        ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=3"], ["--use_deepspeed", "--zero_stage 3"]),
+        ("fsdp", ["hardware.num_processes=2"], ["--use_fsdp", "--fsdp_version 2", "--num_processes 2"]),
+        ("cpu_fsdp", [], ["torch.distributed.run", "--nproc_per_node=2"]),
+        ("deepspeed", ["hardware.num_processes=2", "hardware.zero_stage=1"], ["--use_deepspeed", "--zero_stage 1"]),
+        (
+            "deepspeed",
+            ["hardware.accelerator=cpu", "hardware.num_processes=2"],
+            ["torch.distributed.run", "--nproc_per_node=2"],
+        ),
         (
             "multi_node",
             ["hardware.num_processes=8", "hardware.machine_rank=1", "hardware.main_process_ip=10.0.0.1"],
@@ -245,11 +252,25 @@ def test_gradient_checkpointing_trains_the_same_steps(compose, tmp_path) -> None
     np.testing.assert_allclose(ckpt["loss"], plain["loss"], rtol=1e-5)
 
 
+# 2 CPU processes: data parallel, FSDP, DeepSpeed ZeRO-2 (when deepspeed is installed)
+DEEPSPEED_CPU = ["hardware=deepspeed", "hardware.accelerator=cpu", "hardware.num_processes=2", "hardware.cpu_threads=1"]
+NO_DEEPSPEED = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed")
+
+
 @pytest.mark.slow
-def test_cpu_ddp_sigterm_resume_matches_an_uninterrupted_ddp_run(tmp_path, cache_dir) -> None:
+@pytest.mark.parametrize(
+    "hardware",
+    [
+        pytest.param(["hardware=cpu_ddp"], id="cpu_ddp"),
+        pytest.param(["hardware=cpu_fsdp"], id="cpu_fsdp"),
+        pytest.param(DEEPSPEED_CPU, marks=NO_DEEPSPEED, id="deepspeed"),
+    ],
+)
+def test_cpu_multiprocess_sigterm_resume_matches_an_uninterrupted_run(tmp_path, cache_dir, hardware) -> None:
     """SIGTERM to ``ftcli`` reaches both workers through the launcher; they stop at the same step, save
-    every rank's RNG, and the resumed run ends with the uninterrupted run's weights."""
-    ddp = [*RESUMABLE, "hardware=cpu_ddp", "trainer.batch_size=16", "trainer.save_every_steps=100"]
+    every rank's RNG (and, sharded, each rank's shard of weights and optimizer), and the resumed run ends
+    with the uninterrupted run's weights."""
+    ddp = [*RESUMABLE, *hardware, "trainer.batch_size=16", "trainer.save_every_steps=100"]
     env = {**os.environ, "FTCLI_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "ftcli.cli", "train", *ddp, f"hydra.run.dir={run}"]
@@ -295,7 +316,10 @@ def test_resume_latest_picks_the_newest_complete_state(tmp_path) -> None:
             ["hardware=multi_node", "hardware.machine_rank=2"],
             "hardware.machine_rank=2: must be < num_machines (2)",
         ),
-        (["hardware=cpu", "hardware.distributed=fsdp"], "hardware.distributed=fsdp: needs GPUs"),
+        (["hardware=cpu", "hardware.distributed=xla"], "hardware.distributed=xla: runs on TPUs"),
+        (["hardware=deepspeed", "hardware.zero_stage=3"], "hardware.zero_stage=3: ftcli builds models outside"),
+        (["hardware=deepspeed", "strategy=lp_ft"], "strategy=lp_ft with hardware.distributed=deepspeed"),
+        (["hardware=fsdp", "hardware.fsdp_sharding=HYBRID_SHARD"], "hardware.fsdp_sharding"),
         (["hardware=cpu", "hardware.num_processes=0"], "hardware.num_processes=0 means one per GPU"),
     ],
 )
