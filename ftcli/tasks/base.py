@@ -182,6 +182,10 @@ class Task:
         metrics["samples_per_s"] = len(labels) / max(time.perf_counter() - start, 1e-9)
         return metrics
 
+    def beside(self, metrics: dict[str, Any]) -> str:
+        """What a validation line shows beside the metric (CLIP: its zero-shot baseline); '' for most tasks."""
+        return ""
+
     def eval_extras(
         self, outputs: np.ndarray, labels: np.ndarray, options: Any, seed: int, other: OtherSplit | None = None
     ) -> dict[str, Any]:
