@@ -53,6 +53,7 @@ class ClipImages(ImageTask):
         return load_processor(model, self.cache_dir, side, self.prompt_texts(data))
 
     def encode(self, ds: Any, columns: list[str], processor: Any, model: ModelConfig) -> Any:
+        self.tokenizer, self.max_length = processor.tokenizer, int(model.get("max_length") or self.max_length)
         encoded = super().encode(ds, columns, processor.image_processor, model)
         self.validation = encoded  # train, then validation (train.load_data): the last one is measured
         return encoded

@@ -10,7 +10,7 @@ from ftcli.tasks.classification import Classification
 from ftcli.tasks.clip import ClipImages
 
 
-class ClipClassification(Classification, ClipImages):
+class ClipClassification(ClipImages, Classification):
     schema = ClipClassificationConfig
     example_call = 'run("cat.jpg")  # the fine-tuned head; CLIPModel.from_pretrained(path) reads both towers'
     predict_example = "image=cat.jpg  (or labels=[cat,dog] for zero-shot over other names)"

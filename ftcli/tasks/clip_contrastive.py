@@ -14,7 +14,7 @@ from ftcli.tasks.classification import Classification
 from ftcli.tasks.clip import ClipImages
 
 
-class ClipContrastive(Classification, ClipImages):
+class ClipContrastive(ClipImages, Classification):
     schema = ClipContrastiveConfig
     fixed = ("classifier.",)  # the head is derived from the text tower before every evaluation
 
