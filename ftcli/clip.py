@@ -171,38 +171,87 @@ def set_random_head(model: Any, seed: int) -> None:
 # the contrastive loss
 
 
-def gather_with_grad(x: Any) -> Any:
-    """Every process's rows of ``x`` (same shape on each), in rank order; this process's own rows keep their
-    gradient (the others are constants here: each process back-propagates through its own part, and DDP's
-    gradient average sums the parts — open_clip's ``local_loss=False, gather_with_grad=False``)."""
+def distributed() -> tuple[int, int]:
+    """(this process's rank, the number of processes): (0, 1) outside torch.distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather_rows() -> Any:
     import torch
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[dist.get_rank()] = x
-    return torch.cat(parts)
+    class GatherRows(torch.autograd.Function):
+        """Every process's rows, in rank order (sizes may differ); backward: each process's gradient for the
+        whole gathered tensor is summed over processes and every process keeps its own rows' part — every
+        process's loss used every row, so every row's owner gets all of their gradient."""
+
+        @staticmethod
+        def forward(ctx: Any, x: Any) -> Any:
+            world = dist.get_world_size()
+            size = torch.tensor([x.shape[0]], device=x.device)
+            sizes = [torch.zeros_like(size) for _ in range(world)]
+            dist.all_gather(sizes, size)
+            counts = [int(n) for n in sizes]
+            padded = x.new_zeros((max(counts), *x.shape[1:]))
+            padded[: x.shape[0]] = x
+            parts = [torch.zeros_like(padded) for _ in range(world)]
+            dist.all_gather(parts, padded.contiguous())
+            ctx.counts, ctx.rank = counts, dist.get_rank()
+            return torch.cat([p[:n] for p, n in zip(parts, counts, strict=True)])
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            grad = grad.contiguous().clone()
+            dist.all_reduce(grad)
+            start = sum(ctx.counts[: ctx.rank])
+            return grad[start : start + ctx.counts[ctx.rank]]
+
+    return GatherRows
+
+
+def gather_rows(x: Any) -> Any:
+    """Every process's rows of ``x`` in rank order, differentiable (see ``GatherRows``); ``x`` alone in one process."""
+    return x if distributed()[1] == 1 else _gather_rows().apply(x)
 
 
 def contrastive_loss(image: Any, text: Any, logit_scale: Any) -> Any:
-    """CLIP's symmetric InfoNCE over the *global* batch: this process's images against every process's texts
-    and its texts against every image; pairs are (image i, text i). ``image``/``text``: normalised [B, D].
+    """CLIP's symmetric InfoNCE over the *global* batch: pairs are (image i, text i) across every process;
+    each process's images are scored against every process's texts and its texts against every image
+    (global negatives). ``image``/``text``: this process's normalised embeddings [B, D]; ``logit_scale``: CLIP's
+    learnable log temperature (its exp capped at 100, as CLIP does).
 
-    Each process returns its rows' share of the global mean (local mean × world size / global count is the
-    same when batches are equal); DDP averages gradients over processes, so n processes step exactly as one
-    process with the whole batch."""
+    Each process's rows give their share of the global mean (× processes / global batch), and gradients flow
+    back to the rows' owners through the gather, so after DDP averages the gradients over processes, n
+    processes take exactly the step one process takes with the whole batch. The value returned is the
+    global loss itself on every process (the shares' mean, exchanged without gradient)."""
     import torch
     import torch.distributed as dist
 
+    rank, world = distributed()
     scale = logit_scale.exp().clamp(max=100.0)
-    all_image, all_text = gather_with_grad(image.float()), gather_with_grad(text.float())
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    targets = torch.arange(len(image), device=image.device) + rank * len(image)
-    per_image = torch.nn.functional.cross_entropy(scale * image.float() @ all_text.T, targets)
-    per_text = torch.nn.functional.cross_entropy(scale * text.float() @ all_image.T, targets)
-    return (per_image + per_text) / 2
+    image, text = image.float(), text.float()
+    all_image, all_text = gather_rows(image), gather_rows(text)
+    offset = 0
+    if world > 1:  # this process's first row in the global batch
+        mine = torch.tensor([len(image)], device=image.device)
+        parts = [torch.zeros_like(mine) for _ in range(world)]
+        dist.all_gather(parts, mine)
+        counts = [int(n) for n in parts]
+        offset = sum(counts[:rank])
+    targets = torch.arange(len(image), device=image.device) + offset
+    ce = torch.nn.functional.cross_entropy
+    per_image = ce(scale * image @ all_text.T, targets, reduction="sum")
+    per_text = ce(scale * text @ all_image.T, targets, reduction="sum")
+    share = (per_image + per_text) / 2 * world / len(all_image)
+    if world == 1:
+        return share
+    total = share.detach().clone()
+    dist.all_reduce(total)
+    return share + (total / world - share.detach())  # the global value; the gradient of this process's share
 
 
 # ----------------------------------------------------------------------------------------------
