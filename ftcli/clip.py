@@ -137,6 +137,7 @@ def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: li
     import torch
 
     prompts = [t.format(n) for n in names for t in templates]
+    max_length = min(max_length, int(model.config.text_config.max_position_embeddings))
     device = model.logit_scale.device
     was = model.training
     model.eval()

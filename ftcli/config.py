@@ -356,6 +356,8 @@ class EvalOptions:
     calibration_split: str | None = opt(None, choices=("train", "validation", "test"))  # None: half of split
     plots: bool = True  # PNGs and report.md in the run dir (needs matplotlib: the plots extra)
     allow_pickle: bool = False  # load a checkpoint whose weights are pickle files (can run code)
+    # a CLIP model folder not written by ftcli (zero-shot, no training): the prompts of each class name
+    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
 
 
 @dataclass

@@ -98,8 +98,9 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     validate(cfg)
     if sum(cfg.get(k) is not None for k in ("text", "image", "input")) != 1:
         raise FtcliError('predict needs exactly one of text="...", image=<file> or input=<file> (with output=<file>)')
-    model, processor, run_cfg = load_checkpoint(resolve_checkpoint(cfg.checkpoint))
-    task = task_of(run_cfg)
+    folder = resolve_checkpoint(cfg.checkpoint)
+    model, processor, run_cfg = load_checkpoint(folder)
+    task = task_of(run_cfg, folder)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     model_cfg = run_cfg.model if run_cfg is not None else OmegaConf.create({"max_length": 512})
     accelerator = make_accelerator(cfg.hardware)

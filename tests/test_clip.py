@@ -216,6 +216,28 @@ def test_checkpoint_in_plain_transformers_reproduces_ftcli(contrastive, tmp_path
     assert top["label"] == max(ours, key=ours.get)
 
 
+def test_zero_shot_evaluation_of_a_clip_folder_from_elsewhere(contrastive, tmp_path: Path) -> None:
+    """A plain CLIPModel folder (no ftcli files, no training): ftcli eval makes the zero-shot head from the
+    data's class names and eval.templates, writes eval.json and the report, and gets the run's own number."""
+    from transformers import AutoProcessor, CLIPModel
+
+    from ftcli.config import ASSETS_DIR
+
+    out, _, result = contrastive
+    plain = tmp_path / "plain"
+    CLIPModel.from_pretrained(out / "checkpoints" / "best").save_pretrained(plain)
+    AutoProcessor.from_pretrained(out / "checkpoints" / "best").save_pretrained(plain)
+    digits = ASSETS_DIR / "digits"
+    data = ["dataset=files", f"dataset.train_file={digits / 'train.parquet'}", "dataset.image_column=image"]
+    data += [f"dataset.validation_file={digits / 'validation.parquet'}", "dataset.max_eval_samples=100"]
+    args = [f"checkpoint={plain}", *data, DIGITS.replace("task.", "eval."), FP32, "eval.bootstrap=0"]
+    r = ftcli("eval", *args, f"hydra.run.dir={tmp_path / 'eval'}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert metrics["task"] == "clip_classification" and (tmp_path / "eval" / "report.md").is_file()
+    assert metrics["accuracy"] == pytest.approx(result["accuracy"])
+
+
 def test_predict_zero_shot_over_any_labels(contrastive, tmp_path: Path) -> None:
     out, _, _ = contrastive
     image_path, _ = _digit_png(tmp_path)
@@ -315,3 +337,25 @@ def test_acceptance_contrastive_training_takes_zero_shot_from_chance_to_090(tmp_
     print({k: result[k] for k in ("zeroshot_accuracy", "accuracy", "zeroshot_i2t_r1", "i2t_r1", "t2i_r1")})
     assert result["zeroshot_accuracy"] < 0.2
     assert result["accuracy"] >= 0.90 and result["i2t_r1"] >= 0.90
+
+
+@pytest.mark.slow
+def test_cpu_ddp_contrastive_run_matches_one_process(tmp_path: Path, cache_dir: Path) -> None:
+    """hardware=cpu_ddp (2 gloo processes × 16) against 1 process × 32: the same logged losses and the same
+    accuracy (augmentation off: its crops are drawn per process)."""
+    common = ["model=tiny_clip", "dataset=digits_captions", "dataset.augment=false", "strategy=full", FP32]
+    common += ["trainer.epochs=1", "trainer.save_checkpoints=false", "trainer.log_every_steps=5"]
+    runs = {}
+    for hw, batch in (("cpu", 32), ("cpu_ddp", 16)):
+        run = tmp_path / hw
+        extra = ["hardware.cpu_threads=1"] if hw == "cpu" else []
+        args = [*common, f"hardware={hw}", *extra, f"trainer.batch_size={batch}", f"hydra.run.dir={run}"]
+        r = ftcli("train", *args, env={"FTCLI_CACHE_DIR": str(cache_dir)})
+        assert r.returncode == 0, r.stderr[-3000:]
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        runs[hw] = (
+            [x["loss"] for x in rows if "split" not in x and "loss" in x],
+            json.loads((run / "metrics.json").read_text()),
+        )
+    np.testing.assert_allclose(runs["cpu_ddp"][0], runs["cpu"][0], rtol=1e-4)
+    assert runs["cpu_ddp"][1]["accuracy"] == pytest.approx(runs["cpu"][1]["accuracy"], abs=0.01)

@@ -118,6 +118,10 @@ class Task:
         """What a checkpoint folder lacks to rebuild the processor, or None."""
         return None
 
+    def checkpoint_labels(self, model: Any, processor: Any, dataset: Any, seed: int, options: Any) -> list[str]:
+        """The names of a loaded checkpoint's outputs, in order (``ftcli eval``; ``options``: cfg.eval)."""
+        return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
     def load_pretrained(self, folder: Path, trust_remote_code: bool, allow_pickle: bool) -> tuple[Any, Any]:
         """(model, processor) from a checkpoint folder through transformers' Auto classes."""
         raise NotImplementedError

@@ -123,7 +123,26 @@ class ClipImages(ImageTask):
         model = FtcliClipForImageClassification.from_pretrained(folder, use_safetensors=safetensors_only)
         processor = AutoProcessor.from_pretrained(folder)
         self.prepare(model, processor)
+        # a CLIP folder from elsewhere has no head yet: checkpoint_labels makes the zero-shot one
+        model.ftcli_plain = type(model).__name__ not in (model.config.architectures or [])
         return model, processor
+
+    def checkpoint_labels(self, model: Any, processor: Any, dataset: Any, seed: int, options: Any) -> list[str]:
+        """A CLIP folder not written by ftcli (zero-shot evaluation, no training): the data's class names,
+        and the head made from them with ``eval.templates``."""
+        from torch import nn
+
+        from ftcli.clip import set_zero_shot_head
+
+        if not getattr(model, "ftcli_plain", False):
+            return super().checkpoint_labels(model, processor, dataset, seed, options)
+        names = self.load_data(dataset, seed).label_names
+        self.cfg.templates = list(options.templates)
+        model.classifier = nn.Linear(model.config.projection_dim, len(names), bias=False)
+        model.config.id2label = dict(enumerate(names))
+        model.config.label2id = {n: i for i, n in enumerate(names)}
+        set_zero_shot_head(model, processor.tokenizer, names, self.templates, self.max_length)
+        return names
 
     # ---- a frozen image tower: the head trains on cached normalised embeddings ----------------
     def caches_features(self, model: Any) -> bool:
