@@ -58,7 +58,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
             if merged not in vocab and len(vocab) < vocab_size:
                 vocab[merged] = len(vocab)
                 merges.append((left, pieces[i]))
-    return CLIPTokenizer(vocab=vocab, merges=merges)
+    return CLIPTokenizer(vocab=vocab, merges=merges)  # type: ignore[arg-type]  # pairs, as tokenizers takes them
 
 
 def load_processor(cfg: ModelConfig, cache_dir: Path, image_size: int | None, texts: list[str]) -> Any:
@@ -108,7 +108,10 @@ def build_clip(cfg: ModelConfig, label_names: list[str], tokenizer: Any, seed: i
     from ftcli.vision import resolve
 
     register_clip_classifier()
-    labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
+    labels: dict[str, Any] = {
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {n: i for i, n in enumerate(label_names)},
+    }
     if cfg.init == "random":
         over = dict(cfg.config_overrides)
         text = {**dict(over.pop("text_config", {}) or {}), "vocab_size": len(tokenizer)}

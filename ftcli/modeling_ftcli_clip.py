@@ -28,7 +28,7 @@ class FtcliClipForImageClassification(CLIPModel):
     def __init__(self, config: CLIPConfig) -> None:
         super().__init__(config)
         # CLIPConfig's num_labels is 2 unless the labels were given: the head has one row per label
-        self.classifier = nn.Linear(config.projection_dim, config.num_labels, bias=False)
+        self.classifier = nn.Linear(int(config.projection_dim or 0), int(config.num_labels or 0), bias=False)
         self.post_init()
 
     def image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:

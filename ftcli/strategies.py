@@ -156,7 +156,7 @@ class Strategy:
         if not self.wise0:
             yield
             return
-        alpha = float(self.cfg.wise_alpha)
+        alpha = float(self.cfg.wise_alpha or 0.0)
         trained = [p.detach().clone() for p, _ in self.wise0]
         with torch.no_grad():
             for p, p0 in self.wise0:

@@ -25,6 +25,7 @@ class ClipImages(ImageTask):
     """Images through CLIP's image processor; class names through its tokenizer and text tower."""
 
     processor_class = "AutoProcessor"
+    cfg: Any  # ClipClassificationConfig or ClipContrastiveConfig: templates
     # the image tower only: the text tower is fixed (image classification) or derived into the head
     fixed: tuple[str, ...] = ("text_model.", "text_projection.", "logit_scale")
 
@@ -53,7 +54,10 @@ class ClipImages(ImageTask):
         return load_processor(model, self.cache_dir, side, self.prompt_texts(data))
 
     def encode(self, ds: Any, columns: list[str], processor: Any, model: ModelConfig) -> Any:
-        self.tokenizer, self.max_length = processor.tokenizer, int(model.get("max_length") or self.max_length)
+        self.tokenizer, self.max_length = (
+            processor.tokenizer,
+            int(getattr(model, "max_length", None) or self.max_length),
+        )
         encoded = super().encode(ds, columns, processor.image_processor, model)
         self.validation = encoded  # train, then validation (train.load_data): the last one is measured
         return encoded
@@ -120,7 +124,7 @@ class ClipImages(ImageTask):
         from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
 
         safetensors_only = None if allow_pickle else True
-        model = FtcliClipForImageClassification.from_pretrained(folder, use_safetensors=safetensors_only)
+        model: Any = FtcliClipForImageClassification.from_pretrained(folder, use_safetensors=safetensors_only)
         processor = AutoProcessor.from_pretrained(folder)
         self.prepare(model, processor)
         # a CLIP folder from elsewhere has no head yet: checkpoint_labels makes the zero-shot one
