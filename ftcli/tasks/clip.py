@@ -33,7 +33,7 @@ class ClipImages(ImageTask):
         super().__init__(cfg)
         self.max_length = 77  # CLIP's text length; a run sets the model's (load_processor)
         self.baseline: dict[str, Any] = {}  # the zero-shot metrics on validation, before training
-        self.validation: Any = None  # the encoded validation split (what the baseline is measured on)
+        self.encoded: dict[int, Any] = {}  # id(split) → the split as model inputs (the baseline reads validation's)
         self.labels: list[str] | None = None  # predict labels=[…]: zero-shot over these names
 
     @property
@@ -59,7 +59,7 @@ class ClipImages(ImageTask):
             int(getattr(model, "max_length", None) or self.max_length),
         )
         encoded = super().encode(ds, columns, processor.image_processor, model)
-        self.validation = encoded  # train, then validation (train.load_data): the last one is measured
+        self.encoded[id(ds)] = encoded
         return encoded
 
     # ---- the model -------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ class ClipImages(ImageTask):
         built = build_clip(model, data.label_names, processor.tokenizer, seed, side, self.cache_dir)
         self.prepare(built, processor)
         self.init_head(built, processor, data.label_names, seed)
-        self.measure_baseline(built, processor, data.label_names)
+        self.measure_baseline(built, processor, data.label_names, self.encoded.get(id(data.splits["validation"])))
         return built
 
     def prepare(self, model: Any, processor: Any) -> None:
@@ -87,18 +87,23 @@ class ClipImages(ImageTask):
 
         set_zero_shot_head(model, processor.tokenizer, names, self.templates, self.max_length)
 
-    def measure_baseline(self, model: Any, processor: Any, names: list[str]) -> None:
-        """The zero-shot classifier on the validation split, before any training: every run shows it."""
+    def measure_baseline(self, model: Any, processor: Any, names: list[str], validation: Any) -> None:
+        """The zero-shot classifier on the validation split, before any training (on a GPU when there is
+        one, in fp32): every run shows it beside its own numbers."""
+        import torch
+
         from ftcli.clip import set_zero_shot_head
 
-        if self.validation is None:
+        if validation is None:
             return
         head = model.classifier.weight.detach().clone()
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device)
         set_zero_shot_head(model, processor.tokenizer, names, self.templates, self.max_length)
-        batches = self.eval_loader(self.validation, processor, 64)
+        batches = ({k: v.to(device) for k, v in b.items()} for b in self.eval_loader(validation, processor, 64))
         metrics = self.metrics(*self.outputs(model, batches), names)
         model.classifier.weight.data.copy_(head)
-        model.train()
+        model.to("cpu").train()
         self.baseline = {f"{ZEROSHOT}{k}": v for k, v in metrics.items() if isinstance(v, float)}
         shown = " · ".join(f"{k} {metrics[k]:.4f}" for k in ("accuracy", "i2t_r1") if k in metrics)
         self.notes.append(f"zero-shot baseline (validation, no training): {shown}")

@@ -48,8 +48,7 @@ class ClipContrastive(ClipImages, Classification):
         ids = tokenize(processor.tokenizer, kept, self.max_length)
         _, group = np.unique(np.asarray(kept, dtype=object).astype(str), return_inverse=True)
         captioned = Captioned(images, ids["input_ids"], ids["attention_mask"], group)
-        if images is self.validation:
-            self.validation = captioned
+        self.encoded[id(ds)] = captioned
         return captioned
 
     def caches_features(self, model: Any) -> bool:
