@@ -97,7 +97,7 @@ CASES = {
     # config: the pieces test_config.py does not cover
     "unknown dataset option": (
         ["train", "dataset=sst"],
-        "dataset=sst: no such option; choose one of beans, cifar10, digits, files, food101, hub, image_files, "
+        "dataset=sst: no such option; choose one of beans, cifar10, digits, digits_captions, files, food101, hub, image_files, "
         "image_hub, imagefolder, sst2, sts_pairs (did you mean 'sst2'?)",
     ),
     "unknown key added with +": (["train", "+trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
