@@ -399,7 +399,7 @@ def finish(run: Run, built: Built, keeper: Keeper, loop: Loop) -> dict[str, floa
     result["trainable_params_final"] = count_parameters(built.model)[0]  # differs under gradual_unfreeze / lp_ft
     if run.main:
         (run.out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-        best = f"{st.best:.4f}" if st.best is not None else "-"
+        best = f"{st.best:.4f}{run.task.beside(st.best_metrics)}" if st.best is not None else "-"
         console.print(
             f"best validation {run.metric} {best} at step {st.best_metrics.get('step')} → {run.out_dir / 'checkpoints'}"
         )

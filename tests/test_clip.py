@@ -315,7 +315,7 @@ def test_cli_prints_the_zero_shot_baseline_and_rejects_bad_options(tmp_path: Pat
     r = ftcli("train", *args, f"hydra.run.dir={tmp_path / 'r'}", env={"FTCLI_CACHE_DIR": str(cache_dir)})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "zero-shot baseline (validation, no training): accuracy" in r.stdout
-    assert "(zero-shot accuracy " in r.stdout
+    assert "(zero-shot accuracy " in r.stdout and "best validation accuracy" in r.stdout
     r = ftcli("train", *args, "task.head_init=bogus")
     assert r.returncode == 2
 
