@@ -70,6 +70,11 @@ def load_processor(cfg: ModelConfig, cache_dir: Path, image_size: int | None, te
     from ftcli.vision import resolve, with_size
 
     if cfg.init == "random":
+        if cfg.name_or_path not in CLIP_TYPES:
+            raise FtcliError(
+                f"model={cfg.name}: a random {cfg.name_or_path}, not a CLIP; CLIP tasks need model=tiny_clip, "
+                "clip_b32, clip_b16 or a CLIP checkpoint"
+            )
         tokenizer = train_tokenizer(texts, cfg.vocab_size or 1000)
         side = image_size or int(dict(cfg.config_overrides).get("vision_config", {}).get("image_size", 224))
         return CLIPProcessor(image_processor=image_processor(cfg, cache_dir, side), tokenizer=tokenizer)

@@ -359,3 +359,42 @@ def test_cpu_ddp_contrastive_run_matches_one_process(tmp_path: Path, cache_dir: 
         )
     np.testing.assert_allclose(runs["cpu_ddp"][0], runs["cpu"][0], rtol=1e-4)
     assert runs["cpu_ddp"][1]["accuracy"] == pytest.approx(runs["cpu"][1]["accuracy"], abs=0.01)
+
+
+def test_fine_tuned_classifier_loads_in_plain_transformers(contrastive, tmp_path: Path) -> None:
+    """A LoRA fine-tune of the image tower (saved merged) reproduces ftcli predict in transformers' pipeline."""
+    from PIL import Image
+    from transformers import AutoModelForImageClassification, AutoProcessor
+
+    _classify(contrastive, tmp_path, "lora", "strategy=lora", "trainer.max_steps=4")
+    best = tmp_path / "lora" / "checkpoints" / "best"
+    image_path, _ = _digit_png(tmp_path)
+    ours = _predict(tmp_path / "lora", image_path, tmp_path)
+    model = AutoModelForImageClassification.from_pretrained(best, trust_remote_code=True).eval()
+    inputs = AutoProcessor.from_pretrained(best)(images=Image.open(image_path), return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**inputs).logits.softmax(-1)[0].numpy()
+    np.testing.assert_allclose(probs, [ours[str(k)] for k in range(10)], atol=1e-5)
+
+
+def test_a_text_model_is_refused_for_clip_tasks(compose) -> None:
+    from ftcli.config import FtcliError
+    from ftcli.train import train
+
+    with pytest.raises(FtcliError, match="not a CLIP; CLIP tasks need model=tiny_clip"):
+        train(compose(*CPU, "model=tiny", "dataset=digits_captions", "trainer.max_steps=1"))
+
+
+@pytest.mark.slow
+def test_wise_alpha_multirun_shows_three_rows_in_the_leaderboard(contrastive, tmp_path: Path, cache_dir: Path) -> None:
+    out, _, _ = contrastive
+    args = [*CPU, "model=tiny_clip", "model.init=pretrained", f"model.name_or_path={out / 'checkpoints' / 'best'}"]
+    args += ["task=clip_classification", "dataset=digits", DIGITS, "strategy=full", "trainer.max_steps=10"]
+    sweep = tmp_path / "wise"
+    env = {"FTCLI_CACHE_DIR": str(cache_dir)}
+    r = ftcli("train", "-m", *args, "strategy.wise_alpha=0,0.5,1", f"hydra.sweep.dir={sweep}", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = ftcli("leaderboard", str(sweep), env=env)
+    assert r.returncode == 0 and "3 trials (3 completed)" in r.stdout
+    rows = (sweep / "leaderboard.csv").read_text().splitlines()
+    assert len(rows) == 4 and {row.split(",")[2] for row in rows[1:]} == {"0", "0.5", "1"}
