@@ -26,13 +26,26 @@ def image_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache_dir
 
 
+@pytest.fixture(autouse=True)
+def own_threads():
+    """Runs in this process set torch's thread count (hardware.cpu_threads=1): later tests get theirs back
+    (bit-exact comparisons elsewhere assume the same count in and out of process)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def contrastive(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
     """A short contrastive run of the tiny CLIP on digit images captioned "a photo of the digit k."."""
-    return train_once(
-        tmp_path_factory, cache_dir, "clip_contrastive", *SMALL, "dataset=digits_captions", "strategy=full",
-        "trainer.epochs=4",
-    )  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        return train_once(
+            tmp_path_factory, cache_dir, "clip_contrastive", *SMALL, "dataset=digits_captions", "strategy=full",
+            "trainer.epochs=4",
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _digit_png(folder: Path, row: int = 0) -> tuple[Path, int]:
