@@ -158,10 +158,13 @@ def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: li
 
 
 def set_zero_shot_head(model: Any, tokenizer: Any, names: list[str], templates: list[str], max_length: int) -> None:
-    """The classifier ← exp(logit_scale) · the class embeddings: logits equal CLIP's zero-shot logits."""
+    """The classifier ← exp(logit_scale) · the class embeddings: logits equal CLIP's zero-shot logits (a new
+    classifier layer when the names are not the ones it has rows for)."""
     import torch
 
     emb = class_embeddings(model, tokenizer, names, templates, max_length)
+    if model.classifier.weight.shape != emb.shape:
+        model.classifier = torch.nn.Linear(emb.shape[1], emb.shape[0], bias=False).to(model.logit_scale.device)
     with torch.no_grad():
         model.classifier.weight.copy_(emb * model.logit_scale.detach().float().exp())
 

@@ -411,3 +411,24 @@ def test_wise_alpha_multirun_shows_three_rows_in_the_leaderboard(contrastive, tm
     assert r.returncode == 0 and "3 trials (3 completed)" in r.stdout
     rows = (sweep / "leaderboard.csv").read_text().splitlines()
     assert len(rows) == 4 and {row.split(",")[2] for row in rows[1:]} == {"0", "0.5", "1"}
+
+
+def test_prompt_ensemble_is_averaged_in_embedding_space(contrastive) -> None:
+    """Each class: its prompts embedded, normalised, averaged, normalised again; the head is exp(logit_scale) × that."""
+    from transformers import AutoProcessor
+
+    from ftcli.clip import set_zero_shot_head, tokenize
+    from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
+
+    best = contrastive[0] / "checkpoints" / "best"
+    model = FtcliClipForImageClassification.from_pretrained(best).eval()
+    tokenizer = AutoProcessor.from_pretrained(best).tokenizer
+    templates = ["a photo of the digit {}.", "the digit {}"]
+    set_zero_shot_head(model, tokenizer, ["3", "7"], templates, 16)
+    with torch.no_grad():
+        rows = []
+        for name in ("3", "7"):
+            ids = tokenize(tokenizer, [t.format(name) for t in templates], 16)
+            emb = model.text_embeds(ids["input_ids"], ids["attention_mask"]).mean(0)
+            rows.append(emb / emb.norm() * model.logit_scale.exp())
+    torch.testing.assert_close(model.classifier.weight, torch.stack(rows), rtol=1e-5, atol=1e-5)

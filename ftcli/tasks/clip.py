@@ -139,15 +139,12 @@ class ClipImages(ImageTask):
     def checkpoint_labels(self, model: Any, processor: Any, dataset: Any, seed: int, options: Any) -> list[str]:
         """A CLIP folder not written by ftcli (zero-shot evaluation, no training): the data's class names,
         and the head made from them with ``eval.templates``."""
-        from torch import nn
-
         from ftcli.clip import set_zero_shot_head
 
         if not getattr(model, "ftcli_plain", False):
             return super().checkpoint_labels(model, processor, dataset, seed, options)
         names = self.load_data(dataset, seed).label_names
         self.cfg.templates = list(options.templates)
-        model.classifier = nn.Linear(model.config.projection_dim, len(names), bias=False)
         model.config.id2label = dict(enumerate(names))
         model.config.label2id = {n: i for i, n in enumerate(names)}
         set_zero_shot_head(model, processor.tokenizer, names, self.templates, self.max_length)
@@ -183,12 +180,7 @@ class ClipImages(ImageTask):
         from ftcli.clip import set_zero_shot_head
 
         if self.labels:
-            from torch import nn
-
             length = int(model_cfg.get("max_length") or self.max_length)
-            model.classifier = nn.Linear(model.classifier.in_features, len(self.labels), bias=False).to(
-                model.logit_scale.device
-            )
             set_zero_shot_head(model, processor.tokenizer, self.labels, self.templates, length)
         return super().predict_outputs(
             model, processor.image_processor, rows, columns, model_cfg, batch_size, accelerator
