@@ -432,3 +432,13 @@ def test_prompt_ensemble_is_averaged_in_embedding_space(contrastive) -> None:
             emb = model.text_embeds(ids["input_ids"], ids["attention_mask"]).mean(0)
             rows.append(emb / emb.norm() * model.logit_scale.exp())
     torch.testing.assert_close(model.classifier.weight, torch.stack(rows), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("templates", ["[]", "[a photo]", '["a {0} of {1}"]'])
+def test_templates_must_name_the_class(compose, templates: str) -> None:
+    from ftcli.config import FtcliError
+    from ftcli.tasks import build_task
+
+    cfg = compose("model=tiny_clip", "dataset=digits_captions", f"task.templates={templates}")
+    with pytest.raises(FtcliError, match="task.templates"):
+        build_task(cfg.task)

@@ -35,6 +35,7 @@ class ClipImages(ImageTask):
         self.baseline: dict[str, Any] = {}  # the zero-shot metrics on validation, before training
         self.encoded: dict[int, Any] = {}  # id(split) → the split as model inputs (the baseline reads validation's)
         self.labels: list[str] | None = None  # predict labels=[…]: zero-shot over these names
+        check_templates(self.templates, "task.templates")
 
     @property
     def templates(self) -> list[str]:
@@ -144,7 +145,7 @@ class ClipImages(ImageTask):
         if not getattr(model, "ftcli_plain", False):
             return super().checkpoint_labels(model, processor, dataset, seed, options)
         names = self.load_data(dataset, seed).label_names
-        self.cfg.templates = list(options.templates)
+        self.cfg.templates = check_templates([str(t) for t in options.templates], "eval.templates")
         model.config.id2label = dict(enumerate(names))
         model.config.label2id = {n: i for i, n in enumerate(names)}
         set_zero_shot_head(model, processor.tokenizer, names, self.templates, self.max_length)
@@ -192,6 +193,22 @@ class ClipImages(ImageTask):
     def onnx_spec(self, model: Any, processor: Any) -> OnnxSpec:
         """The image tower and the head: pixel_values → logits (the text tower is not exported)."""
         return super().onnx_spec(model, processor.image_processor)
+
+
+def check_templates(templates: list[str], key: str) -> list[str]:
+    """Prompt templates that each name the class (``{}``); one line naming the first that does not."""
+    if not templates:
+        raise FtcliError(f'{key}=[]: give at least one prompt template, e.g. ["a photo of a {{}}."]')
+    for t in templates:
+        try:
+            ok = "{}" in t and t.format("x") != t.format("y")
+        except (IndexError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise FtcliError(
+                f"{key}: '{t}' must hold the class name as {{}} (and no other braces), e.g. 'a photo of a {{}}.'"
+            )
+    return templates
 
 
 def _labels(cfg: Any) -> list[str] | None:
