@@ -59,8 +59,9 @@ def backbone_of(model: nn.Module) -> nn.Module:
 
 def depth_map(model: nn.Module) -> tuple[dict[str, int], int]:
     """({parameter name: depth}, number of encoder layers L); see the module docstring."""
-    backbone = backbone_of(model)
+    backbone, also = backbone_of(model), backbone_also(model)
     inside = {id(p) for p in backbone.parameters()} if backbone is not model else set()
+    inside |= {id(p) for n, p in model.named_parameters() if also and n.startswith(also)}
     part, heads = part_of(model), inner_heads(model)
     names: dict[str, tuple[str, int | None]] = {}
     for name, p in model.named_parameters():
@@ -80,8 +81,15 @@ def fixed_of(model: nn.Module) -> tuple[str, ...]:
 
 def is_head(model: nn.Module, name: str) -> bool:
     """Whether a parameter belongs to the new head (outside the pretrained backbone)."""
-    backbone = backbone_of(model)
-    return backbone is model or not name.startswith(_prefix(model, backbone)) or name.startswith(inner_heads(model))
+    backbone, also = backbone_of(model), backbone_also(model)
+    outside = not name.startswith(_prefix(model, backbone)) and not (also and name.startswith(also))
+    return backbone is model or outside or name.startswith(inner_heads(model))
+
+
+def backbone_also(model: nn.Module) -> tuple[str, ...]:
+    """Name prefixes of pretrained modules beside ``base_model`` that belong to the backbone, not the head
+    (``ftcli_backbone_also`` on a model: CLIP's visual projection, after its image tower)."""
+    return tuple(getattr(model, "ftcli_backbone_also", ()))
 
 
 def _prefix(model: nn.Module, sub: nn.Module) -> str:

@@ -313,10 +313,19 @@ def test_wise_alpha_zero_is_the_zero_shot_model_and_one_the_fine_tuned(contrasti
     )
 
 
-def test_text_tower_never_trains_under_image_classification(contrastive, tmp_path: Path) -> None:
-    result = _classify(contrastive, tmp_path, "dry", "strategy=full", "trainer.dry_run=true")
-    total = result["total_params"]
-    assert 0 < result["trainable_params"] < total  # the image tower and the head; not the text tower
+def test_what_trains_under_image_classification(contrastive, tmp_path: Path) -> None:
+    """The text tower never trains; the visual projection belongs to the image tower (a probe trains the head)."""
+    from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
+
+    model = FtcliClipForImageClassification.from_pretrained(contrastive[0] / "checkpoints" / "best")
+    count = lambda *modules: sum(p.numel() for m in modules for p in m.parameters())  # noqa: E731
+    tower = count(model.vision_model, model.visual_projection)
+    head = count(model.classifier)
+    assert head == 10 * model.config.projection_dim
+    probe = _classify(contrastive, tmp_path, "dry1", "strategy=feature_extract", "trainer.dry_run=true")
+    full = _classify(contrastive, tmp_path, "dry2", "strategy=full", "trainer.dry_run=true")
+    assert probe["trainable_params"] == head
+    assert full["trainable_params"] == tower + head < full["total_params"]
 
 
 # ----------------------------------------------------------------------------------------------

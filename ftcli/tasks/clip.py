@@ -80,6 +80,7 @@ class ClipImages(ImageTask):
     def prepare(self, model: Any, processor: Any) -> None:
         """The image tower is the backbone strategies see (``base_model``); what never trains is named."""
         model.base_model_prefix = "vision_model"
+        model.ftcli_backbone_also = ("visual_projection.",)  # pretrained: frozen with the tower, "post" in partial
         model.ftcli_fixed = self.fixed
         self.tokenizer = processor.tokenizer
 
