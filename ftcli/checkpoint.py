@@ -84,17 +84,27 @@ def run_config(folder: Path) -> Any:
 
 
 def task_of(run_cfg: Any, folder: Path | None = None) -> Task:
-    """The task a checkpoint was trained for (text classification for folders from elsewhere), with what
-    evaluation fitted and stored in checkpoint ``folder`` (multi-label thresholds) when it is given."""
+    """The task a checkpoint was trained for, with what evaluation fitted and stored in checkpoint ``folder``
+    (multi-label thresholds) when it is given; a folder from elsewhere: CLIP's zero-shot classification for a
+    CLIP model (its ``config.json``), else text classification."""
     from omegaconf import OmegaConf
 
-    from ftcli.config import TextClassificationConfig
+    from ftcli.config import ClipClassificationConfig, TextClassificationConfig
 
     node = OmegaConf.select(run_cfg, "task") if run_cfg is not None else None
+    if node is None and folder is not None and _model_type(folder) == "clip":
+        node = OmegaConf.structured(ClipClassificationConfig(name=ClipClassificationConfig.option))
     task = build_task(node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option}))
     if folder is not None:
         task.load_fitted(Path(folder))
     return task
+
+
+def _model_type(folder: Path) -> str | None:
+    try:
+        return str(json.loads((Path(folder) / "config.json").read_text()).get("model_type"))
+    except (OSError, ValueError):
+        return None
 
 
 def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> tuple[Any, Any, Any]:
@@ -110,7 +120,7 @@ def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle:
     if not allow_pickle:
         refuse_pickle(folder, "checkpoint", "eval.allow_pickle")
     run_cfg = run_config(folder)
-    task = task_of(run_cfg)
+    task = task_of(run_cfg, folder)
     missing = task.missing_processor(folder)
     if missing:
         raise FtcliError(f"checkpoint={folder}: {missing}; incomplete")

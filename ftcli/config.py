@@ -127,6 +127,33 @@ class ImageClassificationConfig(TaskConfig):
     metrics = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
 
 
+CLASSIFICATION_METRICS = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
+RETRIEVAL_METRICS = tuple(f"{d}_{m}" for d in ("i2t", "t2i") for m in ("r1", "r5", "r10", "mean_rank"))
+
+
+@dataclass
+class ClipClassificationConfig(TaskConfig):
+    """CLIP's image tower as a classifier whose head starts as the zero-shot classifier (configs/task)."""
+
+    option = "clip_classification"
+    inputs = "image"
+    metrics = CLASSIFICATION_METRICS
+    # prompts per class name, averaged in embedding space ("{}" is the class name)
+    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
+    head_init: str = opt("zeroshot", choices=("zeroshot", "random"))  # random: to measure what zero-shot gives
+
+
+@dataclass
+class ClipContrastiveConfig(TaskConfig):
+    """Both CLIP towers trained on image–caption pairs with CLIP's symmetric InfoNCE (configs/task)."""
+
+    option = "clip_contrastive"
+    inputs = "image"
+    metrics = (*CLASSIFICATION_METRICS[:-1], *RETRIEVAL_METRICS, "loss")  # accuracy: zero-shot, from prompts
+    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
+    caption_column: str = "caption"  # absent from the data: each row's caption is templates[0] of its label
+
+
 @dataclass
 class TextRegressionConfig(TaskConfig):
     option = "text_regression"
@@ -188,6 +215,9 @@ class StrategyConfig(Schema):
     # ones (the head, LoRA matrices); it replaces AdamW's weight decay (set to 0 under l2sp).
     regularization: str = opt("none", choices=("none", "l2sp"))
     reg_lambda: float = opt(0.01, ge=0.0)
+    # WiSE-FT: what is evaluated and saved is (1 − α)·θ0 + α·θ (θ0: the weights before training, CLIP's
+    # zero-shot head included); 0 = the start, 1 = the fine-tuned model; None: no interpolation.
+    wise_alpha: float | None = opt(None, ge=0.0, le=1.0)
 
 
 @dataclass
@@ -373,6 +403,8 @@ class EvalOptions:
     tune_thresholds: bool = False
     plots: bool = True  # PNGs and report.md in the run dir (needs matplotlib: the plots extra)
     allow_pickle: bool = False  # load a checkpoint whose weights are pickle files (can run code)
+    # a CLIP model folder not written by ftcli (zero-shot, no training): the prompts of each class name
+    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
 
 
 @dataclass
@@ -392,6 +424,7 @@ class PredictConfig:
     text: str | None = None  # one input: print its label and probabilities
     text_pair: str | None = None  # sentence-pair models: the second text
     image: str | None = None  # image models: one image file
+    labels: list[str] | None = None  # CLIP: zero-shot over these class names instead of the trained ones
     input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on

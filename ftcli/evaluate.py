@@ -96,9 +96,10 @@ def eval_checkpoint(
 
     model, processor, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
     task = task_of(run_cfg, ckpt)
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    dataset_cfg = _with_label_names(dataset_cfg or eval_dataset_config(cfg, run_cfg), names, ckpt)
     seed = run_cfg.trainer.seed if run_cfg is not None else 42
+    dataset_cfg = dataset_cfg or eval_dataset_config(cfg, run_cfg)
+    names = task.checkpoint_labels(model, processor, dataset_cfg, seed, cfg.eval)  # CLIP from elsewhere: the data's
+    dataset_cfg = _with_label_names(dataset_cfg, names, ckpt)
     trained_with = run_cfg.trainer.eval_batch_size if run_cfg is not None else None
     batch_size = inference_batch_size(cfg.eval.batch_size or trained_with, accelerator.device)
     model_cfg = run_cfg.model if run_cfg is not None else OmegaConf.create({"max_length": 512})

@@ -11,8 +11,9 @@ stay in eval mode (``architectures.pin_frozen_norms``): their running statistics
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,9 @@ def backbone_of(model: nn.Module) -> nn.Module:
 
 def depth_map(model: nn.Module) -> tuple[dict[str, int], int]:
     """({parameter name: depth}, number of encoder layers L); see the module docstring."""
-    backbone = backbone_of(model)
+    backbone, also = backbone_of(model), backbone_also(model)
     inside = {id(p) for p in backbone.parameters()} if backbone is not model else set()
+    inside |= {id(p) for n, p in model.named_parameters() if also and n.startswith(also)}
     part, heads = part_of(model), inner_heads(model)
     names: dict[str, tuple[str, int | None]] = {}
     for name, p in model.named_parameters():
@@ -71,10 +73,23 @@ def depth_map(model: nn.Module) -> tuple[dict[str, int], int]:
     return depth, layers
 
 
+def fixed_of(model: nn.Module) -> tuple[str, ...]:
+    """Name prefixes of parameters that never train, whatever the strategy (``ftcli_fixed`` on a model: CLIP's
+    text tower under image classification, its derived head under contrastive training)."""
+    return tuple(getattr(model, "ftcli_fixed", ()))
+
+
 def is_head(model: nn.Module, name: str) -> bool:
     """Whether a parameter belongs to the new head (outside the pretrained backbone)."""
-    backbone = backbone_of(model)
-    return backbone is model or not name.startswith(_prefix(model, backbone)) or name.startswith(inner_heads(model))
+    backbone, also = backbone_of(model), backbone_also(model)
+    outside = not name.startswith(_prefix(model, backbone)) and not (also and name.startswith(also))
+    return backbone is model or outside or name.startswith(inner_heads(model))
+
+
+def backbone_also(model: nn.Module) -> tuple[str, ...]:
+    """Name prefixes of pretrained modules beside ``base_model`` that belong to the backbone, not the head
+    (``ftcli_backbone_also`` on a model: CLIP's visual projection, after its image tower)."""
+    return tuple(getattr(model, "ftcli_backbone_also", ()))
 
 
 def _prefix(model: nn.Module, sub: nn.Module) -> str:
@@ -96,6 +111,7 @@ class Strategy:
         self.theta0: list[tuple[nn.Parameter, torch.Tensor]] = []  # l2sp anchors (pretrained, trainable)
         self.new_params: list[nn.Parameter] = []  # l2sp: plain L2
         self.notes: list[str] = []  # what the run summary should say about this strategy on this model
+        self.wise0: list[tuple[nn.Parameter, torch.Tensor]] = []  # wise_alpha: θ0 of what may train
 
     @property
     def frozen_backbone(self) -> bool:
@@ -113,10 +129,13 @@ class Strategy:
     def setup(self, model: nn.Module) -> None:
         """Freeze what must not train (before the optimizer is built); keep θ0 for l2sp."""
         self._apply(model, self.trains)
+        if getattr(self.cfg, "wise_alpha", None) is not None:
+            self.keep_wise_anchor(model)
         if self.cfg.regularization == "l2sp":
             depth, layers = depth_map(model)
+            fixed = fixed_of(model)
             for name, p in model.named_parameters():
-                if not self.ever_trains(name, depth[name], layers, is_head(model, name)):
+                if name.startswith(fixed) or not self.ever_trains(name, depth[name], layers, is_head(model, name)):
                     continue  # a weight that never trains cannot move: no anchor needed
                 if self.is_new(model, name):
                     self.new_params.append(p)
@@ -129,12 +148,40 @@ class Strategy:
         """A parameter without a pretrained value: the head (and LoRA's matrices)."""
         return is_head(model, name)
 
+    def keep_wise_anchor(self, model: nn.Module) -> None:
+        """θ0 for WiSE-FT: every parameter that may train, as it is now (after the task built its head).
+        LoRA's A matrices are left out: with B0 = 0, interpolating B alone scales the update B·A by α."""
+        depth, layers = depth_map(model)
+        fixed = fixed_of(model)
+        for name, p in model.named_parameters():
+            trains = self.ever_trains(name, depth[name], layers, is_head(model, name))
+            if trains and not name.startswith(fixed) and "lora_A" not in name:
+                self.wise0.append((p, p.detach().clone()))
+
+    @contextlib.contextmanager
+    def interpolated(self) -> Iterator[None]:
+        """Within: the weights are (1 − α)·θ0 + α·θ (WiSE-FT, strategy.wise_alpha); restored after."""
+        if not self.wise0:
+            yield
+            return
+        alpha = float(self.cfg.wise_alpha or 0.0)
+        trained = [p.detach().clone() for p, _ in self.wise0]
+        with torch.no_grad():
+            for p, p0 in self.wise0:
+                p.lerp_(p0.to(p.device, p.dtype), 1.0 - alpha)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for (p, _), t in zip(self.wise0, trained, strict=True):
+                    p.copy_(t)
+
     def _apply(self, model: nn.Module, rule: Any) -> bool:
         """Set requires_grad by ``rule``; True when any parameter changed."""
         depth, layers = depth_map(model)
-        changed = False
+        changed, fixed = False, fixed_of(model)
         for name, p in model.named_parameters():
-            want = bool(rule(name, depth[name], layers, is_head(model, name)))
+            want = bool(rule(name, depth[name], layers, is_head(model, name))) and not name.startswith(fixed)
             changed |= want != p.requires_grad
             p.requires_grad_(want)
         pin_frozen_norms(model)
@@ -153,8 +200,11 @@ class Strategy:
         depth, layers = depth_map(model)
         wd = 0.0 if self.cfg.regularization == "l2sp" else self.cfg.weight_decay  # l2sp replaces decay
         groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+        fixed = fixed_of(model)
         for name, p in model.named_parameters():
             head = is_head(model, name)
+            if fixed and name.startswith(fixed):
+                continue
             if not (p.requires_grad or self.ever_trains(name, depth.get(name, 0), layers, head)):
                 continue
             lr = self.group_lr(depth.get(name, layers + 1), layers, head)

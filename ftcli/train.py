@@ -365,14 +365,19 @@ class Loop:
         """Validation metrics; the best by ``trainer.metric`` is kept; patience runs out → stop."""
         st, metric, tc = self.state, self.run.metric, self.run.cfg.trainer
         run = self.run
-        metrics = run.task.evaluate(self.opt.model, self.batches.validation, run.accelerator, self.built.label_names)
-        flat = {"step": st.step, "epoch": epoch, "split": "validation", **scalar_metrics(metrics)}
+        with self.built.strategy.interpolated():  # WiSE-FT: the interpolated weights are what is judged and kept
+            metrics = run.task.evaluate(
+                self.opt.model, self.batches.validation, run.accelerator, self.built.label_names
+            )
+            flat = {"step": st.step, "epoch": epoch, "split": "validation", **scalar_metrics(metrics)}
+            better = is_better(metric, metrics[metric], st.best)
+            if better:
+                self.keeper.best(flat)
         self.log(flat)
-        self.progress.note(f"step {st.step} · validation {metric} {metrics[metric]:.4f}")
+        self.progress.note(f"step {st.step} · validation {metric} {metrics[metric]:.4f}{run.task.beside(metrics)}")
         self.opt.model.train()
-        if is_better(metric, metrics[metric], st.best):
+        if better:
             st.best, st.best_metrics, st.stale = metrics[metric], flat, 0
-            self.keeper.best(flat)
         else:
             st.stale += 1
             if tc.early_stopping_patience and st.stale >= tc.early_stopping_patience:
@@ -399,12 +404,13 @@ def finish(run: Run, built: Built, keeper: Keeper, loop: Loop) -> dict[str, floa
     if loop.signum:
         end(run.accelerator)
         return {"interrupted_by_signal": float(loop.signum), "step": float(st.step)}
-    keeper.last(st.best_metrics, st.last_metrics)
+    with built.strategy.interpolated():
+        keeper.last(st.best_metrics, st.last_metrics)
     result = {**scalar_metrics(st.best_metrics), **built.summary, "train_seconds": time.perf_counter() - loop.t0}
     result["trainable_params_final"] = count_parameters(built.model)[0]  # differs under gradual_unfreeze / lp_ft
     if run.main:
         (run.out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-        best = f"{st.best:.4f}" if st.best is not None else "-"
+        best = f"{st.best:.4f}{run.task.beside(st.best_metrics)}" if st.best is not None else "-"
         console.print(
             f"best validation {run.metric} {best} at step {st.best_metrics.get('step')} → {run.out_dir / 'checkpoints'}"
         )

@@ -11,6 +11,8 @@ from typing import Any
 
 from ftcli.config import FtcliError, schema_of, subclasses
 from ftcli.tasks import (  # noqa: F401  (each import registers its tasks)
+    clip_classification,
+    clip_contrastive,
     glue,
     image_classification,
     text_classification,

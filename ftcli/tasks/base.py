@@ -120,6 +120,10 @@ class Task:
         """What a checkpoint folder lacks to rebuild the processor, or None."""
         return None
 
+    def checkpoint_labels(self, model: Any, processor: Any, dataset: Any, seed: int, options: Any) -> list[str]:
+        """The names of a loaded checkpoint's outputs, in order (``ftcli eval``; ``options``: cfg.eval)."""
+        return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
     def load_pretrained(self, folder: Path, trust_remote_code: bool, allow_pickle: bool) -> tuple[Any, Any]:
         """(model, processor) from a checkpoint folder through transformers' Auto classes."""
         raise NotImplementedError
@@ -191,6 +195,10 @@ class Task:
         metrics = self.metrics(outputs, labels, names)
         metrics["samples_per_s"] = len(labels) / max(time.perf_counter() - start, 1e-9)
         return metrics
+
+    def beside(self, metrics: dict[str, Any]) -> str:
+        """What a validation line shows beside the metric (CLIP: its zero-shot baseline); '' for most tasks."""
+        return ""
 
     def eval_extras(
         self, outputs: np.ndarray, labels: np.ndarray, options: Any, seed: int, other: OtherSplit | None = None
