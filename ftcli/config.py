@@ -411,6 +411,7 @@ class EvalOptions:
 class EvalConfig:
     # a checkpoint folder, a run dir (its best checkpoint), a multirun dir, or a list of any of them
     checkpoint: Any = MISSING
+    task: Any = None  # set only by a dataset that picks its task; the checkpoint's own task is what runs
     dataset: DatasetConfig = MISSING
     hardware: HardwareConfig = MISSING
     eval: EvalOptions = field(default_factory=EvalOptions)

@@ -612,3 +612,15 @@ def test_top5_accuracy_appears_with_more_than_5_classes() -> None:
     task = build_task(OmegaConf.create({"name": "image_classification"}))
     assert "needs more than 5 classes" in task.metric_error("top5_accuracy", ["a", "b", "c"])
     assert task.metric_error("top5_accuracy", list("abcdef")) is None
+
+
+def test_eval_takes_a_dataset_that_picks_its_task(trained, tmp_path) -> None:
+    """`ftcli eval dataset=digits`: the dataset's own task choice composes; the checkpoint's task is what runs."""
+    from test_eval_predict_export import compose_cmd
+
+    from ftcli.config import validate
+
+    cfg = compose_cmd("eval", f"checkpoint={trained['tiny_resnet']}", "dataset=digits", out=tmp_path)
+    validate(cfg)
+    assert cfg.task.name == "image_classification" and cfg.dataset.name == "digits"
+    assert compose_cmd("eval", f"checkpoint={trained['tiny_resnet']}", out=tmp_path).task is None
