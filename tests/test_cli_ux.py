@@ -49,7 +49,7 @@ def test_eval_help_lists_its_own_groups() -> None:
     r = ftcli("eval", "--help")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage: ftcli eval ") and "schema" not in r.stdout
-    assert set(listed_groups(r.stdout)) == {"dataset", "hardware"}
+    assert set(listed_groups(r.stdout)) == {"dataset", "hardware", "task"}  # task: what a dataset may pick
 
 
 def test_cfg_job_resolve_prints_the_resolved_config(tmp_path: Path, cache_dir: Path) -> None:
