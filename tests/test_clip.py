@@ -157,6 +157,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, sizes: list[int]) ->
     model = DistributedDataParallel(_Towers())  # averages the gradients over the processes
     loss, grads = _loss_and_grads(model, x[start : start + sizes[rank]], y[start : start + sizes[rank]])
     np.savez(Path(out) / f"rank{rank}.npz", loss=loss, **grads)
+    del model  # DDP's reducer holds gloo work: let it go, and let both ranks get here, before the group goes
+    dist.barrier()
     dist.destroy_process_group()
 
 
