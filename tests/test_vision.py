@@ -271,6 +271,32 @@ def test_norms_biases_and_vit_tokens_get_no_weight_decay(compose, digits, monkey
         assert {g["weight_decay"] for g in groups} == {0.0, 0.01}
 
 
+def test_depthwise_convolutions_train_in_fp32_under_cpu_bf16_autocast(compose, digits, monkeypatch, tmp_path) -> None:
+    """ConvNeXt's depthwise convolutions: fp32 while they train under CPU bf16 autocast, bf16 when nothing
+    needs their gradient, the same numbers as a plain Conv2d without autocast, plain Conv2d in the checkpoint."""
+    from torch import nn
+    from transformers import AutoModelForImageClassification
+
+    model = _built(compose, digits, monkeypatch, "model=tiny_convnext", "strategy=full").model
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    depthwise = [m for m in convs if m.groups > 1]
+    assert depthwise and all(getattr(m, "float_backward", False) for m in depthwise)
+    assert not any(getattr(m, "float_backward", False) for m in convs if m.groups == 1)
+    conv = depthwise[0]
+    x = torch.randn(2, conv.in_channels, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv(x).dtype == torch.float32  # grad enabled: the fp32 path
+        with torch.no_grad():
+            assert conv(x).dtype == torch.bfloat16
+    plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding, groups=conv.groups)
+    plain.load_state_dict(conv.state_dict())
+    assert torch.equal(conv(x), plain(x))
+    model.save_pretrained(tmp_path)
+    again = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert not any(getattr(m, "float_backward", False) for m in again.modules())
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
 # ----------------------------------------------------------------------------------------------
 # training, the feature cache, checkpoints in plain transformers, ONNX, predict
 
