@@ -86,13 +86,14 @@ def run_config(folder: Path) -> Any:
 def task_of(run_cfg: Any, folder: Path | None = None) -> Task:
     """The task a checkpoint was trained for, with what evaluation fitted and stored in checkpoint ``folder``
     (multi-label thresholds) when it is given; a folder from elsewhere: CLIP's zero-shot classification for a
-    CLIP model (its ``config.json``), else text classification."""
+    CLIP or SigLIP model (its ``config.json``), else text classification."""
     from omegaconf import OmegaConf
 
+    from ftcli.clip import FAMILIES, REFUSED
     from ftcli.config import ClipClassificationConfig, TextClassificationConfig
 
     node = OmegaConf.select(run_cfg, "task") if run_cfg is not None else None
-    if node is None and folder is not None and _model_type(folder) == "clip":
+    if node is None and folder is not None and _model_type(folder) in (*FAMILIES, *REFUSED):
         node = OmegaConf.structured(ClipClassificationConfig(name=ClipClassificationConfig.option))
     task = build_task(node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option}))
     if folder is not None:

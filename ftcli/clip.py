@@ -1,14 +1,17 @@
-"""CLIP: the model and processor (a pretrained checkpoint, or a tiny random one with a BPE vocabulary trained
-on the run's captions and prompts), prompt ensembles as a classifier, the contrastive loss with negatives from
-every process, and retrieval metrics.
+"""CLIP and SigLIP: the model and processor (a pretrained checkpoint, or a tiny random one with a BPE vocabulary
+trained on the run's captions and prompts), prompt ensembles as a classifier, the contrastive losses with
+negatives from every process, and retrieval metrics.
 
-The model is :class:`ftcli.modeling_ftcli_clip.FtcliClipForImageClassification`: transformers' ``CLIPModel``
-with a bias-free linear head on the normalised image embedding, initialised from the text tower (zero-shot).
+The model is one of :mod:`ftcli.modeling_ftcli_clip`'s classes: transformers' ``CLIPModel`` or ``SiglipModel``
+with a linear head on the normalised image embedding, initialised from the text tower (zero-shot). What differs
+between the two families (the class, the text padding, the loss) is a :class:`Family`, chosen by the
+checkpoint's ``model_type``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +19,84 @@ import numpy as np
 
 from ftcli.config import FtcliError, ModelConfig, first_line
 
-CLIP_TYPES = ("clip",)  # config.json model types this module loads (CLIPModel's layout)
 SPECIALS = ("<|startoftext|>", "<|endoftext|>")  # CLIP's BOS and EOS (EOS pads too)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A two-tower model family: how its checkpoints load, how its text is padded, how it is trained."""
+
+    name: str
+    classifier: str  # the class in modeling_ftcli_clip
+    config: str  # transformers' config and processor classes (random init)
+    processor: str
+    # "longest": CLIP pools its EOS token, padding does not matter; "max_length": SigLIP pools the *last*
+    # position and was trained with every text padded to its 64 positions, so it must see them padded so too
+    padding: str
+    loss: Callable[[Any, Any, Any], Any]  # (this process's image embeddings, text embeddings, model) → loss
+
+    def model_class(self) -> Any:
+        from ftcli import modeling_ftcli_clip
+
+        return getattr(modeling_ftcli_clip, self.classifier)
+
+
+def _infonce(image: Any, text: Any, model: Any) -> Any:
+    return contrastive_loss(image, text, model.logit_scale)
+
+
+def _sigmoid(image: Any, text: Any, model: Any) -> Any:
+    return sigmoid_loss(image, text, model.logit_scale, model.logit_bias)
+
+
+FAMILIES = {  # config.json model types these modules load
+    "clip": Family("CLIP", "FtcliClipForImageClassification", "CLIPConfig", "CLIPProcessor", "longest", _infonce),
+    "siglip": Family(
+        "SigLIP", "FtcliSiglipForImageClassification", "SiglipConfig", "SiglipProcessor", "max_length", _sigmoid
+    ),
+}
+# SigLIP2's NaFlex checkpoints (model_type siglip2) take patches at their own aspect ratio with a pixel mask and
+# spatial shapes, not square pixel_values: refused in one line. (Its fixed-resolution ones are model_type siglip.)
+REFUSED = {"siglip2": "SigLIP2's NaFlex (variable-resolution) models are not supported; use a siglip one"}
+
+
+def family_of(model_type: str, key: str) -> Family:
+    """The family of a ``model_type``; one line naming ``key`` when it is not a CLIP/SigLIP model."""
+    if model_type in REFUSED:
+        raise FtcliError(f"{key}: a {model_type} model: {REFUSED[model_type]}")
+    if model_type not in FAMILIES:
+        raise FtcliError(
+            f"{key}: a {model_type} model, not a CLIP or SigLIP; CLIP tasks need model=tiny_clip, tiny_siglip, "
+            "clip_b32, clip_b16, siglip_b16 or a CLIP/SigLIP checkpoint"
+        )
+    return FAMILIES[model_type]
 
 
 def register_clip_classifier() -> None:
     """save_pretrained copies modeling_ftcli_clip.py beside the weights and writes ``auto_map``."""
-    from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
+    for family in FAMILIES.values():
+        family.model_class().register_for_auto_class("AutoModelForImageClassification")
 
-    FtcliClipForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+
+def checkpoint_text(cfg: ModelConfig, cache_dir: Path) -> tuple[Family, int]:
+    """(the family, the text tower's positions) of ``model.name_or_path`` (random init: of its config_overrides),
+    read from the config alone, before the model is built: the padding of every text depends on both."""
+    from transformers import AutoConfig
+
+    from ftcli.vision import resolve
+
+    if cfg.init == "random":
+        family = family_of(cfg.name_or_path, f"model={cfg.name}")
+        text = dict(dict(cfg.config_overrides).get("text_config", {}) or {})
+        positions = text.get("max_position_embeddings") or (77 if family.padding == "longest" else 64)
+        return family, int(positions)
+    path = resolve(cfg.name_or_path, cache_dir)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: cannot load its config ({first_line(e)})") from e
+    family = family_of(config.model_type, f"model.name_or_path={cfg.name_or_path}")
+    return family, int(config.text_config.max_position_embeddings)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -62,22 +134,21 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
 
 
 def load_processor(cfg: ModelConfig, cache_dir: Path, image_size: int | None, texts: list[str]) -> Any:
-    """A CLIPProcessor: the checkpoint's own, or (random init) CLIP's image processor and a tokenizer
-    trained on ``texts``; images at ``image_size`` when set."""
-    from transformers import AutoProcessor, CLIPProcessor
+    """The checkpoint's own processor (``AutoProcessor``: CLIP's, SigLIP's sentencepiece tokenizer …), or (random
+    init) the architecture's image processor and a CLIP BPE tokenizer trained on ``texts`` (SigLIP's tiny model
+    too: its vocabulary is only the run's words); images at ``image_size`` when set."""
+    import transformers
+    from transformers import AutoProcessor
 
     from ftcli.vision import load_processor as image_processor
     from ftcli.vision import resolve, with_size
 
     if cfg.init == "random":
-        if cfg.name_or_path not in CLIP_TYPES:
-            raise FtcliError(
-                f"model={cfg.name}: a random {cfg.name_or_path}, not a CLIP; CLIP tasks need model=tiny_clip, "
-                "clip_b32, clip_b16 or a CLIP checkpoint"
-            )
+        family = family_of(cfg.name_or_path, f"model={cfg.name}")
         tokenizer = train_tokenizer(texts, cfg.vocab_size or 1000)
         side = image_size or int(dict(cfg.config_overrides).get("vision_config", {}).get("image_size", 224))
-        return CLIPProcessor(image_processor=image_processor(cfg, cache_dir, side), tokenizer=tokenizer)
+        make = getattr(transformers, family.processor)
+        return make(image_processor=image_processor(cfg, cache_dir, side), tokenizer=tokenizer)
     path = resolve(cfg.name_or_path, cache_dir)
     try:
         processor = AutoProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
@@ -94,9 +165,15 @@ def load_processor(cfg: ModelConfig, cache_dir: Path, image_size: int | None, te
     return processor
 
 
-def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, Any]:
-    """Padded token ids and mask for ``texts`` (CLIP's text tower reads at most its position count)."""
-    return dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+def tokenize(tokenizer: Any, texts: list[str], max_length: int, padding: str = "longest") -> dict[str, Any]:
+    """Token ids and mask for ``texts``, padded to the longest or (SigLIP) to ``max_length`` (the text tower reads
+    at most its position count). A tokenizer that returns no mask (SigLIP's own: its text tower attends to the
+    padding, as it was trained) gets an all-ones one, which the model reads as no mask at all."""
+    import torch
+
+    out = dict(tokenizer(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt"))
+    out.setdefault("attention_mask", torch.ones_like(out["input_ids"]))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -104,12 +181,11 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, Any
 
 
 def build_clip(cfg: ModelConfig, label_names: list[str], tokenizer: Any, seed: int, side: int, cache_dir: Path) -> Any:
-    """The CLIP classifier: pretrained towers (``model.name_or_path``), or random ones sized by
-    ``config_overrides`` (``projection_dim``, ``text_config``, ``vision_config``) at ``side`` pixels."""
+    """The CLIP/SigLIP classifier: pretrained towers (``model.name_or_path``), or random ones sized by
+    ``config_overrides`` (CLIP's ``projection_dim``, ``text_config``, ``vision_config``) at ``side`` pixels."""
     import torch
-    from transformers import AutoConfig, CLIPConfig
+    from transformers import AutoConfig
 
-    from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
     from ftcli.vision import resolve
 
     register_clip_classifier()
@@ -118,25 +194,37 @@ def build_clip(cfg: ModelConfig, label_names: list[str], tokenizer: Any, seed: i
         "label2id": {n: i for i, n in enumerate(label_names)},
     }
     if cfg.init == "random":
-        over = dict(cfg.config_overrides)
-        text = {**dict(over.pop("text_config", {}) or {}), "vocab_size": len(tokenizer)}
-        text.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-        text["pad_token_id"] = tokenizer.pad_token_id
-        vision = {**dict(over.pop("vision_config", {}) or {}), "image_size": side}
-        config = CLIPConfig(text_config=text, vision_config=vision, **over, **labels)
-        torch.manual_seed(seed)
-        return FtcliClipForImageClassification(config)
+        return _random_model(cfg, labels, tokenizer, seed, side)
     path = resolve(cfg.name_or_path, cache_dir)
     config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-    if config.model_type not in CLIP_TYPES:
-        raise FtcliError(
-            f"model.name_or_path={cfg.name_or_path}: a {config.model_type} model; CLIP tasks need {CLIP_TYPES}"
-        )
+    family = family_of(config.model_type, f"model.name_or_path={cfg.name_or_path}")
     config.update(labels)
     torch.manual_seed(seed)  # the head's init before it is overwritten (random head: the same every run)
-    return FtcliClipForImageClassification.from_pretrained(
+    return family.model_class().from_pretrained(
         path, config=config, use_safetensors=not cfg.allow_pickle, ignore_mismatched_sizes=True
     )  # another label set: the head is made again (zero-shot, or random) whatever its shape was
+
+
+def _random_model(cfg: ModelConfig, labels: dict[str, Any], tokenizer: Any, seed: int, side: int) -> Any:
+    import math
+
+    import torch
+    import transformers
+
+    family = family_of(cfg.name_or_path, f"model={cfg.name}")
+    over = dict(cfg.config_overrides)
+    text = {**dict(over.pop("text_config", {}) or {}), "vocab_size": len(tokenizer)}
+    text.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    text["pad_token_id"] = tokenizer.pad_token_id
+    vision = {**dict(over.pop("vision_config", {}) or {}), "image_size": side}
+    config = getattr(transformers, family.config)(text_config=text, vision_config=vision, **over, **labels)
+    torch.manual_seed(seed)
+    model = family.model_class()(config)
+    if hasattr(model, "logit_bias"):  # transformers starts SigLIP at t = 1, b = 0; the paper's t = 10, b = −10
+        with torch.no_grad():  # keeps the first steps from spending themselves on the n − 1 negatives per row
+            model.logit_scale.fill_(math.log(10.0))
+            model.logit_bias.fill_(-10.0)
+    return model
 
 
 def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: list[str], max_length: int) -> Any:
@@ -145,28 +233,32 @@ def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: li
     import torch
 
     prompts = [t.format(n) for n in names for t in templates]
+    padding = family_of(model.config.model_type, "model").padding
     max_length = min(max_length, int(model.config.text_config.max_position_embeddings))
     device = model.logit_scale.device
     was = model.training
     model.eval()
     with torch.no_grad():
-        ids = {k: v.to(device) for k, v in tokenize(tokenizer, prompts, max_length).items()}
-        emb = model.text_embeds(ids["input_ids"], ids.get("attention_mask")).float()
+        ids = {k: v.to(device) for k, v in tokenize(tokenizer, prompts, max_length, padding).items()}
+        emb = model.text_embeds(ids["input_ids"], ids["attention_mask"]).float()
     model.train(was)
     emb = emb.view(len(names), len(templates), -1).mean(1)
     return emb / emb.norm(dim=-1, keepdim=True).clamp(min=1e-12)
 
 
 def set_zero_shot_head(model: Any, tokenizer: Any, names: list[str], templates: list[str], max_length: int) -> None:
-    """The classifier ← exp(logit_scale) · the class embeddings: logits equal CLIP's zero-shot logits (a new
-    classifier layer when the names are not the ones it has rows for)."""
+    """The classifier ← exp(logit_scale) · the class embeddings (+ SigLIP's logit_bias): logits equal the model's
+    own zero-shot logits (a new classifier layer when the names are not the ones it has rows for)."""
     import torch
 
     emb = class_embeddings(model, tokenizer, names, templates, max_length)
+    bias = model.classifier.bias is not None
     if model.classifier.weight.shape != emb.shape:
-        model.classifier = torch.nn.Linear(emb.shape[1], emb.shape[0], bias=False).to(model.logit_scale.device)
+        model.classifier = torch.nn.Linear(emb.shape[1], emb.shape[0], bias=bias).to(model.logit_scale.device)
     with torch.no_grad():
         model.classifier.weight.copy_(emb * model.logit_scale.detach().float().exp())
+        if bias:  # the same for every class: it moves SigLIP's sigmoids, never a softmax or an argmax
+            model.classifier.bias.fill_(float(model.logit_bias))
 
 
 def set_random_head(model: Any, seed: int) -> None:
@@ -230,6 +322,32 @@ def gather_rows(x: Any) -> Any:
     return x if distributed()[1] == 1 else _gather_rows().apply(x)
 
 
+def _first_row(rows: int, device: Any) -> int:
+    """This process's first row in the global batch (every process has ``rows`` of its own)."""
+    import torch
+    import torch.distributed as dist
+
+    rank, world = distributed()
+    if world == 1:
+        return 0
+    mine = torch.tensor([rows], device=device)
+    parts = [torch.zeros_like(mine) for _ in range(world)]
+    dist.all_gather(parts, mine)
+    return sum(int(n) for n in parts[:rank])
+
+
+def _global_value(share: Any) -> Any:
+    """The shares' mean as the value (on every process), the gradient of this process's share."""
+    import torch.distributed as dist
+
+    world = distributed()[1]
+    if world == 1:
+        return share
+    total = share.detach().clone()
+    dist.all_reduce(total)
+    return share + (total / world - share.detach())
+
+
 def contrastive_loss(image: Any, text: Any, logit_scale: Any) -> Any:
     """CLIP's symmetric InfoNCE over the *global* batch: pairs are (image i, text i) across every process;
     each process's images are scored against every process's texts and its texts against every image
@@ -241,29 +359,37 @@ def contrastive_loss(image: Any, text: Any, logit_scale: Any) -> Any:
     processes take exactly the step one process takes with the whole batch. The value returned is the
     global loss itself on every process (the shares' mean, exchanged without gradient)."""
     import torch
-    import torch.distributed as dist
 
-    rank, world = distributed()
+    world = distributed()[1]
     scale = logit_scale.exp().clamp(max=100.0)
     image, text = image.float(), text.float()
     all_image, all_text = gather_rows(image), gather_rows(text)
-    offset = 0
-    if world > 1:  # this process's first row in the global batch
-        mine = torch.tensor([len(image)], device=image.device)
-        parts = [torch.zeros_like(mine) for _ in range(world)]
-        dist.all_gather(parts, mine)
-        counts = [int(n) for n in parts]
-        offset = sum(counts[:rank])
-    targets = torch.arange(len(image), device=image.device) + offset
+    targets = torch.arange(len(image), device=image.device) + _first_row(len(image), image.device)
     ce = torch.nn.functional.cross_entropy
     per_image = ce(scale * image @ all_text.T, targets, reduction="sum")
     per_text = ce(scale * text @ all_image.T, targets, reduction="sum")
-    share = (per_image + per_text) / 2 * world / len(all_image)
-    if world == 1:
-        return share
-    total = share.detach().clone()
-    dist.all_reduce(total)
-    return share + (total / world - share.detach())  # the global value; the gradient of this process's share
+    return _global_value((per_image + per_text) / 2 * world / len(all_image))
+
+
+def sigmoid_loss(image: Any, text: Any, logit_scale: Any, logit_bias: Any) -> Any:
+    """SigLIP's pairwise sigmoid loss (Zhai et al. 2023) over the *global* batch: every (image i, text j) pair is
+    a binary question, label +1 when j = i and −1 otherwise, logit t·cos + b (``t = exp(logit_scale)`` and
+    ``b = logit_bias``, both learnt); loss = −(1/N) Σ_i Σ_j log σ(label_ij · logit_ij), N the global batch.
+
+    Every pair is counted once: each process scores its own images against every process's texts (gathered,
+    differentiable), so the shares add up to the one-process loss and, after DDP's gradient average, to its
+    step (see :func:`contrastive_loss`)."""
+    import torch
+
+    world = distributed()[1]
+    image, text = image.float(), text.float()
+    all_text = gather_rows(text)
+    logits = logit_scale.float().exp() * image @ all_text.T + logit_bias.float()
+    labels = -torch.ones_like(logits)
+    rows = torch.arange(len(image), device=image.device)
+    labels[rows, rows + _first_row(len(image), image.device)] = 1.0
+    nll = -torch.nn.functional.logsigmoid(labels * logits).sum()
+    return _global_value(nll * world / len(all_text))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -118,17 +118,20 @@ def _free_port() -> int:
 
 
 class _Towers(torch.nn.Module):
-    """Two linear "towers" and CLIP's log temperature: enough to check the loss's gradients end to end."""
+    """Two linear "towers" and CLIP's log temperature (SigLIP: and its logit bias): enough to check the loss's
+    gradients end to end."""
 
-    def __init__(self) -> None:
+    def __init__(self, family: str = "clip") -> None:
         super().__init__()
         torch.manual_seed(0)
         self.image, self.text = torch.nn.Linear(6, 4), torch.nn.Linear(5, 4)
         self.logit_scale = torch.nn.Parameter(torch.tensor(2.0))
+        if family == "siglip":
+            self.logit_bias = torch.nn.Parameter(torch.tensor([-1.5]))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         norm = torch.nn.functional.normalize
-        return norm(self.image(x), dim=-1), norm(self.text(y), dim=-1), self.logit_scale
+        return norm(self.image(x), dim=-1), norm(self.text(y), dim=-1)
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,15 +140,16 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _loss_and_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, dict[str, np.ndarray]]:
-    from ftcli.clip import contrastive_loss
+    """The family's own loss (CLIP: InfoNCE; SigLIP: the sigmoid loss), as a contrastive run picks it."""
+    from ftcli.clip import FAMILIES
 
-    loss = contrastive_loss(*model(x, y))
-    loss.backward()
     inner = getattr(model, "module", model)
+    loss = FAMILIES["siglip" if hasattr(inner, "logit_bias") else "clip"].loss(*model(x, y), inner)
+    loss.backward()
     return loss.item(), {n: p.grad.detach().numpy().copy() for n, p in inner.named_parameters()}
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str, sizes: list[int]) -> None:
+def _ddp_worker(rank: int, world: int, port: int, out: str, sizes: list[int], family: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
@@ -154,7 +158,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, sizes: list[int]) ->
     dist.init_process_group("gloo", rank=rank, world_size=world)
     x, y = _batch()
     start = sum(sizes[:rank])
-    model = DistributedDataParallel(_Towers())  # averages the gradients over the processes
+    model = DistributedDataParallel(_Towers(family))  # averages the gradients over the processes
     loss, grads = _loss_and_grads(model, x[start : start + sizes[rank]], y[start : start + sizes[rank]])
     np.savez(Path(out) / f"rank{rank}.npz", loss=loss, **grads)
     del model  # DDP's reducer holds gloo work: let it go, and let both ranks get here, before the group goes
@@ -162,14 +166,17 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, sizes: list[int]) ->
     dist.destroy_process_group()
 
 
+@pytest.mark.parametrize("family", ["clip", "siglip"])
 @pytest.mark.parametrize("sizes", [[4, 4], [5, 3]])
-def test_two_processes_give_the_one_process_loss_and_gradients(tmp_path: Path, sizes: list[int]) -> None:
+def test_two_processes_give_the_one_process_loss_and_gradients(tmp_path: Path, sizes: list[int], family: str) -> None:
     """2 gloo processes with half the batch each (global negatives) = 1 process with the whole batch: the same
-    loss on every process and, after DDP's gradient average, the same gradients (uneven halves too)."""
+    loss on every process and, after DDP's gradient average, the same gradients (uneven halves too), for CLIP's
+    InfoNCE and SigLIP's sigmoid loss (its logit bias's gradient too)."""
     import torch.multiprocessing as mp
 
-    one_loss, one_grads = _loss_and_grads(_Towers(), *_batch())
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), sizes), nprocs=2, join=True)
+    one_loss, one_grads = _loss_and_grads(_Towers(family), *_batch())
+    assert ("logit_bias" in one_grads) == (family == "siglip")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), sizes, family), nprocs=2, join=True)
     for rank in range(2):
         got = np.load(tmp_path / f"rank{rank}.npz")
         assert float(got["loss"]) == pytest.approx(one_loss, rel=1e-6)
@@ -183,9 +190,10 @@ def test_the_loss_of_one_process_is_clips_own() -> None:
 
     from ftcli.clip import contrastive_loss
 
-    image, text, scale = _Towers()(*_batch())
-    ours = contrastive_loss(image, text, scale)
-    theirs = image_text_contrastive_loss(scale.exp() * text @ image.T)
+    towers = _Towers()
+    image, text = towers(*_batch())
+    ours = contrastive_loss(image, text, towers.logit_scale)
+    theirs = image_text_contrastive_loss(towers.logit_scale.exp() * text @ image.T)
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
 
 
@@ -405,7 +413,7 @@ def test_a_text_model_is_refused_for_clip_tasks(compose) -> None:
     from ftcli.config import FtcliError
     from ftcli.train import train
 
-    with pytest.raises(FtcliError, match="not a CLIP; CLIP tasks need model=tiny_clip"):
+    with pytest.raises(FtcliError, match="not a CLIP or SigLIP; CLIP tasks need model=tiny_clip"):
         train(compose(*CPU, "model=tiny", "dataset=digits_captions", "trainer.max_steps=1"))
 
 

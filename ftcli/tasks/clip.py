@@ -1,8 +1,8 @@
-"""CLIP tasks: images in, CLIP's two towers, class names read as prompts.
+"""CLIP tasks: images in, CLIP's (or SigLIP's) two towers, class names read as prompts.
 
 ``ClipImages`` is the inputs side shared by both tasks: the image path of :class:`ImageTask` through the
-CLIPProcessor's image processor, the model (:mod:`ftcli.clip`: CLIPModel + a head on the normalised image
-embedding, initialised as the zero-shot classifier), the zero-shot baseline measured before training, and
+processor's image processor, the model (:mod:`ftcli.clip`: CLIPModel or SiglipModel + a head on the normalised
+image embedding, initialised as the zero-shot classifier), the zero-shot baseline measured before training, and
 zero-shot prediction over any label set. ``clip_classification.py`` and ``clip_contrastive.py`` add the
 objectives.
 """
@@ -27,11 +27,15 @@ class ClipImages(ImageTask):
     processor_class = "AutoProcessor"
     cfg: Any  # ClipClassificationConfig or ClipContrastiveConfig: templates
     # the image tower only: the text tower is fixed (image classification) or derived into the head
-    fixed: tuple[str, ...] = ("text_model.", "text_projection.", "logit_scale")
+    fixed: tuple[str, ...] = ("text_model.", "text_projection.", "logit_scale", "logit_bias")
 
     def __init__(self, cfg: Any) -> None:
+        from ftcli.clip import FAMILIES
+
         super().__init__(cfg)
         self.max_length = 77  # CLIP's text length; a run sets the model's (load_processor)
+        self.positions = 77  # the text tower's positions: every text is at most as long
+        self.family = FAMILIES["clip"]  # the model's (load_processor, load_pretrained): padding, loss
         self.baseline: dict[str, Any] = {}  # the zero-shot metrics on validation, before training
         self.encoded: dict[int, Any] = {}  # id(split) → the split as model inputs (the baseline reads validation's)
         self.labels: list[str] | None = None  # predict labels=[…]: zero-shot over these names
@@ -47,18 +51,17 @@ class ClipImages(ImageTask):
         return [t.format(n) for n in data.label_names for t in self.templates]
 
     def load_processor(self, model: ModelConfig, cache_dir: Path, data: TaskData) -> Any:
-        from ftcli.clip import load_processor
+        from ftcli.clip import checkpoint_text, load_processor
 
         self.cache_dir = Path(cache_dir)
-        self.max_length = int(model.max_length)
+        self.family, self.positions = checkpoint_text(model, self.cache_dir)
+        self.max_length = min(int(model.max_length), self.positions)
         side = self.dataset.image_size if self.dataset is not None else None
         return load_processor(model, self.cache_dir, side, self.prompt_texts(data))
 
     def encode(self, ds: Any, columns: list[str], processor: Any, model: ModelConfig) -> Any:
-        self.tokenizer, self.max_length = (
-            processor.tokenizer,
-            int(getattr(model, "max_length", None) or self.max_length),
-        )
+        self.tokenizer = processor.tokenizer
+        self.max_length = min(int(getattr(model, "max_length", None) or self.max_length), self.positions)
         encoded = super().encode(ds, columns, processor.image_processor, model)
         self.encoded[id(ds)] = encoded
         return encoded
@@ -80,7 +83,9 @@ class ClipImages(ImageTask):
     def prepare(self, model: Any, processor: Any) -> None:
         """The image tower is the backbone strategies see (``base_model``); what never trains is named."""
         model.base_model_prefix = "vision_model"
-        model.ftcli_backbone_also = ("visual_projection.",)  # pretrained: frozen with the tower, "post" in partial
+        # CLIP's projection (pretrained) is frozen with the tower, "post" in partial; SigLIP's attention-pooling
+        # head sits inside its vision_model, after the layers: "post" already
+        model.ftcli_backbone_also = ("visual_projection.",)
         model.ftcli_fixed = self.fixed
         self.tokenizer = processor.tokenizer
 
@@ -125,13 +130,16 @@ class ClipImages(ImageTask):
         return None
 
     def load_pretrained(self, folder: Path, trust_remote_code: bool, allow_pickle: bool) -> tuple[Any, Any]:
-        """ftcli's own class (the copy in the folder is for plain transformers) and the CLIPProcessor."""
-        from transformers import AutoProcessor
+        """ftcli's own class (the copy in the folder is for plain transformers) and the folder's processor."""
+        from transformers import AutoConfig, AutoProcessor
 
-        from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
+        from ftcli.clip import family_of
 
+        config = AutoConfig.from_pretrained(folder)
+        self.family = family_of(config.model_type, f"checkpoint={folder}")
+        self.positions = int(config.text_config.max_position_embeddings)
         safetensors_only = None if allow_pickle else True
-        model: Any = FtcliClipForImageClassification.from_pretrained(folder, use_safetensors=safetensors_only)
+        model: Any = self.family.model_class().from_pretrained(folder, use_safetensors=safetensors_only)
         processor = AutoProcessor.from_pretrained(folder)
         self.prepare(model, processor)
         # a CLIP folder from elsewhere has no head yet: checkpoint_labels makes the zero-shot one

@@ -1,6 +1,7 @@
 """CLIP contrastive training on image–caption pairs: both towers, CLIP's symmetric InfoNCE with its learnable
-temperature and negatives from every process; evaluated as a zero-shot classifier (the class names' prompts)
-and by retrieval (image→text, text→image Recall@1/5/10, mean rank)."""
+temperature (SigLIP: its pairwise sigmoid loss, with a learnable bias too) and negatives from every process;
+evaluated as a zero-shot classifier (the class names' prompts) and by retrieval (image→text, text→image
+Recall@1/5/10, mean rank)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,10 @@ class ClipContrastive(ClipImages, Classification):
         images = super().encode(ds, columns, processor, model)
         captions = self.captions.get(id(ds)) or [self.templates[0].format("")] * len(ds)
         kept = [captions[i] for i in images.kept]
-        ids = tokenize(processor.tokenizer, kept, self.max_length)
+        ids = tokenize(processor.tokenizer, kept, self.max_length, self.family.padding)
         _, group = np.unique(np.asarray(kept, dtype=object).astype(str), return_inverse=True)
-        captioned = Captioned(images, ids["input_ids"], ids["attention_mask"], group)
+        crop = self.family.padding == "longest"  # SigLIP reads the last position: its texts keep their length
+        captioned = Captioned(images, ids["input_ids"], ids["attention_mask"], group, crop)
         self.encoded[id(ds)] = captioned
         return captioned
 
@@ -56,13 +58,11 @@ class ClipContrastive(ClipImages, Classification):
 
     # ---- the loss ---------------------------------------------------------------------------------
     def loss(self, model: Any, batch: dict[str, Any]) -> Any:
-        from ftcli.clip import contrastive_loss
-
         out = model(
             pixel_values=batch["pixel_values"], input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
         )
-        scale = getattr(model, "module", model).logit_scale  # under DDP, the wrapped model's own parameter
-        return contrastive_loss(out.image_embeds, out.text_embeds, scale)
+        # under DDP, the wrapped model's own logit_scale (and bias); CLIP: InfoNCE, SigLIP: the sigmoid loss
+        return self.family.loss(out.image_embeds, out.text_embeds, getattr(model, "module", model))
 
     def count(self, batch: dict[str, Any]) -> tuple[int, int]:
         return len(batch["labels"]), int(batch["attention_mask"].sum())
@@ -86,7 +86,9 @@ class ClipContrastive(ClipImages, Classification):
             device = inner.logit_scale.device
             image = inner.image_embeds(batch["pixel_values"].to(device)).float()
             text = inner.text_embeds(batch["input_ids"].to(device), batch["attention_mask"].to(device)).float()
-            logits = image @ inner.classifier.weight.float().T
+            head = inner.classifier
+            bias = None if head.bias is None else head.bias.float()
+            logits = torch.nn.functional.linear(image, head.weight.float(), bias)
             group = batch["caption_group"].to(device).float()[:, None]
             return {"outputs": torch.cat([logits, image, text, group], dim=1)}
 
@@ -118,8 +120,9 @@ class ClipContrastive(ClipImages, Classification):
 class Captioned:
     """An encoded image split with each row's caption tokens and caption group (rows with the same text)."""
 
-    def __init__(self, images: Any, input_ids: Any, attention_mask: Any, group: np.ndarray) -> None:
+    def __init__(self, images: Any, input_ids: Any, attention_mask: Any, group: np.ndarray, crop: bool) -> None:
         self.images, self.input_ids, self.attention_mask, self.group = images, input_ids, attention_mask, group
+        self.crop = crop  # to the batch's longest caption (CLIP); SigLIP's texts stay padded to max_length
         self.labels, self.key, self.kept = images.labels, images.key, images.kept
         self.scale, self.shift = images.scale, images.shift
 
@@ -127,7 +130,8 @@ class Captioned:
         return len(self.images)
 
     def view(self, augment: Any, seed: int, with_idx: bool) -> Captioned:
-        return Captioned(self.images.view(augment, seed, with_idx), self.input_ids, self.attention_mask, self.group)
+        images = self.images.view(augment, seed, with_idx)
+        return Captioned(images, self.input_ids, self.attention_mask, self.group, self.crop)
 
     def __getitems__(self, rows: list[int]) -> dict[str, Any]:
         import torch
@@ -135,7 +139,7 @@ class Captioned:
         batch = self.images.__getitems__(rows)
         order = torch.as_tensor(rows, dtype=torch.long)
         mask = self.attention_mask[order]
-        width = max(int(mask.sum(1).max()), 1)  # the batch's longest caption, not the split's
+        width = max(int(mask.sum(1).max()), 1) if self.crop else mask.shape[1]  # the batch's longest caption
         batch.update(input_ids=self.input_ids[order, :width], attention_mask=mask[:, :width])
         batch["caption_group"] = torch.from_numpy(self.group[np.asarray(rows)])
         return batch
