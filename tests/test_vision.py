@@ -294,7 +294,8 @@ def test_depthwise_convolutions_train_in_fp32_under_cpu_bf16_autocast(compose, d
     model.save_pretrained(tmp_path)
     again = AutoModelForImageClassification.from_pretrained(tmp_path)
     assert not any(getattr(m, "float_backward", False) for m in again.modules())
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    mine, theirs = model.state_dict(), again.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -332,10 +332,10 @@ def float_depthwise_backward(model: Any) -> int:
     return len(convs)
 
 
-_FLOAT_BACKWARD: dict[type, type] = {}
+_FLOAT_BACKWARD: dict[Any, type] = {}
 
 
-def _float_backward_class(base: type) -> type:
+def _float_backward_class(base: Any) -> type:
     """``base`` (nn.Conv2d or a subclass, e.g. timm's Conv2dSame) with the fp32 training path in front."""
     import torch
 
