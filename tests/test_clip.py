@@ -372,10 +372,11 @@ def test_acceptance_contrastive_training_takes_zero_shot_from_chance_to_090(tmp_
 
 
 @pytest.mark.slow
-def test_cpu_ddp_contrastive_run_matches_one_process(tmp_path: Path, cache_dir: Path) -> None:
+@pytest.mark.parametrize("model", ["tiny_clip", "tiny_siglip"])
+def test_cpu_ddp_contrastive_run_matches_one_process(tmp_path: Path, cache_dir: Path, model: str) -> None:
     """hardware=cpu_ddp (2 gloo processes × 16) against 1 process × 32: the same logged losses and the same
-    accuracy (augmentation off: its crops are drawn per process)."""
-    common = ["model=tiny_clip", "dataset=digits_captions", "dataset.augment=false", "strategy=full", FP32]
+    accuracy (augmentation off: its crops are drawn per process); InfoNCE and SigLIP's sigmoid loss."""
+    common = [f"model={model}", "dataset=digits_captions", "dataset.augment=false", "strategy=full", FP32]
     common += ["trainer.epochs=1", "trainer.save_checkpoints=false", "trainer.log_every_steps=5"]
     runs = {}
     for hw, batch in (("cpu", 32), ("cpu_ddp", 16)):
