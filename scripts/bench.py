@@ -190,6 +190,43 @@ def image_inputs(train_samples: int, eval_samples: int | None):
     return resolve(IMAGE_MODEL, default_cache_dir()), data.splits, data.label_names
 
 
+PHOTO = (512, 384)  # --image-source photos: a photo's size (Oxford pets, beans, food101 are ~500 px across)
+
+
+def write_photos(args: argparse.Namespace, root: Path) -> Path:
+    """The same digits subsets as photo-sized JPEG files in an image folder, ``root/{train,validation}/<label>/``:
+    upscaled (bicubic) with a little sensor-like noise (σ 6), quality 90 — what a real dataset's files cost to
+    decode and crop, which 8×8 scans do not. Built once; both contenders read these files."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    _, splits, names = image_inputs(args.image_train_samples, args.image_eval_samples)
+    rng = np.random.default_rng(0)
+    for split, ds in splits.items():
+        for i, row in enumerate(ds):
+            im = Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB").resize(PHOTO, Image.BICUBIC)
+            noisy = np.asarray(im, dtype=np.float32) + rng.normal(0, 6, (PHOTO[1], PHOTO[0], 3))
+            out = root / split / names[row["labels"]] / f"{i:05d}.jpg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(out, quality=90)
+    return root
+
+
+def photo_inputs(folder: str):
+    """(model folder, splits, label names) as the example loads an image folder: ``load_dataset("imagefolder")``,
+    images decoded by datasets' Image feature when a row is read."""
+    import datasets
+
+    from ftcli.images import default_cache_dir
+    from ftcli.vision import resolve
+
+    loaded = datasets.load_dataset("imagefolder", data_dir=folder)
+    splits = {name: split.rename_column("label", "labels") for name, split in loaded.items()}
+    return resolve(IMAGE_MODEL, default_cache_dir()), splits, loaded["train"].features["label"].names
+
+
 def hf_image_job(args: argparse.Namespace) -> dict:
     """HF Trainer set up as transformers' run_image_classification.py: torchvision transforms applied per
     example in ``set_transform`` (RandomResizedCrop + flip for training, Resize + CenterCrop for evaluation),
@@ -212,7 +249,10 @@ def hf_image_job(args: argparse.Namespace) -> dict:
     from transformers import AutoModelForImageClassification, Trainer, TrainingArguments
 
     transformers.utils.logging.set_verbosity_error()
-    folder, splits, names = image_inputs(args.train_samples, args.eval_samples)
+    if args.photos:
+        folder, splits, names = photo_inputs(args.photos)
+    else:
+        folder, splits, names = image_inputs(args.train_samples, args.eval_samples)
     transformers.set_seed(args.seed)  # as the example does, before the new head is made
     model = AutoModelForImageClassification.from_pretrained(
         folder,
@@ -226,8 +266,8 @@ def hf_image_job(args: argparse.Namespace) -> dict:
     train_tf = Compose([RandomResizedCrop(size), RandomHorizontalFlip(), ToTensor(), normalize])
     val_tf = Compose([Resize(size), CenterCrop(size), ToTensor(), normalize])
 
-    def decode(image: dict) -> Image.Image:
-        return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
+    def decode(image) -> Image.Image:  # an image folder's rows come decoded (PIL); digits' as bytes
+        return (image if isinstance(image, Image.Image) else Image.open(io.BytesIO(image["bytes"]))).convert("RGB")
 
     def with_transform(tf):
         def apply(batch):
@@ -315,6 +355,7 @@ def hf_image(frozen: bool, lr: float, epochs: int, args: argparse.Namespace, pre
     cmd = [sys.executable, __file__, "--job", "hf-image", "--lr", str(lr), "--epochs", str(epochs)]
     size = args.fe_image_size if frozen else args.image_size
     cmd += ["--seed", str(seed), "--train-samples", str(args.image_train_samples), "--image-size", str(size)]
+    cmd += ["--photos", str(args.photos)] if args.photos else []
     cmd += ["--eval-samples", str(args.image_eval_samples)] if args.image_eval_samples else []
     cmd += (["--frozen"] if frozen else []) + (["--bf16"] if precision == "bf16" else [])
     wall, rss, out = run(cmd)
@@ -617,11 +658,10 @@ EXAMPLE_FROZEN, IMG_COLD = "HF example, backbone frozen", "ftcli feature_extract
 def ftcli_images(args: argparse.Namespace, size: int) -> list[str]:
     """ftcli's side of (d)/(e): the same model, data subsets, size, batch and augmentation as the example."""
     evals = [f"dataset.max_eval_samples={args.image_eval_samples}"] if args.image_eval_samples else []
+    data = ["dataset=digits", f"dataset.max_train_samples={args.image_train_samples}", *evals]
     return [
         "model=efficientnet_lite0",
-        "dataset=digits",
-        f"dataset.max_train_samples={args.image_train_samples}",
-        *evals,
+        *(["dataset=imagefolder", f"dataset.data_dir={args.photos}"] if args.photos else data),
         f"dataset.image_size={size}",
         "dataset.hflip=true",  # the example's recipe: RandomResizedCrop's default ranges and a flip
         "dataset.crop_scale=[0.08,1.0]",
@@ -645,7 +685,11 @@ def image_cache(path: Path) -> Path:
 
 def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, list[list[str]]]:
     """(d) image full fine-tuning and (e) image feature extraction against transformers' example."""
+    if args.image_source == "photos":
+        args.photos = write_photos(args, work / "photos")
+        photo_inputs(str(args.photos))  # datasets' own cache of the folder, built once, before any round
     epochs = args.image_epochs
+    source = f"digits as {PHOTO[0]}×{PHOTO[1]} JPEG files" if args.photos else "digits"
     full = [*ftcli_images(args, args.image_size), "strategy=full", f"strategy.lr={args.image_lr}"]
     full += [f"trainer.epochs={epochs}", "trainer.save_checkpoints=false"]
     frozen = [*ftcli_images(args, args.fe_image_size), "strategy=feature_extract", f"strategy.lr={args.fe_lr}"]
@@ -663,13 +707,13 @@ def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, 
     }
     runs = alternate("d/e", jobs, args.pairs)
     table = detail(
-        f"(d) image full fine-tuning, {epochs} epoch(s), {d_size}, lr {args.image_lr:g}, seeds {SEED}+round",
+        f"(d) image full fine-tuning, {source}, {epochs} epoch(s), {d_size}, lr {args.image_lr:g}, seeds {SEED}+round",
         {k: runs[k] for k in (EXAMPLE, IMG_FULL)},
         IMG_FULL,
         [EXAMPLE],
     )
     table += "\n" + detail(
-        f"(e) image feature extraction, 3 epochs, {e_size}, head lr {args.fe_lr:g}, seeds {SEED}+round",
+        f"(e) image feature extraction, {source}, 3 epochs, {e_size}, head lr {args.fe_lr:g}, seeds {SEED}+round",
         {k: runs[k] for k in (EXAMPLE_FROZEN, IMG_COLD)},
         IMG_COLD,
         [EXAMPLE_FROZEN],
@@ -678,7 +722,7 @@ def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, 
     at = f"({precisions(d)} vs {precisions(ex)})"
     return table, [
         check(
-            f"(d) images, full fine-tuning samples/s: ftcli / HF example {at}",
+            f"(d) images ({source}), full fine-tuning samples/s: ftcli / HF example {at}",
             speedups(d, ex, "samples_per_s"),
             "x",
             TARGETS["d_vs_example"],
@@ -726,6 +770,12 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--image-lr", type=float, default=1e-3, help="(d) learning rate for both contenders")
     p.add_argument("--image-epochs", type=int, default=3, help="(d) epochs for both contenders")
+    p.add_argument(
+        "--image-source",
+        choices=["digits", "photos"],
+        default="digits",
+        help="(d,e) the shipped 8×8 digits as they are, or the same digits as 512×384 JPEG files (write_photos)",
+    )
     p.add_argument("--out", type=Path, default=None, help="markdown report (default outputs/bench.md)")
     # child-process job arguments
     p.add_argument("--job", choices=["hf", "hf-image"], help=argparse.SUPPRESS)
@@ -734,6 +784,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
+    p.add_argument("--photos", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     quick = args.quick
     args.pairs = args.pairs or (1 if quick else 3)
