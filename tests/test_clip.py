@@ -285,7 +285,8 @@ def test_onnx_export_of_the_image_tower_and_head(contrastive, tmp_path: Path) ->
 # classification from the zero-shot head; WiSE-FT
 
 
-def _classify(contrastive, tmp_path: Path, name: str, *overrides: str) -> dict:
+def _classify(contrastive, tmp_path: Path, name: str, *overrides: str, model: str = "tiny_clip") -> dict:
+    """Classification of the digits starting from the ``contrastive`` run's checkpoint (test_siglip's too)."""
     from hydra import compose, initialize_config_dir
 
     from ftcli.config import config_dir, register_configs
@@ -293,7 +294,7 @@ def _classify(contrastive, tmp_path: Path, name: str, *overrides: str) -> dict:
 
     out, _, _ = contrastive
     register_configs()
-    common = [*CPU, "model=tiny_clip", "model.init=pretrained", f"model.name_or_path={out / 'checkpoints' / 'best'}"]
+    common = [*CPU, f"model={model}", "model.init=pretrained", f"model.name_or_path={out / 'checkpoints' / 'best'}"]
     common += ["task=clip_classification", "dataset=digits", DIGITS, "dataset.max_eval_samples=100"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=[*common, *overrides])

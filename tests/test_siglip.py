@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import FP32, ftcli, train_once
-from test_clip import _digit_png, _predict
+from test_clip import CPU, DIGITS, _digit_png, _predict, image_cache, own_threads
+from test_clip import _classify as classify
 
-CPU = ["hardware=cpu", "hardware.cpu_threads=1", FP32]
-DIGITS = 'task.templates=["a photo of the digit {}."]'
+__all__ = ["image_cache", "own_threads"]  # test_clip's autouse fixtures: imported, they run here too
+
 PROMPTS = [f"a photo of the digit {k}." for k in range(10)]
-
-
-@pytest.fixture(autouse=True)
-def image_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FTCLI_CACHE_DIR", str(cache_dir))
-    return cache_dir
-
-
-@pytest.fixture(autouse=True)
-def own_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -160,19 +147,7 @@ def test_zero_shot_evaluation_of_a_siglip_folder_from_elsewhere(siglip, tmp_path
 
 
 def _classify(siglip, tmp_path: Path, name: str, *overrides: str) -> dict:
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
-
-    out, _, _ = siglip
-    register_configs()
-    common = [*CPU, "model=tiny_siglip", "model.init=pretrained", f"model.name_or_path={out / 'checkpoints' / 'best'}"]
-    common += ["task=clip_classification", "dataset=digits", DIGITS, "dataset.max_eval_samples=100"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*common, *overrides])
-    cfg.output_dir, cfg.cache_dir = str(tmp_path / name), os.environ["FTCLI_CACHE_DIR"]
-    return train(cfg)
+    return classify(siglip, tmp_path, name, *overrides, model="tiny_siglip")
 
 
 def test_zero_shot_head_beats_a_random_head_at_equal_steps(siglip, tmp_path: Path) -> None:
