@@ -6,12 +6,15 @@ processor into that resize/crop step and the per-channel affine map that follows
 normalise) — and kept as uint8 in a memory-mapped file under the cache dir. Training batches are
 cut from that file and augmented as whole tensors (random resized crop and flip through one
 ``grid_sample``); evaluation batches only get the affine map, so they equal the processor's output.
+Augmented training batches are cut from a second file instead, which keeps each image whole (aspect
+kept, no centre crop): their crops see a photo's sides, as a random resized crop of the file would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -179,6 +182,42 @@ class Resizer:
         out = self.processor(images, return_tensors="np", **off)["pixel_values"]
         return np.asarray(out).round().clip(0, 255).astype(np.uint8)
 
+    def canvas_side(self) -> int:
+        """The square a whole training image is kept in: its longer side at 1.15 × the input side, and at
+        least the processor's own resize before its centre crop (input side / crop_pct), so a square photo
+        keeps the detail the exact cache had before its crop. The training cache grows by (side / input)²."""
+        config = getattr(self.processor, "data_config", None) or {}  # timm's
+        crop = getattr(self.processor, "crop_pct", None) or config.get("crop_pct") or 1.0
+        side = max(self.size)
+        return max(math.ceil(1.15 * side), math.ceil(side / float(crop)))
+
+    def whole(self, images: list[Any], side: int) -> tuple[np.ndarray, np.ndarray]:
+        """RGB PIL images → uint8 [n, 3, side, side], each whole: aspect kept, longer side brought to ``side``
+        with the processor's resample filter, at the top left, its last column and row repeated into the rest
+        (a crop's bilinear samples at its edge then see no dark seam); and each one's (height, width) there."""
+        out = np.empty((len(images), 3, side, side), dtype=np.uint8)
+        sizes = np.empty((len(images), 2), dtype=np.int64)
+        for i, im in enumerate(images):
+            w, h = im.size
+            f = side / max(w, h)
+            w, h = min(side, max(1, round(w * f))), min(side, max(1, round(h * f)))
+            pixels = np.asarray(im.resize((w, h), resample=self._resample()), dtype=np.uint8).transpose(2, 0, 1)
+            out[i, :, :h, :w] = pixels
+            out[i, :, :h, w:] = pixels[:, :, -1:]
+            out[i, :, h:, :] = out[i, :, h - 1 : h, :]
+            sizes[i] = h, w
+        return out, sizes
+
+    def _resample(self) -> Any:
+        """The processor's resample filter, as PIL's (timm names it in its data config)."""
+        from PIL import Image
+
+        named = (getattr(self.processor, "data_config", None) or {}).get("interpolation")
+        if isinstance(named, str) and named.upper() in Image.Resampling.__members__:
+            return Image.Resampling[named.upper()]
+        resample = getattr(self.processor, "resample", None)
+        return Image.Resampling(int(resample)) if resample is not None else Image.Resampling.BICUBIC
+
     def full(self, images: list[Any]) -> np.ndarray:
         """The processor's own pixel_values (what plain transformers feeds the model)."""
         out = self.processor(images, return_tensors="pt")["pixel_values"]
@@ -232,6 +271,7 @@ class Decoded:
     skipped: list[str]  # "<where>: <why>" for every row left out (bad_images=skip)
     key: str
     hit: bool
+    sizes: np.ndarray | None = None  # whole images (a canvas): each row's (height, width) inside it
 
 
 def identity_of(sources: list[Any], fingerprint: str | None) -> str:
@@ -253,25 +293,34 @@ def identity_of(sources: list[Any], fingerprint: str | None) -> str:
 
 
 def decode_all(
-    sources: list[Any], where: Callable[[int], str], resizer: Resizer, cache: Path, content: str, skip: bool
+    sources: list[Any],
+    where: Callable[[int], str],
+    resizer: Resizer,
+    cache: Path,
+    content: str,
+    skip: bool,
+    canvas: int = 0,
 ) -> Decoded:
-    """Every image of a split at the model's input size, from the cache or decoded now (on threads) and
-    stored atomically. An unreadable or missing image stops the run with one line naming it, or
-    (``skip``) is left out and counted."""
-    key = hashlib.sha256(f"{content}-{resizer.fingerprint()}".encode()).hexdigest()[:20]
+    """Every image of a split at the model's input size (``canvas``: whole, in a canvas of that side, see
+    :meth:`Resizer.whole`), from the cache or decoded now (on threads) and stored atomically. An unreadable
+    or missing image stops the run with one line naming it, or (``skip``) is left out and counted."""
+    whole = f"-whole{canvas}" if canvas else ""
+    key = hashlib.sha256(f"{content}-{resizer.fingerprint()}{whole}".encode()).hexdigest()[:20]
     npy, meta = cache / "images" / f"{key}.npy", cache / "images" / f"{key}.json"
     if npy.is_file() and meta.is_file():
         try:
             info = json.loads(meta.read_text())
-            kept = np.asarray(info["kept"], dtype=np.int64)
-            return Decoded(np.load(npy, mmap_mode="r"), kept, info["skipped"], key, True)
-        except (OSError, ValueError, KeyError):  # a damaged entry is rebuilt, not trusted
+            kept, found = np.asarray(info["kept"], dtype=np.int64), info.get("sizes")
+            sizes = np.asarray(found, dtype=np.int64).reshape(-1, 2) if canvas else None
+            return Decoded(np.load(npy, mmap_mode="r"), kept, info["skipped"], key, True, sizes)
+        except (OSError, ValueError, KeyError, TypeError):  # a damaged entry is rebuilt, not trusted
             npy.unlink(missing_ok=True)
-    h, w = resizer.size
+    h, w = (canvas, canvas) if canvas else resizer.size
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_suffix(f".tmp{os.getpid()}.npy")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(sources), 3, h, w))
     ok = np.ones(len(sources), dtype=bool)
+    sizes = np.zeros((len(sources), 2), dtype=np.int64)
     skipped: list[str] = []
 
     def chunk(start: int) -> None:
@@ -284,7 +333,9 @@ def decode_all(
                 _bad(skip, ok, skipped, i, f"{where(i)}: no such image file")
             except Exception as e:  # PIL's UnidentifiedImageError, OSError (truncated), DecompressionBombError …
                 _bad(skip, ok, skipped, i, f"{where(i)}: not a readable image ({first_line(e)})")
-        if images:
+        if images and canvas:
+            out[rows], sizes[rows] = resizer.whole(images, canvas)
+        elif images:
             out[rows] = resizer.resize(images)
 
     try:
@@ -292,11 +343,18 @@ def decode_all(
             list(pool.map(chunk, range(0, len(sources), CHUNK)))
         out.flush()
         kept = np.flatnonzero(ok)
-        meta.write_text(json.dumps({"kept": kept.tolist(), "skipped": skipped}))
+        meta.write_text(json.dumps({"kept": kept.tolist(), "skipped": skipped, "sizes": sizes.tolist()}))
         os.replace(tmp, npy)  # the .npy appears whole or not at all
     finally:
         tmp.unlink(missing_ok=True)
-    return Decoded(np.load(npy, mmap_mode="r"), kept, skipped, key, False)
+    return Decoded(np.load(npy, mmap_mode="r"), kept, skipped, key, False, sizes if canvas else None)
+
+
+def crop_boxes(sizes: np.ndarray, side: int) -> np.ndarray:
+    """Where each whole image lies in its canvas (top left), as :func:`augment` reads it: (width share,
+    height share, centre x, centre y), in grid units ([-1, 1] across the canvas)."""
+    shares = sizes[:, ::-1].astype(np.float32) / np.float32(side)  # (w, h) / side
+    return np.concatenate([shares, shares - 1], axis=1).astype(np.float32)
 
 
 def _bad(skip: bool, ok: np.ndarray, skipped: list[str], i: int, why: str) -> None:
@@ -329,17 +387,24 @@ class ImageSet:
     ) -> None:
         self.pixels, self.kept, self.labels, self.key = pixels, kept, labels, key
         self.scale, self.shift = scale, shift
+        self.size = tuple(pixels.shape[-2:])  # the model's input (H, W)
         self.augment: Augment | None = None
         self.seed = 0
         self.with_idx = False
+        self.boxes: np.ndarray | None = None  # whole images: each row's place in its canvas (crop_boxes)
+        # the training split: its whole images and their boxes, decoded (or read) when augmented batches are asked for
+        self.whole: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def view(self, augment: Augment | None, seed: int, with_idx: bool) -> ImageSet:
-        """The same rows for a loader: training (augmented, seeded) or inference (carrying ``idx``)."""
+        """The same rows for a loader: training (augmented, seeded; cropped from the whole images where
+        the split has them) or inference (carrying ``idx``; the processor's exact pixels)."""
         other = ImageSet(self.pixels, self.kept, self.labels, self.scale, self.shift, self.key)
         other.augment, other.seed, other.with_idx = augment, seed, with_idx
+        if augment is not None and self.whole is not None:
+            other.pixels, other.boxes = self.whole()
         return other
 
     def __getitems__(self, rows: list[int]) -> dict[str, Any]:
@@ -348,7 +413,8 @@ class ImageSet:
         order = np.asarray(rows, dtype=np.int64)
         pixels = torch.from_numpy(np.ascontiguousarray(self.pixels[self.kept[order]])).float()
         if self.augment is not None:
-            pixels = augment(pixels, self.augment, batch_generator(self.seed, order))
+            box = None if self.boxes is None else torch.from_numpy(self.boxes[self.kept[order]])
+            pixels = augment(pixels, self.augment, batch_generator(self.seed, order), box, self.size)
         scale = torch.from_numpy(self.scale).view(1, 3, 1, 1)
         shift = torch.from_numpy(self.shift).view(1, 3, 1, 1)
         batch = {"pixel_values": pixels * scale + shift, "labels": torch.from_numpy(self.labels[order])}
@@ -369,25 +435,28 @@ def batch_generator(seed: int, rows: np.ndarray) -> Any:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
-def augment(pixels: Any, aug: Augment, gen: Any) -> Any:
-    """Random resized crops (one per image, back to the input size) and flips of a [B, 3, H, W] batch,
-    as one affine ``grid_sample`` (bilinear): the whole batch at once, no per-image Python."""
+def augment(pixels: Any, aug: Augment, gen: Any, box: Any = None, size: tuple[int, ...] | None = None) -> Any:
+    """Random resized crops (one per image, to ``size``: the model's input, by default the stored size) and
+    flips of a [B, 3, H, W] batch, as one affine ``grid_sample`` (bilinear): the whole batch at once, no
+    per-image Python. ``box`` [B, 4] (:func:`crop_boxes`) is where each image lies in what is stored: its
+    crop takes an area share of that box and its centre lies inside it; None: the whole stored image."""
     import math
 
     import torch
     import torch.nn.functional as F
 
     b = pixels.shape[0]
+    bw, bh, bx, by = (torch.ones(b), torch.ones(b), torch.zeros(b), torch.zeros(b)) if box is None else box.unbind(1)
     lo, hi = math.log(aug.ratio[0]), math.log(aug.ratio[1])
-    area = torch.empty(b).uniform_(aug.scale[0], aug.scale[1], generator=gen)
+    area = torch.empty(b).uniform_(aug.scale[0], aug.scale[1], generator=gen) * (bw * bh)  # a share of the canvas
     ratio = torch.exp(torch.empty(b).uniform_(lo, hi, generator=gen))
-    w, h = (area * ratio).sqrt().clamp(max=1.0), (area / ratio).sqrt().clamp(max=1.0)  # shares of width, height
-    cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - w)  # crop centre, in grid coordinates [-1, 1]
-    cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - h)
+    w, h = torch.minimum((area * ratio).sqrt(), bw), torch.minimum((area / ratio).sqrt(), bh)  # canvas shares
+    cx = bx + (torch.rand(b, generator=gen) * 2 - 1) * (bw - w)  # crop centre, in grid coordinates [-1, 1]
+    cy = by + (torch.rand(b, generator=gen) * 2 - 1) * (bh - h)
     flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if aug.hflip else torch.ones(b)
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
-    grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
+    grid = F.affine_grid(theta, [b, pixels.shape[1], *(size or pixels.shape[-2:])], align_corners=False)
     return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

@@ -451,13 +451,14 @@ def test_predict_one_image_a_folder_a_list_and_a_table(trained, digits, tmp_path
     ckpt = trained["tiny_resnet"]
     ours, _ = _ftcli_eval_outputs(ckpt)
     first = sorted((digits / "validation").glob("*/*.png"))[0]
-    one = run_predict(compose_cmd("predict", f"checkpoint={ckpt}", f"image={first}", "hardware=cpu", out=tmp_path))
+    fp32 = ["hardware=cpu", FP32]  # as _ftcli_eval_outputs: bf16 logits of a tiny model can flip a near tie
+    one = run_predict(compose_cmd("predict", f"checkpoint={ckpt}", f"image={first}", *fp32, out=tmp_path))
     assert one["label"] == str(int(ours[0].argmax()))
     listing = digits / "list.txt"  # paths relative to the list's folder
     listing.write_text(f"# validation images\n{first.relative_to(digits)}\n")
     inputs = {"folder.csv": digits / "validation", "list.csv": listing, "table.csv": digits / "validation.csv"}
     for out, src in inputs.items():
-        args = [f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / out}", "hardware=cpu"]
+        args = [f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / out}", *fp32]
         result = run_predict(compose_cmd("predict", *args, out=tmp_path))
         rows = list(csv.DictReader((tmp_path / out).open()))
         assert rows[0]["image"].endswith(first.name) and {"label", "prob_0", "prob_9"} <= set(rows[0])
@@ -622,6 +623,93 @@ def test_augmentation_is_batched_seeded_by_the_rows_and_exact_at_identity() -> N
     b = augment(pixels, crops, batch_generator(7, np.arange(4)))
     c = augment(pixels, crops, batch_generator(7, np.arange(1, 5)))
     assert torch.equal(a, b) and not torch.equal(a, c) and a.shape == pixels.shape
+
+
+def _old_augment(pixels: torch.Tensor, aug: object, gen: torch.Generator) -> torch.Tensor:
+    """``augment`` as it was before whole images (crops of the stored square only): the reference."""
+    import math
+
+    import torch.nn.functional as F
+
+    b = pixels.shape[0]
+    lo, hi = math.log(aug.ratio[0]), math.log(aug.ratio[1])
+    area = torch.empty(b).uniform_(aug.scale[0], aug.scale[1], generator=gen)
+    ratio = torch.exp(torch.empty(b).uniform_(lo, hi, generator=gen))
+    w, h = (area * ratio).sqrt().clamp(max=1.0), (area / ratio).sqrt().clamp(max=1.0)
+    cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - w)
+    cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - h)
+    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if aug.hflip else torch.ones(b)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
+    grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
+    return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def test_crops_inside_a_box_stay_in_it_and_a_whole_canvas_box_is_the_old_crop() -> None:
+    from ftcli.images import Augment, augment, batch_generator, crop_boxes
+
+    pixels = torch.rand(4, 3, 16, 16) * 255
+    crops = Augment((0.08, 1.0), (0.75, 1.33), True)
+    old = _old_augment(pixels, crops, batch_generator(7, np.arange(4)))
+    whole = torch.from_numpy(crop_boxes(np.full((4, 2), 16), 16))  # every image fills its canvas
+    assert torch.equal(augment(pixels, crops, batch_generator(7, np.arange(4))), old)
+    assert torch.equal(augment(pixels, crops, batch_generator(7, np.arange(4)), whole, (16, 16)), old)
+    # a 16×8 image at the canvas' top left (columns 0-7): channel 0 holds each pixel's column, 1 its row
+    ramp = torch.arange(16.0)
+    canvas = torch.stack([ramp.expand(16, 16), ramp[:, None].expand(16, 16), torch.zeros(16, 16)]).expand(64, 3, 16, 16)
+    box = torch.from_numpy(crop_boxes(np.tile([[16, 8]], (64, 1)), 16))
+    out = augment(canvas.contiguous(), crops, batch_generator(0, np.arange(64)), box, (6, 6))
+    assert out.shape == (64, 3, 6, 6)
+    assert out[:, 0].max() <= 7.5 + 1e-4 and out[:, 0].max() > 6.5  # to the box's right edge, never past it
+    assert out[:, 1].max() > 14  # and all the way down
+
+
+def test_training_crops_see_a_photos_sides_and_validation_stays_exact(tmp_path) -> None:
+    """A 4:3 photo whose left and right edges (1/8 each) are red and blue: the processor's centre crop cuts
+    both off, so evaluation never sees them; augmented training crops come from the whole image and do."""
+    from types import SimpleNamespace
+
+    import datasets
+    from omegaconf import OmegaConf
+    from PIL import Image
+    from transformers import ConvNextImageProcessor
+
+    from ftcli.tasks import build_task
+    from ftcli.tasks.image import resizer_of
+    from ftcli.vision import with_size
+
+    photo = np.zeros((48, 64, 3), dtype=np.uint8)
+    photo[:, :, 1] = 255
+    photo[:, :8], photo[:, -8:] = (255, 0, 0), (0, 0, 255)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    processor = with_size(ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875), 24)
+    resizer = resizer_of(processor)
+    task = build_task(OmegaConf.create({"name": "image_classification"}))
+    task.cache_dir = tmp_path / "cache"
+    task.dataset = SimpleNamespace(
+        augment=True, crop_scale=[0.08, 1.0], crop_ratio=[0.75, 1.333], hflip=False, bad_images="error"
+    )
+    ds = datasets.Dataset.from_dict({"image": [str(tmp_path / "photo.png")] * 8, "labels": [0] * 8})
+    encoded = task.encode(ds, ["image"], processor, None)
+
+    def colours(pixel_values: torch.Tensor) -> tuple[bool, bool]:
+        scale, shift = (torch.from_numpy(a).view(1, 3, 1, 1) for a in (resizer.scale, resizer.shift))
+        rgb = (pixel_values - shift) / scale
+        red = (rgb[:, 0] > 200) & (rgb[:, 1] < 60)
+        blue = (rgb[:, 2] > 200) & (rgb[:, 1] < 60)
+        return bool(red.any()), bool(blue.any())
+
+    evaluated = next(iter(task.eval_loader(encoded, processor, 8)))["pixel_values"]
+    np.testing.assert_allclose(evaluated.numpy(), resizer.full([Image.open(tmp_path / "photo.png")] * 8), atol=1e-4)
+    assert colours(evaluated) == (False, False)
+    rows = [list(np.roll(np.arange(8), k)) for k in range(8)]  # other rows' order: other crops
+    train = [b["pixel_values"] for b in task.loader(encoded, rows, processor)]
+    assert train[0].shape == (8, 3, 24, 24)
+    assert colours(torch.cat(train)) == (True, True)
+    again = [b["pixel_values"] for b in task.loader(encoded, rows, processor)]  # the cache, read back
+    assert all(torch.equal(a, b) for a, b in zip(train, again, strict=True))
+    task.dataset.augment = False  # no augmentation: the processor's pixels, as evaluation's
+    assert torch.equal(next(iter(task.loader(encoded, rows, processor)))["pixel_values"], evaluated)
 
 
 def test_top5_accuracy_appears_with_more_than_5_classes() -> None:

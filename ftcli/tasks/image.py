@@ -108,7 +108,9 @@ class ImageTask(Task):
                 + "; ".join(decoded.skipped[:3])
                 + (" …" if len(decoded.skipped) > 3 else "")
             )
-        return ImageSet(decoded.pixels, decoded.kept, labels, resizer.scale, resizer.shift, decoded.key)
+        images = ImageSet(decoded.pixels, decoded.kept, labels, resizer.scale, resizer.shift, decoded.key)
+        images.whole = lambda: _whole_images(sources, resizer, self.cache_dir, content, skip)  # if augmented
+        return images
 
     def train_batches(self, ds: Any, batch_size: int, seed: int, max_tokens: int | None) -> Any:
         from ftcli.data import LengthGroupedBatches
@@ -400,6 +402,27 @@ class _Rows:
 
     def __getitem__(self, i: int) -> Any:
         return self.ds[int(i)][self.column]
+
+
+def _whole_images(sources: Any, resizer: Any, cache_dir: Path, content: str, skip: bool) -> tuple[Any, Any]:
+    """The training split's images whole (aspect kept, in a canvas) and where each lies in it: what its
+    random resized crops are cut from, so that they see a photo's sides, as transformers' crops of the
+    file do. Decoded once (the main process first, the others read its cache), then cached like the rest."""
+    import time
+
+    from accelerate import PartialState
+
+    from ftcli.images import crop_boxes, decode_all
+    from ftcli.progress import console
+
+    side = resizer.canvas_side()
+    start = time.perf_counter()
+    with PartialState().main_process_first():
+        decoded = decode_all(sources, lambda i: _where(sources, i), resizer, cache_dir, content, skip, side)
+    how = "cache hit" if decoded.hit else f"decoded in {time.perf_counter() - start:.1f} s"
+    console.print(f"training crops: {len(decoded.kept):,} whole images in {side}×{side} ({how})", highlight=False)
+    assert decoded.sizes is not None
+    return decoded.pixels, crop_boxes(decoded.sizes, side)
 
 
 def _where(sources: Any, i: int) -> str:
