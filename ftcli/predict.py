@@ -96,6 +96,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     from ftcli.config import validate
     from ftcli.progress import console
     from ftcli.runtime import inference_batch_size, make_accelerator
+    from ftcli.tasks.base import Loaded
 
     validate(cfg)
     if sum(cfg.get(k) is not None for k in ("text", "image", "input")) != 1:
@@ -107,10 +108,11 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     model_cfg = run_cfg.model if run_cfg is not None else OmegaConf.create({"max_length": 512})
     accelerator = make_accelerator(cfg.hardware)
     model.to(accelerator.device)
+    loaded = Loaded(model, processor, model_cfg, accelerator)
     dataset = run_cfg.dataset if run_cfg is not None else None
     if cfg.input is None:
         row, columns = task.single_input(cfg)
-        outputs = task.predict_outputs(model, processor, [row], columns, model_cfg, 1, accelerator)
+        outputs = task.predict_outputs(loaded, [row], columns, 1)
         pred = task.predictions(outputs, names)[0]
         show(pred)
         return pred
@@ -123,7 +125,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     columns = task.input_columns_of(cfg, dataset, rows, str(cfg.input))
     start = time.perf_counter()
     batch_size = inference_batch_size(cfg.batch_size, accelerator.device)
-    outputs = task.predict_outputs(model, processor, rows, columns, model_cfg, batch_size, accelerator)
+    outputs = task.predict_outputs(loaded, rows, columns, batch_size)
     rate = len(rows) / max(time.perf_counter() - start, 1e-9)
     suffix = src.suffix if src.suffix.lower() in FORMATS else ".csv"  # a folder or a .txt list: CSV
     dest = Path(cfg.output).expanduser() if cfg.output else Path(cfg.output_dir) / f"predictions{suffix}"

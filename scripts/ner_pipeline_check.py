@@ -34,6 +34,7 @@ def main() -> None:
     from transformers import pipeline
 
     from ftcli.checkpoint import load_checkpoint, resolve_checkpoint, task_of
+    from ftcli.tasks.base import Loaded
 
     ckpt = resolve_checkpoint(args.checkpoint)
     model, tokenizer, run_cfg = load_checkpoint(ckpt)
@@ -44,7 +45,7 @@ def main() -> None:
     )
     task = task_of(run_cfg, ckpt)
     rows = [{"text": t} for t in texts]
-    ours = task.predict_outputs(model, tokenizer, rows, ["text"], run_cfg.model, 32, Accelerator(cpu=True))
+    ours = task.predict_outputs(Loaded(model, tokenizer, run_cfg.model, Accelerator(cpu=True)), rows, ["text"], 32)
     tagger = pipeline("token-classification", model=str(ckpt), aggregation_strategy="simple", device="cpu")
     theirs = tagger(texts)
     same, worst, first = 0, 0.0, None

@@ -16,6 +16,7 @@ import pytest
 from conftest import FP32, ftcli
 
 from ftcli.config import FtcliError
+from ftcli.tasks.base import Loaded
 from ftcli.tasks.entities import entities, entity_metrics, to_iob2
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx"))
@@ -299,7 +300,7 @@ def test_a_text_longer_than_max_length_is_read_in_windows(run) -> None:
     text = " ".join(["It rained all day ."] * 24) + " Aiko Tanaka flew to Lima yesterday ."
     assert len(tok(text)["input_ids"]) > 64
     acc = Accelerator(cpu=True)
-    (found,) = task_of(run_cfg).predict_outputs(model, tok, [{"text": text}], ["text"], run_cfg.model, 8, acc)
+    (found,) = task_of(run_cfg).predict_outputs(Loaded(model, tok, run_cfg.model, acc), [{"text": text}], ["text"], 8)
     assert ("PER", text.index("Aiko"), text.index("Aiko") + len("Aiko Tanaka")) in {
         (e["entity_group"], e["start"], e["end"]) for e in found
     }

@@ -21,6 +21,19 @@ from ftcli.config import DatasetConfig, ModelConfig, TaskConfig
 OtherSplit = Callable[[str], tuple[np.ndarray, np.ndarray]]  # split → (outputs, labels)
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A checkpoint ready to predict: its model and processor, its run's model config, the accelerator it runs on."""
+
+    model: Any
+    processor: Any
+    model_cfg: Any
+    accelerator: Any
+
+    def with_processor(self, processor: Any) -> Loaded:
+        return Loaded(self.model, processor, self.model_cfg, self.accelerator)
+
+
 @dataclass
 class OnnxSpec:
     """What torch.onnx.export needs: a module with named tensor inputs → logits, sample inputs, dynamic axes."""
@@ -224,14 +237,7 @@ class Task:
         raise NotImplementedError
 
     def predict_outputs(
-        self,
-        model: Any,
-        processor: Any,
-        rows: list[dict[str, Any]],
-        columns: list[str],
-        model_cfg: Any,
-        batch_size: int,
-        accelerator: Any,
+        self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int
     ) -> np.ndarray:
         """The model's outputs for raw rows, in row order."""
         raise NotImplementedError

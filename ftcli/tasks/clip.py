@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ftcli.config import FtcliError, ModelConfig
-from ftcli.tasks.base import OnnxSpec, TaskData
+from ftcli.tasks.base import Loaded, OnnxSpec, TaskData
 from ftcli.tasks.image import ImageTask, resizer_of
 
 ZEROSHOT = "zeroshot_"  # prefix of the baseline's metrics beside a run's own
@@ -176,24 +176,15 @@ class ClipImages(ImageTask):
         self.labels = _labels(cfg)
         return super().input_columns_of(cfg, dataset, rows, where)
 
-    def predict_outputs(
-        self,
-        model: Any,
-        processor: Any,
-        rows: list[dict[str, Any]],
-        columns: list[str],
-        model_cfg: Any,
-        batch_size: int,
-        accelerator: Any,
-    ) -> Any:
+    def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
         """Logits of the checkpoint's head; with ``labels=[…]``, of a zero-shot head over those names."""
         from ftcli.clip import set_zero_shot_head
 
         if self.labels:
-            length = int(model_cfg.get("max_length") or self.max_length)
-            set_zero_shot_head(model, processor.tokenizer, self.labels, self.templates, length)
+            length = int(loaded.model_cfg.get("max_length") or self.max_length)
+            set_zero_shot_head(loaded.model, loaded.processor.tokenizer, self.labels, self.templates, length)
         return super().predict_outputs(
-            model, processor.image_processor, rows, columns, model_cfg, batch_size, accelerator
+            loaded.with_processor(loaded.processor.image_processor), rows, columns, batch_size
         )
 
     def predictions(self, outputs: np.ndarray, names: list[str]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ftcli.config import DatasetConfig, FtcliError, ModelConfig
-from ftcli.tasks.base import OnnxSpec, Task, TaskData
+from ftcli.tasks.base import Loaded, OnnxSpec, Task, TaskData
 
 IMAGE = "image"  # the column an image folder's rows and predict's rows hold their image in
 STRINGS = ("string", "large_string")  # a column of paths, as datasets types it
@@ -262,19 +262,11 @@ class ImageTask(Task):
             raise FtcliError(f"image_column={column}: no such column in {where}; it has {', '.join(rows[0])}")
         return [column]
 
-    def predict_outputs(
-        self,
-        model: Any,
-        processor: Any,
-        rows: list[dict[str, Any]],
-        columns: list[str],
-        model_cfg: Any,
-        batch_size: int,
-        accelerator: Any,
-    ) -> Any:
+    def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
         from ftcli.images import pixel_batches
         from ftcli.inference import infer
 
+        model, accelerator = loaded.model, loaded.accelerator
         sources = [str(self.base_dir / os.path.expanduser(str(r.get(columns[0]) or ""))) for r in rows]
         device = accelerator.device
         model.eval()
@@ -283,7 +275,7 @@ class ImageTask(Task):
             with accelerator.autocast():
                 return {"outputs": model(pixel_values=batch["pixel_values"].to(device)).logits.float()}
 
-        batches = pixel_batches(sources, resizer_of(processor), batch_size, lambda i: sources[i])
+        batches = pixel_batches(sources, resizer_of(loaded.processor), batch_size, lambda i: sources[i])
         return infer(forward, batches)["outputs"]
 
     def onnx_spec(self, model: Any, processor: Any) -> OnnxSpec:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.config import DatasetConfig, FtcliError, ModelConfig
-from ftcli.tasks.base import OnnxSpec, Task, TaskData
+from ftcli.tasks.base import Loaded, OnnxSpec, Task, TaskData
 
 
 class TextTask(Task):
@@ -86,23 +86,15 @@ class TextTask(Task):
                 raise FtcliError(f"{key}={col}: no such column in {where}; it has {', '.join(rows[0])}")
         return [text, *([pair] if pair else [])]
 
-    def predict_outputs(
-        self,
-        model: Any,
-        processor: Any,
-        rows: list[dict[str, Any]],
-        columns: list[str],
-        model_cfg: Any,
-        batch_size: int,
-        accelerator: Any,
-    ) -> Any:
+    def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
         """Length-sorted batches (little padding) under the accelerator's autocast; outputs in row order."""
         from ftcli.inference import infer, model_inputs
         from ftcli.tokens import text_batches
 
+        model, processor, accelerator = loaded.model, loaded.processor, loaded.accelerator
         texts = [[str(r.get(c) or "") for r in rows] for c in columns]
         batches = text_batches(
-            processor, texts[0], texts[1] if len(texts) > 1 else None, model_cfg.max_length, batch_size
+            processor, texts[0], texts[1] if len(texts) > 1 else None, loaded.model_cfg.max_length, batch_size
         )
         device = accelerator.device
         model.eval()

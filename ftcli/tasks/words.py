@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ftcli.config import FtcliError, ModelConfig, TokenClassificationConfig
-from ftcli.tasks.base import TaskData
+from ftcli.tasks.base import Loaded, TaskData
 from ftcli.tasks.text import TextTask
 
 IGNORE = -100
@@ -297,22 +297,14 @@ class WordsTask(TextTask):
                 return [column]
         raise FtcliError(f"text_column={wanted[0] or 'text'}: no such column in {where}; it has {', '.join(rows[0])}")
 
-    def predict_outputs(
-        self,
-        model: Any,
-        processor: Any,
-        rows: list[dict[str, Any]],
-        columns: list[str],
-        model_cfg: Any,
-        batch_size: int,
-        accelerator: Any,
-    ) -> Any:
+    def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
         """Each row's entities (type, score, text, character offsets), as the pipeline's simple aggregation."""
         from ftcli.inference import infer, model_inputs
 
+        model, processor, accelerator = loaded.model, loaded.processor, loaded.accelerator
         texts = [_text(r.get(columns[0])) for r in rows]
         enc = processor(texts, add_special_tokens=False, return_offsets_mapping=True)
-        layout = windows_of(processor, model_cfg.max_length, self.cfg.stride)
+        layout = windows_of(processor, loaded.model_cfg.max_length, self.cfg.stride)
         spans = [layout.spans(len(ids)) for ids in enc["input_ids"]]
         device = accelerator.device
         model.eval()
