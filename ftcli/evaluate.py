@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.checkpoint import find_checkpoints, load_checkpoint, task_of
-from ftcli.config import LOWER_IS_BETTER, FtcliError, train_metric, validate
-from ftcli.runtime import inference_batch_size, make_accelerator
+from ftcli.config.errors import FtcliError
+from ftcli.config.registry import train_metric
+from ftcli.config.validate import validate
+from ftcli.metrics.compare import LOWER_IS_BETTER
+from ftcli.runtime.accelerator import inference_batch_size, make_accelerator
 from ftcli.tasks import Task
+from ftcli.training.checkpoint import find_checkpoints, load_checkpoint, task_of
 
 
 def run_labels(ckpts: list[Path]) -> list[str]:
@@ -61,7 +64,7 @@ def run_eval(cfg: Any) -> dict[str, Any]:
         accelerator.free_memory()  # drop this model before the next one loads
     metric = rows[0]["metric"]
     if accelerator.is_main_process:
-        from ftcli.report import write_comparison
+        from ftcli.reporting.report import write_comparison
 
         write_comparison(rows, out, metric)
     accelerator.end_training()
@@ -116,7 +119,7 @@ def eval_checkpoint(
     if accelerator.is_main_process:
         stored = task.save_fitted(ckpt, metrics)  # e.g. tuned thresholds: predict and later evals use them
         if stored:
-            from ftcli.progress import console
+            from ftcli.reporting.progress import console
 
             console.print(stored)
         write_results(metrics, names, out, ckpt, cfg.eval.plots, many)
@@ -165,7 +168,7 @@ def split_outputs(
 
 def _naming_labels(outputs_of: SplitOutputs, checkpoint: Any, names: list[str]) -> SplitOutputs:
     """Labels outside the checkpoint's label set: say that the set came from the checkpoint."""
-    from ftcli.data import LabelError
+    from ftcli.data.labels import LabelError
 
     def checked(split: str) -> tuple[np.ndarray, np.ndarray, float]:
         try:
@@ -178,8 +181,8 @@ def _naming_labels(outputs_of: SplitOutputs, checkpoint: Any, names: list[str]) 
 
 def write_results(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Path, plots: bool, many: bool) -> None:
     """eval.json, the report with its pictures, and the terminal summary (one line when several follow)."""
-    from ftcli.progress import console
-    from ftcli.report import print_report, summary_line, write_report
+    from ftcli.reporting.progress import console
+    from ftcli.reporting.report import print_report, summary_line, write_report
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(metrics, indent=2))

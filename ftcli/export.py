@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import FtcliError
-from ftcli.progress import console
+from ftcli.config.errors import FtcliError
+from ftcli.reporting.progress import console
 from ftcli.tasks import Task
 
 
@@ -50,7 +50,7 @@ def verify_onnx(task: Task, model: Any, path: Path, names: list[str], batches: A
         raise FtcliError("verify=true needs onnxruntime (pip install 'ftcli[export]'), or set verify=false") from e
     import torch
 
-    from ftcli.inference import infer
+    from ftcli.runtime.inference import infer
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     dtypes = {i.name: np.int64 if "int" in i.type else np.float32 for i in session.get_inputs()}
@@ -76,7 +76,7 @@ def validation_batches(task: Task, run_cfg: Any, processor: Any, samples: int | 
 
 def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
     """(model, tokenizer, merged?) — a LoRA checkpoint (peft adapter) merged into its base weights."""
-    from ftcli.checkpoint import load_checkpoint
+    from ftcli.training.checkpoint import load_checkpoint
 
     if (ckpt / "adapter_config.json").is_file():
         try:
@@ -85,7 +85,7 @@ def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
             raise FtcliError(f"checkpoint={ckpt}: a LoRA adapter; install peft (pip install 'ftcli[lora]')") from e
         from transformers import AutoTokenizer
 
-        from ftcli.models import register_pooled_classifier
+        from ftcli.models.text import register_pooled_classifier
 
         register_pooled_classifier()
         base_path = json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
@@ -106,8 +106,8 @@ def merged_model(ckpt: Path) -> tuple[Any, Any, bool]:
 
 def run_export(cfg: Any) -> dict[str, Any]:
     """``ftcli export``: write the exported model into ``cfg.output`` (or the run dir)."""
-    from ftcli.checkpoint import RUN_CONFIG, resolve_checkpoint, run_config, task_of
-    from ftcli.config import validate
+    from ftcli.config.validate import validate
+    from ftcli.training.checkpoint import RUN_CONFIG, resolve_checkpoint, run_config, task_of
 
     validate(cfg)
     ckpt = resolve_checkpoint(cfg.checkpoint)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import FtcliError
+from ftcli.config.errors import FtcliError
 
 FORMATS = (".csv", ".tsv", ".json", ".jsonl")
 
@@ -92,11 +92,11 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     """``ftcli predict``: one input printed (``text=``, ``image=``), or ``input=`` rows written to ``output=``."""
     from omegaconf import OmegaConf
 
-    from ftcli.checkpoint import load_checkpoint, resolve_checkpoint, task_of
-    from ftcli.config import validate
-    from ftcli.progress import console
-    from ftcli.runtime import inference_batch_size, make_accelerator
+    from ftcli.config.validate import validate
+    from ftcli.reporting.progress import console
+    from ftcli.runtime.accelerator import inference_batch_size, make_accelerator
     from ftcli.tasks.base import Loaded
+    from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_of
 
     validate(cfg)
     if sum(cfg.get(k) is not None for k in ("text", "image", "input")) != 1:
@@ -156,7 +156,7 @@ def agreement(task: Any, outputs: np.ndarray, rows: list[dict[str, Any]], datase
 
 def show(pred: dict[str, Any]) -> None:
     """One prediction on the terminal: the answer in bold, then what supports it."""
-    from ftcli.progress import console
+    from ftcli.reporting.progress import console
 
     for value in pred.values():
         if isinstance(value, dict):

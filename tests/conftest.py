@@ -36,11 +36,11 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def train_once(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, name: str, *overrides: str):
     """Compose the real train config with ``overrides``, train into a fresh folder: (run dir, cfg, result)."""
+    from ftcli.train import train
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
+    from ftcli.config.registry import config_dir, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -63,7 +63,7 @@ def compose(cache_dir: Path, tmp_path: Path):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
+    from ftcli.config.registry import config_dir, register_configs
 
     register_configs()
 
@@ -100,7 +100,7 @@ def tiny_classifier(texts: list[str], folder: Path, num_labels: int = 2, seed: i
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from ftcli.models import train_wordpiece
+    from ftcli.models.wordpiece import train_wordpiece
 
     torch.manual_seed(seed)
     tok = train_wordpiece(texts, 200, folder)
@@ -127,7 +127,7 @@ def load_data(dataset, seed: int = 0, task: str = "text_classification"):
 
 def predict(model, batches, accelerator=None):
     """(logits, labels) in dataset order through ftcli's one inference loop (ftcli.inference.infer)."""
-    from ftcli.inference import infer, model_inputs
+    from ftcli.runtime.inference import infer, model_inputs
 
     model.eval()
     out = infer(lambda b: {"logits": model(**model_inputs(b)).logits.float()}, batches, accelerator)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY
-
-from ftcli.checkpoint import load_checkpoint
 from ftcli.train import train
+
+from ftcli.training.checkpoint import load_checkpoint
 
 # tiny's BERT-named sizes (hidden_size, num_hidden_layers, ...) reach the others through their attribute maps
 EXTRA = {"bert": [], "distilbert": ["++model.config_overrides.hidden_dim=128"], "roberta": [], "gpt2": []}
@@ -49,11 +49,11 @@ def test_the_tiny_vocab_is_the_same_in_every_process(tmp_path) -> None:
     import sys
 
     code = (
-        "import sys; from ftcli.models import train_wordpiece;"
+        "import sys; from ftcli.models.wordpiece import train_wordpiece;"
         "texts = [l.split('\\t')[0] for l in open(sys.argv[1]).read().splitlines()[1:2001]];"
         "tok = train_wordpiece(texts, 1000, sys.argv[2]); print(sorted(tok.get_vocab().items()))"
     )
-    from ftcli.config import ASSETS_DIR
+    from ftcli.config.registry import ASSETS_DIR
 
     data = str(ASSETS_DIR / "sst2" / "train.tsv")
     vocabs = {subprocess.check_output([sys.executable, "-c", code, data, str(tmp_path / str(i))]) for i in range(3)}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftcli.calibration import (
+from ftcli.metrics.calibration import (
     bootstrap_ci,
     calibration_report,
     expected_calibration_error,
     fit_temperature,
     reliability_bins,
 )
-from ftcli.metrics import macro_f1, softmax
+from ftcli.metrics.classification import macro_f1, softmax
 
 
 def _two_class(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

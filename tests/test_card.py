@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from ftcli.card import model_card, train_command
+from ftcli.reporting.card import model_card, train_command
 
 
 def front_matter(card: str) -> tuple[dict, str]:
@@ -26,7 +26,7 @@ def tiny_run(tiny_full):
 
 
 def test_a_checkpoint_carries_a_model_card_in_its_manifest(tiny_run) -> None:
-    from ftcli.checkpoint import verify_manifest
+    from ftcli.runtime.files import verify_manifest
 
     out, _ = tiny_run
     best = out / "checkpoints" / "best"

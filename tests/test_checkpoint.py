@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import tiny_classifier
 
-from ftcli.checkpoint import load_checkpoint, save_checkpoint
-from ftcli.config import FtcliError
-from ftcli.files import MANIFEST, sha256_of, verify_manifest
+from ftcli.config.errors import FtcliError
+from ftcli.runtime.files import MANIFEST, sha256_of, verify_manifest
+from ftcli.training.checkpoint import load_checkpoint, save_checkpoint
 
 TEXTS = ["a fine film", "a dull film", "nothing works here", "everything works here"] * 10
 
@@ -109,7 +109,7 @@ CRASH = """
 import os, signal, sys
 from pathlib import Path
 import transformers.modeling_utils as mu
-from ftcli.checkpoint import load_checkpoint, save_checkpoint
+from ftcli.training.checkpoint import load_checkpoint, save_checkpoint
 
 real = mu.safe_save_file
 def dies_halfway(tensors, filename, metadata=None):
@@ -179,8 +179,8 @@ def test_no_torch_load_without_weights_only_and_no_eval_in_ftcli() -> None:
 FILE_LIMIT = """
 import resource, signal, sys
 from pathlib import Path
-from ftcli.checkpoint import load_checkpoint, save_checkpoint
-from ftcli.config import FtcliError
+from ftcli.training.checkpoint import load_checkpoint, save_checkpoint
+from ftcli.config.errors import FtcliError
 
 model, tok, _ = load_checkpoint(Path(sys.argv[1]))
 for p in model.parameters():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, ftcli
 
-from ftcli.config import validate
+from ftcli.config.validate import validate
 
 SMALL = [o for o in TINY if not o.startswith("model=")]  # the tiny run's data and trainer settings
 REQUIRED = {"dataset=files": ["dataset.train_file=x.csv"], "dataset=hub": ["dataset.path=x"]}
@@ -179,7 +179,7 @@ def test_ctrl_c_outside_the_training_steps_is_one_line_and_exit_130(tmp_path: Pa
 
 
 def test_debug_keeps_the_traceback_of_an_interrupt(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    import ftcli.cli as cli
+    import ftcli.cli.main as cli
 
     def interrupted(args: list[str]) -> None:
         raise KeyboardInterrupt

@@ -54,7 +54,7 @@ def _digit_png(folder: Path, row: int = 0) -> tuple[Path, int]:
     import pandas as pd
     from PIL import Image
 
-    from ftcli.config import ASSETS_DIR
+    from ftcli.config.registry import ASSETS_DIR
 
     table = pd.read_parquet(ASSETS_DIR / "digits" / "validation.parquet")
     path = folder / f"digit{row}.png"
@@ -76,7 +76,7 @@ def _predict(run: Path, image: Path, tmp_path: Path, *args: str) -> dict[str, fl
 
 
 def test_tokenizer_is_the_same_in_every_process_and_reads_any_word() -> None:
-    from ftcli.clip import train_tokenizer
+    from ftcli.models.clip import train_tokenizer
 
     texts = [f"a photo of the digit {k}." for k in range(10)]
     a, b = train_tokenizer(texts, 1000), train_tokenizer(list(reversed(texts)), 1000)
@@ -95,7 +95,7 @@ def test_tokenizer_is_the_same_in_every_process_and_reads_any_word() -> None:
 
 
 def test_retrieval_metrics_by_hand() -> None:
-    from ftcli.clip import retrieval_metrics
+    from ftcli.metrics.retrieval import retrieval_metrics
 
     text = np.eye(3, dtype=np.float32)  # three distinct captions
     # image 0 → caption 0 first; image 1 → caption 1 second (caption 2 first); image 2 (caption 2) → first
@@ -141,7 +141,7 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _loss_and_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, dict[str, np.ndarray]]:
     """The family's own loss (CLIP: InfoNCE; SigLIP: the sigmoid loss), as a contrastive run picks it."""
-    from ftcli.clip import FAMILIES
+    from ftcli.models.clip import FAMILIES
 
     inner = getattr(model, "module", model)
     loss = FAMILIES["siglip" if hasattr(inner, "logit_bias") else "clip"].loss(*model(x, y), inner)
@@ -191,7 +191,7 @@ def test_the_loss_of_one_process_is_clips_own() -> None:
     """With one process the loss is transformers' CLIP loss (its symmetric cross-entropy on the logits)."""
     from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
-    from ftcli.clip import contrastive_loss
+    from ftcli.tasks.objectives.clip_losses import contrastive_loss
 
     towers = _Towers()
     image, text = towers(*_batch())
@@ -247,7 +247,7 @@ def test_zero_shot_evaluation_of_a_clip_folder_from_elsewhere(contrastive, tmp_p
     data's class names and eval.templates, writes eval.json and the report, and gets the run's own number."""
     from transformers import AutoProcessor, CLIPModel
 
-    from ftcli.config import ASSETS_DIR
+    from ftcli.config.registry import ASSETS_DIR
 
     out, _, result = contrastive
     plain = tmp_path / "plain"
@@ -287,10 +287,10 @@ def test_onnx_export_of_the_image_tower_and_head(contrastive, tmp_path: Path) ->
 
 def _classify(contrastive, tmp_path: Path, name: str, *overrides: str, model: str = "tiny_clip") -> dict:
     """Classification of the digits starting from the ``contrastive`` run's checkpoint (test_siglip's too)."""
+    from ftcli.train import train
     from hydra import compose, initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
+    from ftcli.config.registry import config_dir, register_configs
 
     out, _, _ = contrastive
     register_configs()
@@ -318,7 +318,7 @@ def test_wise_alpha_zero_is_the_zero_shot_model_and_one_the_fine_tuned(contrasti
     assert at0["accuracy"] == at0["zeroshot_accuracy"] and at0["loss"] == pytest.approx(at0["zeroshot_loss"])
     assert at1["accuracy"] == plain["accuracy"] and at1["loss"] == pytest.approx(plain["loss"])
     # the saved α=0 checkpoint holds the zero-shot weights: its head is the text tower's prompt embeddings
-    from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
+    from ftcli.models.shipped.modeling_ftcli_clip import FtcliClipForImageClassification
 
     model = FtcliClipForImageClassification.from_pretrained(tmp_path / "a0" / "checkpoints" / "best")
     start = FtcliClipForImageClassification.from_pretrained(contrastive[0] / "checkpoints" / "best")
@@ -329,7 +329,7 @@ def test_wise_alpha_zero_is_the_zero_shot_model_and_one_the_fine_tuned(contrasti
 
 def test_what_trains_under_image_classification(contrastive, tmp_path: Path) -> None:
     """The text tower never trains; the visual projection belongs to the image tower (a probe trains the head)."""
-    from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
+    from ftcli.models.shipped.modeling_ftcli_clip import FtcliClipForImageClassification
 
     model = FtcliClipForImageClassification.from_pretrained(contrastive[0] / "checkpoints" / "best")
     count = lambda *modules: sum(p.numel() for m in modules for p in m.parameters())  # noqa: E731
@@ -415,8 +415,9 @@ def test_fine_tuned_classifier_loads_in_plain_transformers(contrastive, tmp_path
 
 
 def test_a_text_model_is_refused_for_clip_tasks(compose) -> None:
-    from ftcli.config import FtcliError
     from ftcli.train import train
+
+    from ftcli.config.errors import FtcliError
 
     with pytest.raises(FtcliError, match="not a CLIP or SigLIP; CLIP tasks need model=tiny_clip"):
         train(compose(*CPU, "model=tiny", "dataset=digits_captions", "trainer.max_steps=1"))
@@ -441,8 +442,8 @@ def test_prompt_ensemble_is_averaged_in_embedding_space(contrastive) -> None:
     """Each class: its prompts embedded, normalised, averaged, normalised again; the head is exp(logit_scale) × that."""
     from transformers import AutoProcessor
 
-    from ftcli.clip import set_zero_shot_head, tokenize
-    from ftcli.modeling_ftcli_clip import FtcliClipForImageClassification
+    from ftcli.models.clip import set_zero_shot_head, tokenize
+    from ftcli.models.shipped.modeling_ftcli_clip import FtcliClipForImageClassification
 
     best = contrastive[0] / "checkpoints" / "best"
     model = FtcliClipForImageClassification.from_pretrained(best).eval()
@@ -460,7 +461,7 @@ def test_prompt_ensemble_is_averaged_in_embedding_space(contrastive) -> None:
 
 @pytest.mark.parametrize("templates", ["[]", "[a photo]", '["a {0} of {1}"]'])
 def test_templates_must_name_the_class(compose, templates: str) -> None:
-    from ftcli.config import FtcliError
+    from ftcli.config.errors import FtcliError
     from ftcli.tasks import build_task
 
     cfg = compose("model=tiny_clip", "dataset=digits_captions", f"task.templates={templates}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT, ftcli
 
-from ftcli.config import FtcliError, validate
+from ftcli.config.errors import FtcliError
+from ftcli.config.validate import validate
 
 GROUPS = {
     g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
@@ -80,7 +81,7 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys; from ftcli.cli import main; main(['--help']); print('torch' in sys.modules)"
+    code = "import sys; from ftcli.cli.main import main; main(['--help']); print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert "ftcli train" in r.stdout
     assert r.stdout.strip().endswith("False")

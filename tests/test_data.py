@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import TINY, load_data, predict
 
-from ftcli.config import FtcliError
-from ftcli.data import LengthGroupedBatches, sorted_batches
+from ftcli.config.errors import FtcliError
+from ftcli.data.batching import LengthGroupedBatches, sorted_batches
 
 
 def test_sst2_is_shipped_and_loads_offline(compose) -> None:
@@ -57,8 +57,8 @@ def test_token_budget_bounds_padded_tokens() -> None:
 def test_sorted_evaluation_restores_order_and_matches_unsorted(compose, tmp_path) -> None:
     from accelerate import Accelerator
 
-    from ftcli.models import build_model, load_tokenizer
-    from ftcli.tokens import eval_loader, loader, tokenize
+    from ftcli.data.text import eval_loader, loader, tokenize
+    from ftcli.models.text import build_model, load_tokenizer
 
     cfg = compose(*TINY)
     data = load_data(cfg.dataset, 0)
@@ -161,7 +161,7 @@ def test_bad_data_is_named(compose, tmp_path, overrides, message) -> None:
 
 
 def test_max_length_above_the_models_limit_is_refused(compose) -> None:
-    from ftcli.models import build_model
+    from ftcli.models.text import build_model
 
     cfg = compose("model=tiny", "model.max_length=512")
     with pytest.raises(FtcliError, match="model.max_length=512: this model reads at most 128 tokens"):

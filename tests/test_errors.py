@@ -44,7 +44,7 @@ def _csv(path: Path, rows: list[tuple], header: tuple = ("text", "label")) -> No
 @pytest.fixture(scope="module")
 def d(tmp_path_factory) -> Path:
     """Data files, model folders and checkpoints, good and damaged, built once for the table."""
-    from ftcli.checkpoint import save_checkpoint
+    from ftcli.training.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("bad")
     texts = [f"sample {i} is {'good' if i % 2 else 'bad'}" for i in range(40)]
@@ -282,7 +282,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_gets_one_clear_line(case: str, d: Path, tmp_path: Path, cache_dir: Path, capfd, monkeypatch) -> None:
-    from ftcli.cli import main
+    from ftcli.cli.main import main
 
     args, expected = CASES[case]
     args = [a.format(d=d) for a in args]
@@ -337,7 +337,7 @@ def test_a_failed_run_says_so_in_its_run_dir(d: Path, tmp_path: Path, cache_dir:
 
 
 def test_a_truncated_vocab_cache_entry_is_rebuilt(compose, tmp_path: Path) -> None:
-    from ftcli.models import load_tokenizer
+    from ftcli.models.text import load_tokenizer
 
     cfg = compose("model=tiny")
     texts = [f"sample {i} is {'good' if i % 2 else 'bad'}" for i in range(200)]
@@ -353,9 +353,9 @@ def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
 
     import datasets
 
-    from ftcli.features import cached_features
-    from ftcli.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
+    from ftcli.models.shipped.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
     from ftcli.tasks.text_classification import TextClassification
+    from ftcli.training.features import cached_features
 
     texts = [f"sample {i} is {'good' if i % 2 else 'bad'}" for i in range(20)]
     classifier, tok = tiny_classifier(texts, tmp_path / "tok")
@@ -382,11 +382,12 @@ def test_a_truncated_feature_cache_entry_is_recomputed(tmp_path: Path) -> None:
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(compose, d: Path, monkeypatch) -> None:
     import re
 
-    from ftcli.checkpoint import load_checkpoint
-    from ftcli.config import FtcliError
-    from ftcli.files import verify_manifest
-    from ftcli.strategies import Strategy
     from ftcli.train import train
+
+    from ftcli.config.errors import FtcliError
+    from ftcli.runtime.files import verify_manifest
+    from ftcli.training.checkpoint import load_checkpoint
+    from ftcli.training.strategies.base import Strategy
 
     calls = {"n": 0}
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import TINY, ftcli, load_data, predict
 
-from ftcli.checkpoint import find_checkpoints
 from ftcli.evaluate import run_eval
+from ftcli.training.checkpoint import find_checkpoints
 
 HAS_PLOTS = importlib.util.find_spec("matplotlib") is not None
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx"))
@@ -31,7 +31,7 @@ def compose_cmd(config: str, *overrides: str, out: Path):
     """predict/export configs (they have no cache_dir, so the shared ``compose`` fixture does not fit)."""
     from hydra import compose, initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
+    from ftcli.config.registry import config_dir, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="test"):
@@ -209,8 +209,8 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
-    from ftcli.checkpoint import load_checkpoint
     from ftcli.export import run_export
+    from ftcli.training.checkpoint import load_checkpoint
 
     run, _, train_cfg = tiny_run
     res = run_export(compose_cmd("export", f"checkpoint={run}", f"output={tmp_path}/onnx", out=tmp_path / "run"))
@@ -232,8 +232,8 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
 def test_safetensors_export_is_a_clean_folder_that_predicts_the_same(tiny_run, compose, tmp_path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ftcli.checkpoint import load_checkpoint
     from ftcli.export import run_export
+    from ftcli.training.checkpoint import load_checkpoint
 
     run, _, _ = tiny_run
     res = run_export(
@@ -253,8 +253,8 @@ def test_safetensors_export_merges_a_lora_adapter(tiny_run, compose, tmp_path) -
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
-    from ftcli.checkpoint import load_checkpoint
     from ftcli.export import run_export
+    from ftcli.training.checkpoint import load_checkpoint
 
     run, _, _ = tiny_run
     base, tok, _ = load_checkpoint(run / "checkpoints" / "best")
@@ -285,9 +285,8 @@ def test_safetensors_export_merges_a_lora_adapter(tiny_run, compose, tmp_path) -
 
 def test_tensorboard_event_files_hold_the_logged_metrics(compose) -> None:
     pytest.importorskip("tensorboard", reason="tensorboard is not installed (the track extra)")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from ftcli.train import train
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = compose(
         *TINY,
@@ -358,7 +357,7 @@ def test_evaluation_moves_each_batch_off_the_device() -> None:
 def test_free_text_survives_hydras_override_parser(text: str) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from ftcli.cli import quote_free_text
+    from ftcli.cli.args import quote_free_text
 
     parsed = OverridesParser.create().parse_overrides([quote_free_text(f"text={text}")])[0]
     assert parsed.value() == text
@@ -366,7 +365,8 @@ def test_free_text_survives_hydras_override_parser(text: str) -> None:
 
 @pytest.mark.parametrize("config", ["predict", "export"])
 def test_predict_and_export_configs_compose_validate_and_name_bad_keys(config: str, tmp_path) -> None:
-    from ftcli.config import FtcliError, validate
+    from ftcli.config.errors import FtcliError
+    from ftcli.config.validate import validate
 
     validate(compose_cmd(config, "checkpoint=somewhere", out=tmp_path))
     bad = "batch_size=0" if config == "predict" else "format=tflite"

@@ -62,8 +62,8 @@ def _train(run: Path, cache_dir: Path, *overrides: str) -> dict:
 
 @pytest.mark.parametrize(("sharding", "reshard"), [("FULL_SHARD", True), ("SHARD_GRAD_OP", False)])
 def test_the_plugin_is_fsdp2_with_sharded_resumable_state(compose, sharding, reshard) -> None:
-    from ftcli.config import validate
-    from ftcli.sharding import fsdp_plugin
+    from ftcli.config.validate import validate
+    from ftcli.runtime.sharding import fsdp_plugin
 
     cfg = compose("hardware=cpu_fsdp", f"hardware.fsdp_sharding={sharding}")
     validate(cfg)  # FSDP on CPU processes is a valid choice
@@ -74,7 +74,7 @@ def test_the_plugin_is_fsdp2_with_sharded_resumable_state(compose, sharding, res
 
 
 def test_each_transformer_layer_is_a_shard_unit_but_not_the_embeddings(tmp_path) -> None:
-    from ftcli.sharding import layer_classes
+    from ftcli.runtime.sharding import layer_classes
 
     model, _ = tiny_classifier(["a fine film", "a dull film"] * 20, tmp_path)
     # BERT names BertEmbeddings and BertLayer as unsplittable; the embeddings hold the input embedding
@@ -83,7 +83,7 @@ def test_each_transformer_layer_is_a_shard_unit_but_not_the_embeddings(tmp_path)
 
 
 def test_the_blueprint_costs_no_memory_and_takes_the_gathered_weights(tmp_path) -> None:
-    from ftcli.sharding import meta_copy
+    from ftcli.runtime.sharding import meta_copy
 
     model, _ = tiny_classifier(["a fine film", "a dull film"] * 20, tmp_path)
     blueprint = meta_copy(model)
@@ -112,9 +112,9 @@ class _Sharded:
 
 @pytest.mark.parametrize("main", [True, False])
 def test_every_process_gathers_a_sharded_model_and_only_the_main_one_writes(tmp_path, main) -> None:
-    from ftcli.checkpoint import Keeper
-    from ftcli.config import StrategyConfig
-    from ftcli.strategies import Strategy
+    from ftcli.config.schemas import StrategyConfig
+    from ftcli.training.checkpoint import Keeper
+    from ftcli.training.strategies.base import Strategy
 
     model, tok = tiny_classifier(["a fine film", "a dull film"] * 20, tmp_path / "tok")
     weights = _Sharded(model, main)
@@ -127,10 +127,10 @@ def test_every_process_gathers_a_sharded_model_and_only_the_main_one_writes(tmp_
 
 
 def test_an_unsharded_model_is_read_by_the_main_process_alone(tmp_path) -> None:
-    from ftcli.checkpoint import Keeper
-    from ftcli.config import StrategyConfig
-    from ftcli.sharding import Whole
-    from ftcli.strategies import Strategy
+    from ftcli.config.schemas import StrategyConfig
+    from ftcli.runtime.sharding import Whole
+    from ftcli.training.checkpoint import Keeper
+    from ftcli.training.strategies.base import Strategy
 
     model, tok = tiny_classifier(["a fine film", "a dull film"] * 20, tmp_path / "tok")
     whole = Whole(model)
@@ -256,7 +256,7 @@ def test_each_strategy_trains_under_fsdp_as_in_one_process(tmp_path, cache_dir, 
 def test_kill_9_of_an_fsdp_run_then_resume_reaches_the_uninterrupted_weights(tmp_path, cache_dir) -> None:
     """kill -9 of the whole run (ftcli, the launcher and both workers) once a sharded state exists, then
     ``resume=`` (killed again at random, resumed again) ends with the weights of a run never stopped."""
-    from ftcli.checkpoint import state_folders
+    from ftcli.training.state import state_folders
 
     args = [
         *TINY,

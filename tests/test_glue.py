@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import FP32, ROOT
 
-from ftcli.config import GLUE_TASKS
+from ftcli.config.schemas import GLUE_TASKS
 
 COLUMNS = {  # the hub dataset's columns and label ids
     "cola": (["sentence"], 2),
@@ -68,7 +68,7 @@ def glue(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("task", GLUE_TASKS)
 def test_each_task_reads_its_columns_through_the_hub_loader(compose, glue, task: str) -> None:
-    from ftcli.config import validate
+    from ftcli.config.validate import validate
     from ftcli.tasks import build_task
 
     cfg = compose("dataset=glue", f"dataset.task={task}", f"dataset.path={glue}", "model=tiny")
@@ -87,7 +87,8 @@ def test_each_task_reads_its_columns_through_the_hub_loader(compose, glue, task:
 
 
 def test_a_task_that_glue_lacks_is_named(compose) -> None:
-    from ftcli.config import FtcliError, validate
+    from ftcli.config.errors import FtcliError
+    from ftcli.config.validate import validate
 
     with pytest.raises(FtcliError, match=r"dataset.task=colla: must be one of cola, sst2"):
         validate(compose("dataset=glue", "dataset.task=colla"))
@@ -128,8 +129,9 @@ def test_official_metrics_agree_with_scikit_learn_and_scipy(compose, seed: int) 
 
 @pytest.mark.parametrize("task", ["stsb", "mnli"])
 def test_train_then_eval_reports_the_official_metrics(compose, glue, tmp_path, task: str) -> None:
-    from ftcli.evaluate import run_eval
     from ftcli.train import train
+
+    from ftcli.evaluate import run_eval
 
     cfg = compose(
         "dataset=glue", f"dataset.task={task}", f"dataset.path={glue}", "model=tiny", "strategy=full",

@@ -20,9 +20,10 @@ import pytest
 import torch
 from conftest import FP32, ROOT
 
-from ftcli.checkpoint import load_checkpoint, state_folders
-from ftcli.config import TrainConfig, TrainerConfig
-from ftcli.files import verify_manifest
+from ftcli.config.schemas import TrainConfig, TrainerConfig
+from ftcli.runtime.files import verify_manifest
+from ftcli.training.checkpoint import load_checkpoint
+from ftcli.training.state import state_folders
 
 pytestmark = pytest.mark.slow
 

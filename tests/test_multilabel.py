@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import FP32, ftcli, load_data
 
-from ftcli.config import FtcliError
+from ftcli.config.errors import FtcliError
 from ftcli.tasks.multilabel import bce, multilabel_metrics, sigmoid, tune_thresholds
 
 NAMES = ["sports", "politics", "science", "food", "music", "weather"]
@@ -172,10 +172,10 @@ def _files(data: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory, cache_dir):
+    from ftcli.train import train
     from hydra import compose, initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
+    from ftcli.config.registry import config_dir, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -210,7 +210,7 @@ def test_the_shipped_topics_choose_their_task(compose) -> None:
 
 def test_eval_tunes_thresholds_into_the_checkpoint_and_predict_uses_them(run, data, compose, tmp_path) -> None:
     from ftcli.evaluate import run_eval
-    from ftcli.files import verify_manifest
+    from ftcli.runtime.files import verify_manifest
 
     out, result = run
     best, last = out / "checkpoints" / "best", out / "checkpoints" / "last"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from conftest import FP32, ftcli
 
-from ftcli.config import FtcliError
+from ftcli.config.errors import FtcliError
+from ftcli.metrics.entities import entities, entity_metrics, to_iob2
 from ftcli.tasks.base import Loaded
-from ftcli.tasks.entities import entities, entity_metrics, to_iob2
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx"))
 PER = ["Maria Lopez", "John Carter", "Aiko Tanaka", "Olga Ivanova", "Pele", "Samuel Okafor"]
@@ -171,7 +171,7 @@ def test_conll_in_any_scheme_and_jsonl_give_the_same_training_data(compose, tmp_
 
 
 def test_first_subwords_carry_the_labels_and_long_sentences_are_windowed(compose, data) -> None:
-    from ftcli.models import load_tokenizer
+    from ftcli.models.text import load_tokenizer
     from ftcli.tasks import build_task
     from ftcli.tasks.words import IGNORE, sentences_of
 
@@ -207,10 +207,10 @@ def test_first_subwords_carry_the_labels_and_long_sentences_are_windowed(compose
 
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory, cache_dir):
+    from ftcli.train import train
     from hydra import compose, initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
-    from ftcli.train import train
+    from ftcli.config.registry import config_dir, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -293,7 +293,7 @@ def test_a_text_longer_than_max_length_is_read_in_windows(run) -> None:
     """tiny reads 64 tokens: a name near the end of a 100-word text is still found, at its offsets."""
     from accelerate import Accelerator
 
-    from ftcli.checkpoint import load_checkpoint, task_of
+    from ftcli.training.checkpoint import load_checkpoint, task_of
 
     out, _ = run
     model, tok, run_cfg = load_checkpoint(out / "checkpoints" / "best")
@@ -354,7 +354,7 @@ def test_bad_tag_files_name_the_line(compose, data, tmp_path, name, text, extra,
 
 
 def test_an_unknown_tag_scheme_is_refused_before_anything_loads(compose) -> None:
-    from ftcli.config import validate
+    from ftcli.config.validate import validate
 
     with pytest.raises(FtcliError, match=re.escape("task.tag_scheme=IOB3: must be one of auto, IOB1, IOB2, BIOES")):
         validate(compose("dataset=ner_demo", "task.tag_scheme=IOB3"))

@@ -9,8 +9,9 @@ import pytest
 import torch
 from conftest import TINY
 
-from ftcli.config import FtcliError, validate
-from ftcli.optim import build_optimizer, build_schedule
+from ftcli.config.errors import FtcliError
+from ftcli.config.validate import validate
+from ftcli.training.optim import build_optimizer, build_schedule
 
 
 def _lrs(make, warmup: int, total: int) -> list[float]:

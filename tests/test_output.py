@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, ftcli
 
-from ftcli.sweep import write_status
+from ftcli.training.trials import write_status
 
 HEADS = "model.config_overrides.num_attention_heads"
 ERROR = "ValueError: The hidden size (64) is not a multiple of the number of attention heads (3)"
@@ -73,7 +73,7 @@ def test_run_summary_in_a_pipe_is_not_folded(cache_dir: Path, no_columns: None) 
 def test_the_shared_console_is_wide_and_unwrapped_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from ftcli.progress import OFF_TERMINAL_WIDTH, make_console
+    from ftcli.reporting.progress import OFF_TERMINAL_WIDTH, make_console
 
     monkeypatch.delenv("COLUMNS", raising=False)
     console = make_console(file=io.StringIO())
@@ -88,7 +88,7 @@ def test_matplotlib_does_not_announce_its_font_cache(tmp_path: Path) -> None:
     """Hydra's job logging puts the root logger at INFO; a fresh MPLCONFIGDIR makes matplotlib build its cache."""
     code = (
         "import logging; logging.basicConfig(level=logging.INFO); "
-        "from ftcli.report import _pyplot; assert _pyplot() is not None"
+        "from ftcli.reporting.plots import _pyplot; assert _pyplot() is not None"
     )
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")}
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)

@@ -70,7 +70,7 @@ def chatter(stderr: str) -> list[str]:
 def test_the_readme_snippet_loads_silently_and_gives_ftcli_logits(checkpoint: Path) -> None:
     import torch
 
-    from ftcli.checkpoint import load_checkpoint
+    from ftcli.training.checkpoint import load_checkpoint
 
     r = plain_python(README_SNIPPET, str(checkpoint), json.dumps(TEXTS))
     assert r.returncode == 0, r.stderr[-3000:]

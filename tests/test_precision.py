@@ -9,7 +9,7 @@ import torch
 from conftest import TINY
 from omegaconf import OmegaConf
 
-import ftcli.runtime as runtime
+import ftcli.runtime.accelerator as runtime
 
 
 def _hw(compose, *overrides: str):

@@ -14,8 +14,8 @@ import pytest
 import torch
 from conftest import FP32, ftcli, train_once
 
-from ftcli.config import FtcliError
-from ftcli.metrics import regression_metrics
+from ftcli.config.errors import FtcliError
+from ftcli.metrics.regression import regression_metrics
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "zeta", "theta", "kappa", "sigma", "lambda"]
 UP, DOWN = {"alpha", "beta", "gamma"}, {"omega", "zeta"}

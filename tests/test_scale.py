@@ -16,8 +16,8 @@ import pytest
 import torch
 from conftest import ROOT, TINY, ftcli
 
-from ftcli.config import FtcliError
-from ftcli.data import LengthGroupedBatches, ShardedBatches
+from ftcli.config.errors import FtcliError
+from ftcli.data.batching import LengthGroupedBatches, ShardedBatches
 
 # A run that crosses an epoch boundary and saves resumable state every 3 optimizer steps.
 RESUMABLE = [
@@ -106,8 +106,8 @@ def test_eval_keeps_each_example_once_when_processes_pad_with_repeats() -> None:
     ],
 )
 def test_each_hardware_option_launches_its_workers(compose, option, overrides, expected) -> None:
-    from ftcli.config import validate
-    from ftcli.launch import launcher_command, needs_launch
+    from ftcli.config.validate import validate
+    from ftcli.runtime.launch import launcher_command, needs_launch
 
     cfg = compose(f"hardware={option}", *overrides)
     validate(cfg)
@@ -118,14 +118,14 @@ def test_each_hardware_option_launches_its_workers(compose, option, overrides, e
 
 
 def test_single_process_options_train_in_place(compose) -> None:
-    from ftcli.launch import needs_launch
+    from ftcli.runtime.launch import needs_launch
 
     assert not needs_launch(compose("hardware=cpu").hardware)
     assert not needs_launch(compose("hardware=gpu").hardware)
 
 
 def test_resume_of_a_run_that_is_not_resumable_says_how_to_fix(tmp_path) -> None:
-    from ftcli.checkpoint import find_run
+    from ftcli.training.state import find_run
 
     (tmp_path / "config.yaml").write_text("{}")
     with pytest.raises(FtcliError, match="trainer.save_every_steps"):
@@ -139,8 +139,9 @@ def test_resume_mid_epoch_is_bit_identical_and_logs_every_step_once(compose, tmp
     """Resume from a state saved mid-epoch 0 (copied out of a full run): same final weights, same log."""
     import shutil
 
-    from ftcli.checkpoint import state_folders
     from ftcli.train import train
+
+    from ftcli.training.state import state_folders
 
     full = tmp_path / "full"
     overrides = [f"strategy={strategy}" if x == "strategy=full" else x for x in RESUMABLE]
@@ -203,7 +204,7 @@ def test_sigterm_saves_state_exits_and_resume_finishes_the_run(tmp_path, cache_d
     ref = tmp_path / "ref"
     from hydra import compose, initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
+    from ftcli.config.registry import config_dir, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -296,7 +297,7 @@ def test_cpu_multiprocess_sigterm_resume_matches_an_uninterrupted_run(tmp_path, 
 
 
 def test_resume_latest_picks_the_newest_complete_state(tmp_path) -> None:
-    from ftcli.checkpoint import TRAINER_STATE, find_run
+    from ftcli.training.state import TRAINER_STATE, find_run
 
     for i, name in enumerate(("old", "new")):
         state = tmp_path / "outputs" / name / "state" / "step_00000004"
@@ -324,14 +325,14 @@ def test_resume_latest_picks_the_newest_complete_state(tmp_path) -> None:
     ],
 )
 def test_impossible_hardware_combinations_fail_before_anything_loads(compose, overrides, expected) -> None:
-    from ftcli.config import validate
+    from ftcli.config.validate import validate
 
     with pytest.raises(FtcliError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         validate(compose(*overrides))
 
 
 def test_multi_node_without_the_main_address_says_which_key(compose) -> None:
-    from ftcli.launch import launcher_command
+    from ftcli.runtime.launch import launcher_command
 
     cfg = compose("hardware=multi_node", "hardware.num_processes=8")
     with pytest.raises(FtcliError, match="hardware.main_process_ip is required"):

@@ -55,7 +55,7 @@ def _reference_sigmoid_loss(image: np.ndarray, text: np.ndarray, t: float, b: fl
 
 
 def test_sigmoid_loss_matches_the_pairwise_reference() -> None:
-    from ftcli.clip import sigmoid_loss
+    from ftcli.tasks.objectives.clip_losses import sigmoid_loss
 
     g = torch.Generator().manual_seed(3)
     image, text = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(7, 5, generator=g)
@@ -126,7 +126,7 @@ def test_zero_shot_evaluation_of_a_siglip_folder_from_elsewhere(siglip, tmp_path
     """A plain SiglipModel folder: ftcli eval picks CLIP zero-shot classification and gets the run's number."""
     from transformers import AutoProcessor, SiglipModel
 
-    from ftcli.config import ASSETS_DIR
+    from ftcli.config.registry import ASSETS_DIR
 
     out, _, result = siglip
     plain = tmp_path / "plain"
@@ -162,7 +162,7 @@ def test_zero_shot_head_beats_a_random_head_at_equal_steps(siglip, tmp_path: Pat
 def test_partial_trains_the_top_layer_the_pooling_head_and_the_classifier(siglip, tmp_path: Path) -> None:
     """SigLIP's image tower has no projection: partial's "post" is its final norm and attention-pooling head;
     the text tower, logit_scale and logit_bias never train under image classification."""
-    from ftcli.modeling_ftcli_clip import FtcliSiglipForImageClassification
+    from ftcli.models.shipped.modeling_ftcli_clip import FtcliSiglipForImageClassification
 
     model = FtcliSiglipForImageClassification.from_pretrained(siglip[0] / "checkpoints" / "best")
     vision = model.vision_model
@@ -198,10 +198,10 @@ def test_lora_fine_tuned_classifier_loads_in_plain_transformers(siglip, tmp_path
 
 
 def test_a_model_that_is_neither_clip_nor_siglip_is_refused_in_one_line(tmp_path: Path, compose) -> None:
+    from ftcli.train import train
     from transformers import BertConfig, Siglip2Config
 
-    from ftcli.config import FtcliError
-    from ftcli.train import train
+    from ftcli.config.errors import FtcliError
 
     BertConfig().save_pretrained(tmp_path / "bert")
     args = ["model=tiny_clip", "model.init=pretrained", f"model.name_or_path={tmp_path / 'bert'}"]

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY
-
-import ftcli.train
-from ftcli.strategies import LoraStrategy, build_strategy, depth_map
 from ftcli.train import train
+
+import ftcli.training.phases
+from ftcli.training.strategies import build_strategy
+from ftcli.training.strategies.base import depth_map
+from ftcli.training.strategies.lora import LoraStrategy
 
 # The tiny BERT (configs/model/tiny.yaml): hidden H=64, intermediate FF=128, 2 layers, 2 labels.
 H, FF = 64, 128
@@ -30,7 +32,7 @@ class Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.strategy = self.model = None
         self.before: dict[str, torch.Tensor] = {}
-        monkeypatch.setattr(ftcli.train, "build_strategy", self.build)
+        monkeypatch.setattr(ftcli.training.phases, "build_strategy", self.build)
 
     def build(self, cfg):
         strategy = build_strategy(cfg)
@@ -214,7 +216,7 @@ def test_depth_map_reads_every_architectures_layer_names() -> None:
 def _lora_cfg():
     from omegaconf import OmegaConf
 
-    from ftcli.config import LoraConfig
+    from ftcli.config.schemas import LoraConfig
 
     cfg = OmegaConf.structured(LoraConfig)
     cfg.name, cfg.lr = "lora", 1e-3

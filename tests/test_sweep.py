@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, ftcli
 
+from ftcli.cli.sweep import multirun_args, sweep_dir
 from ftcli.leaderboard import find_trials, rank, seed_groups, varying_keys
-from ftcli.sweep import multirun_args, read_status, run_trial, sweep_dir, write_status
+from ftcli.training.trials import read_status, run_trial, write_status
 
 # ---- bookkeeping, without training ---------------------------------------------------------------
 
@@ -128,7 +129,7 @@ def test_leaderboard_does_not_import_torch(tmp_path: Path) -> None:
 
     _fake_trial(tmp_path, "a", ["x=1"], "completed", accuracy=0.5)
     code = (
-        "import sys; from ftcli.cli import main; main(['leaderboard', sys.argv[1]]); "
+        "import sys; from ftcli.cli.main import main; main(['leaderboard', sys.argv[1]]); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)

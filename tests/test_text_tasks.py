@@ -70,8 +70,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("task", ["regression", "multilabel", "ner"])
 def test_resume_mid_epoch_is_bit_identical(files, compose, tmp_path: Path, task: str) -> None:
     """Resume from a state saved mid-epoch 0 (copied out of a full run): the same final weights and metric."""
-    from ftcli.checkpoint import state_folders
     from ftcli.train import train
+
+    from ftcli.training.state import state_folders
 
     overrides = [
         *files[task],

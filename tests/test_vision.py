@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import FP32, ftcli
-
-from ftcli.config import FtcliError
 from ftcli.train import train
+
+from ftcli.config.errors import FtcliError
 
 # A small slice of the digits: fast, and still 10 real classes.
 SMALL = ["hardware=cpu", FP32, "trainer.batch_size=8", "trainer.save_checkpoints=false"]
@@ -171,7 +171,7 @@ def test_layer_groups_of_each_architecture() -> None:
     import timm
     from transformers import AutoConfig, AutoModelForImageClassification, TimmWrapperConfig
 
-    from ftcli.strategies import depth_map
+    from ftcli.training.strategies.base import depth_map
 
     built = {
         "resnet": AutoConfig.for_model("resnet", hidden_sizes=[8, 16, 32], depths=[1, 1, 1], embedding_size=8),
@@ -205,25 +205,25 @@ def test_layer_groups_of_each_architecture() -> None:
 
 def _built(compose, digits, monkeypatch, *overrides: str):
     """The model with its strategy applied, as train() builds it (a dry run keeps nothing else)."""
-    import ftcli.train
+    import ftcli.training.phases
 
     kept = {}
-    real = ftcli.train.build
+    real = ftcli.training.phases.build
 
     def spy(run, data, processor):
         kept["built"] = real(run, data, processor)
         return kept["built"]
 
-    monkeypatch.setattr(ftcli.train, "build", spy)
+    monkeypatch.setattr(ftcli.training.phases, "build", spy)
     train(compose(*folder(digits), *SMALL, "trainer.dry_run=true", *overrides))
     return kept["built"]
 
 
 def test_frozen_batchnorm_keeps_its_running_statistics(compose, digits, monkeypatch) -> None:
-    import ftcli.train
+    import ftcli.training.phases
 
     seen = {}
-    real = ftcli.train.build_strategy
+    real = ftcli.training.phases.build_strategy
 
     def keep(cfg):
         strategy = real(cfg)
@@ -237,7 +237,7 @@ def test_frozen_batchnorm_keeps_its_running_statistics(compose, digits, monkeypa
         strategy.setup = spying
         return strategy
 
-    monkeypatch.setattr(ftcli.train, "build_strategy", keep)
+    monkeypatch.setattr(ftcli.training.phases, "build_strategy", keep)
     cfg = compose(
         *folder(digits),
         *SMALL,
@@ -328,7 +328,7 @@ def test_resume_mid_epoch_with_augmented_batches_is_bit_identical(compose, digit
 
     from safetensors.torch import load_file
 
-    from ftcli.checkpoint import state_folders
+    from ftcli.training.state import state_folders
 
     args = [*folder(digits), *SMALL[:-1], "model=tiny_resnet", *MODELS["tiny_resnet"], "strategy=full"]
     args += ["dataset.hflip=true", "dataset.max_train_samples=48", "dataset.max_eval_samples=16"]
@@ -352,7 +352,7 @@ def trained(tmp_path_factory, cache_dir, digits):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from ftcli.config import config_dir, register_configs
+    from ftcli.config.registry import config_dir, register_configs
 
     register_configs()
     out = {}
@@ -380,10 +380,10 @@ def _ftcli_eval_outputs(ckpt: Path) -> tuple[np.ndarray, np.ndarray]:
     """The validation logits exactly as ``ftcli eval`` computes them (its split_outputs)."""
     from omegaconf import OmegaConf
 
-    from ftcli.checkpoint import load_checkpoint, task_of
-    from ftcli.config import HardwareConfig
+    from ftcli.config.schemas import HardwareConfig
     from ftcli.evaluate import split_outputs
-    from ftcli.runtime import make_accelerator
+    from ftcli.runtime.accelerator import make_accelerator
+    from ftcli.training.checkpoint import load_checkpoint, task_of
 
     model, processor, run_cfg = load_checkpoint(ckpt)
     task = task_of(run_cfg)
@@ -473,7 +473,7 @@ def test_predict_one_image_a_folder_a_list_and_a_table(trained, digits, tmp_path
 def test_an_image_folder_says_what_is_wrong_with_it(digits, tmp_path) -> None:
     import shutil
 
-    from ftcli.images import scan_folder
+    from ftcli.data.images.folder import scan_folder
 
     found = scan_folder(str(digits / "train"))  # a class layout: one split
     assert len(found.splits["train"][0]) == 400 and set(found.splits) == {"train"}
@@ -500,7 +500,7 @@ def test_an_image_folder_says_what_is_wrong_with_it(digits, tmp_path) -> None:
 def test_image_modes_and_exif_orientation_are_normalised(tmp_path) -> None:
     from PIL import Image
 
-    from ftcli.images import open_image
+    from ftcli.data.images.decode import open_image
 
     rng = np.random.default_rng(0)
     rgb = Image.fromarray(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8))
@@ -560,7 +560,7 @@ def test_the_cli_answers_image_mistakes_in_one_line(trained, tmp_path) -> None:
 
 
 def test_image_data_under_a_text_task_is_refused_before_anything_loads(compose) -> None:
-    from ftcli.config import validate
+    from ftcli.config.validate import validate
 
     with pytest.raises(FtcliError, match="dataset.image_column=path: images need task=image_classification"):
         validate(compose("dataset=files", "dataset.train_file=x.csv", "dataset.image_column=path"))
@@ -594,8 +594,8 @@ def test_cached_pixels_reproduce_the_image_processor(kind) -> None:
     from PIL import Image
     from transformers import ConvNextImageProcessor, EfficientNetImageProcessor, ViTImageProcessor
 
-    from ftcli.images import Resizer
-    from ftcli.vision import _timm_processor, _untrained_cfg, with_size
+    from ftcli.data.images.resize import Resizer
+    from ftcli.models.vision import _timm_processor, _untrained_cfg, with_size
 
     processors = {
         "vit": lambda: ViTImageProcessor(),
@@ -613,7 +613,7 @@ def test_cached_pixels_reproduce_the_image_processor(kind) -> None:
 
 
 def test_augmentation_is_batched_seeded_by_the_rows_and_exact_at_identity() -> None:
-    from ftcli.images import Augment, augment, batch_generator
+    from ftcli.data.images.augment import Augment, augment, batch_generator
 
     pixels = torch.rand(4, 3, 16, 16) * 255
     same = augment(pixels, Augment((1.0, 1.0), (1.0, 1.0), False), batch_generator(0, np.arange(4)))
@@ -646,7 +646,8 @@ def _old_augment(pixels: torch.Tensor, aug: object, gen: torch.Generator) -> tor
 
 
 def test_crops_inside_a_box_stay_in_it_and_a_whole_canvas_box_is_the_old_crop() -> None:
-    from ftcli.images import Augment, augment, batch_generator, crop_boxes
+    from ftcli.data.images.augment import Augment, augment, batch_generator
+    from ftcli.data.images.cache import crop_boxes
 
     pixels = torch.rand(4, 3, 16, 16) * 255
     crops = Augment((0.08, 1.0), (0.75, 1.33), True)
@@ -674,9 +675,9 @@ def test_training_crops_see_a_photos_sides_and_validation_stays_exact(tmp_path) 
     from PIL import Image
     from transformers import ConvNextImageProcessor
 
+    from ftcli.models.vision import with_size
     from ftcli.tasks import build_task
     from ftcli.tasks.image import resizer_of
-    from ftcli.vision import with_size
 
     photo = np.zeros((48, 64, 3), dtype=np.uint8)
     photo[:, :, 1] = 255
@@ -715,7 +716,7 @@ def test_training_crops_see_a_photos_sides_and_validation_stays_exact(tmp_path) 
 def test_top5_accuracy_appears_with_more_than_5_classes() -> None:
     from omegaconf import OmegaConf
 
-    from ftcli.metrics import classification_metrics
+    from ftcli.metrics.classification import classification_metrics
     from ftcli.tasks import build_task
 
     logits = np.eye(7)[[1, 2, 3, 4, 5, 6, 0]] + np.eye(7) * 0.5  # the right class second everywhere
@@ -733,7 +734,7 @@ def test_eval_takes_a_dataset_that_picks_its_task(trained, tmp_path) -> None:
     """`ftcli eval dataset=digits`: the dataset's own task choice composes; the checkpoint's task is what runs."""
     from test_eval_predict_export import compose_cmd
 
-    from ftcli.config import validate
+    from ftcli.config.validate import validate
 
     cfg = compose_cmd("eval", f"checkpoint={trained['tiny_resnet']}", "dataset=digits", out=tmp_path)
     validate(cfg)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftcli.config import FtcliError, schema_of, subclasses
+from ftcli.config.errors import FtcliError
+from ftcli.config.registry import schema_of, subclasses
 from ftcli.tasks import (  # noqa: F401  (each import registers its tasks)
     clip_classification,
     clip_contrastive,

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ftcli.config import DatasetConfig, ModelConfig, TaskConfig
+from ftcli.config.schemas import DatasetConfig, ModelConfig, TaskConfig
 
 OtherSplit = Callable[[str], tuple[np.ndarray, np.ndarray]]  # split → (outputs, labels)
 
@@ -82,7 +82,7 @@ class Task:
 
     def raw(self, dataset: DatasetConfig) -> Any:
         """The dataset's splits as loaded (``data.Raw``): files or a hub dataset; images: also a folder."""
-        from ftcli.data import load_raw
+        from ftcli.data.tables import load_raw
 
         return load_raw(dataset)
 
@@ -108,7 +108,7 @@ class Task:
 
     def labels_of(self, ds: Any) -> np.ndarray:
         """The labels of an encoded split, in its order."""
-        from ftcli.data import column_of
+        from ftcli.data.batching import column_of
 
         return np.asarray(column_of(ds, "labels"))
 
@@ -176,7 +176,7 @@ class Task:
 
     def loss(self, model: Any, batch: dict[str, Any]) -> Any:
         """The training loss of ``model`` on ``batch`` (the strategy's penalty is added by the loop)."""
-        from ftcli.inference import model_inputs
+        from ftcli.runtime.inference import model_inputs
 
         return self.criterion(model(**model_inputs(batch)).logits, batch["labels"])
 
@@ -192,8 +192,8 @@ class Task:
         raise NotImplementedError
 
     def outputs(self, model: Any, batches: Any, accelerator: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """(model outputs, labels) over ``batches`` in dataset order (see :func:`ftcli.inference.infer`)."""
-        from ftcli.inference import infer, model_inputs
+        """(model outputs, labels) over ``batches`` in dataset order (see :func:`ftcli.runtime.inference.infer`)."""
+        from ftcli.runtime.inference import infer, model_inputs
 
         model.eval()
         out = infer(lambda b: {"outputs": model(**model_inputs(b)).logits.float()}, batches, accelerator)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import DatasetConfig
+from ftcli.config.schemas import DatasetConfig
 from ftcli.tasks.base import OtherSplit, Task, TaskData
 
 
@@ -17,7 +17,8 @@ class Classification(Task):
     def load_data(self, dataset: DatasetConfig, seed: int) -> TaskData:
         """Every split with integer ``labels``: strings map through ``dataset.label_names`` (or their sorted
         set in the train split), integer ids must be in range."""
-        from ftcli.data import class_names, encode_class_labels, finish_splits, require_columns
+        from ftcli.data.labels import class_names, encode_class_labels
+        from ftcli.data.tables import finish_splits, require_columns
 
         raw = self.raw(dataset)
         column = dataset.label_column
@@ -38,7 +39,7 @@ class Classification(Task):
         return None
 
     def metrics(self, outputs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
-        from ftcli.metrics import classification_metrics
+        from ftcli.metrics.classification import classification_metrics
 
         return classification_metrics(labels, outputs, names)
 
@@ -47,7 +48,7 @@ class Classification(Task):
     ) -> dict[str, Any]:
         """ECE, reliability bins and bootstrap intervals; with ``temperature_scaling`` one temperature fitted
         on held-out data (``calibration_split`` via ``other``, else a seeded half) and ECE before → after."""
-        from ftcli.calibration import calibration_report
+        from ftcli.metrics.calibration import calibration_report
 
         extras = calibration_report(outputs, labels, options.ece_bins, options.bootstrap, seed)
         if options.temperature_scaling:
@@ -57,9 +58,9 @@ class Classification(Task):
     def _temperature(
         self, outputs: np.ndarray, labels: np.ndarray, options: Any, seed: int, other: OtherSplit | None
     ) -> dict[str, Any]:
-        from ftcli.calibration import expected_calibration_error as ece
-        from ftcli.calibration import fit_temperature, reliability_bins
-        from ftcli.metrics import softmax
+        from ftcli.metrics.calibration import expected_calibration_error as ece
+        from ftcli.metrics.calibration import fit_temperature, reliability_bins
+        from ftcli.metrics.classification import softmax
 
         if options.calibration_split and other is not None:  # fit on another split, judge on this whole one
             fit_out, fit_labels = other(options.calibration_split)
@@ -80,7 +81,7 @@ class Classification(Task):
         }
 
     def predictions(self, outputs: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
-        from ftcli.metrics import softmax
+        from ftcli.metrics.classification import softmax
 
         probs = softmax(outputs)
         return [

@@ -1,7 +1,7 @@
 """CLIP tasks: images in, CLIP's (or SigLIP's) two towers, class names read as prompts.
 
 ``ClipImages`` is the inputs side shared by both tasks: the image path of :class:`ImageTask` through the
-processor's image processor, the model (:mod:`ftcli.clip`: CLIPModel or SiglipModel + a head on the normalised
+processor's image processor, the model (:mod:`ftcli.models.clip`: CLIPModel or SiglipModel + a head on the normalised
 image embedding, initialised as the zero-shot classifier), the zero-shot baseline measured before training, and
 zero-shot prediction over any label set. ``clip_classification.py`` and ``clip_contrastive.py`` add the
 objectives.
@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import FtcliError, ModelConfig
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import ModelConfig
 from ftcli.tasks.base import Loaded, OnnxSpec, TaskData
 from ftcli.tasks.image import ImageTask, resizer_of
 
@@ -30,7 +31,7 @@ class ClipImages(ImageTask):
     fixed: tuple[str, ...] = ("text_model.", "text_projection.", "logit_scale", "logit_bias")
 
     def __init__(self, cfg: Any) -> None:
-        from ftcli.clip import FAMILIES
+        from ftcli.models.clip import FAMILIES
 
         super().__init__(cfg)
         self.max_length = 77  # CLIP's text length; a run sets the model's (load_processor)
@@ -51,7 +52,7 @@ class ClipImages(ImageTask):
         return [t.format(n) for n in data.label_names for t in self.templates]
 
     def load_processor(self, model: ModelConfig, cache_dir: Path, data: TaskData) -> Any:
-        from ftcli.clip import checkpoint_text, load_processor
+        from ftcli.models.clip import checkpoint_text, load_processor
 
         self.cache_dir = Path(cache_dir)
         self.family, self.positions = checkpoint_text(model, self.cache_dir)
@@ -71,7 +72,7 @@ class ClipImages(ImageTask):
         return True  # modeling_ftcli_clip.py ships in every checkpoint
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
-        from ftcli.clip import build_clip
+        from ftcli.models.clip import build_clip
 
         side = resizer_of(processor.image_processor).size[0]
         built = build_clip(model, data.label_names, processor.tokenizer, seed, side, self.cache_dir)
@@ -90,7 +91,7 @@ class ClipImages(ImageTask):
         self.tokenizer = processor.tokenizer
 
     def init_head(self, model: Any, processor: Any, names: list[str], seed: int) -> None:
-        from ftcli.clip import set_zero_shot_head
+        from ftcli.models.clip import set_zero_shot_head
 
         set_zero_shot_head(model, processor.tokenizer, names, self.templates, self.max_length)
 
@@ -99,7 +100,7 @@ class ClipImages(ImageTask):
         one, in fp32): every run shows it beside its own numbers."""
         import torch
 
-        from ftcli.clip import set_zero_shot_head
+        from ftcli.models.clip import set_zero_shot_head
 
         if validation is None:
             return
@@ -133,7 +134,7 @@ class ClipImages(ImageTask):
         """ftcli's own class (the copy in the folder is for plain transformers) and the folder's processor."""
         from transformers import AutoConfig, AutoProcessor
 
-        from ftcli.clip import family_of
+        from ftcli.models.clip import family_of
 
         config = AutoConfig.from_pretrained(folder)
         self.family = family_of(config.model_type, f"checkpoint={folder}")
@@ -149,7 +150,7 @@ class ClipImages(ImageTask):
     def checkpoint_labels(self, model: Any, processor: Any, dataset: Any, seed: int, options: Any) -> list[str]:
         """A CLIP folder not written by ftcli (zero-shot evaluation, no training): the data's class names,
         and the head made from them with ``eval.templates``."""
-        from ftcli.clip import set_zero_shot_head
+        from ftcli.models.clip import set_zero_shot_head
 
         if not getattr(model, "ftcli_plain", False):
             return super().checkpoint_labels(model, processor, dataset, seed, options)
@@ -178,7 +179,7 @@ class ClipImages(ImageTask):
 
     def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
         """Logits of the checkpoint's head; with ``labels=[…]``, of a zero-shot head over those names."""
-        from ftcli.clip import set_zero_shot_head
+        from ftcli.models.clip import set_zero_shot_head
 
         if self.labels:
             length = int(loaded.model_cfg.get("max_length") or self.max_length)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftcli.config import ClipClassificationConfig
+from ftcli.config.schemas import ClipClassificationConfig
 from ftcli.tasks.classification import Classification
 from ftcli.tasks.clip import ClipImages
 
@@ -16,7 +16,7 @@ class ClipClassification(ClipImages, Classification):
     predict_example = "image=cat.jpg  (or labels=[cat,dog] for zero-shot over other names)"
 
     def init_head(self, model: Any, processor: Any, names: list[str], seed: int) -> None:
-        from ftcli.clip import set_random_head
+        from ftcli.models.clip import set_random_head
 
         super().init_head(model, processor, names, seed)
         if self.cfg.head_init == "random":

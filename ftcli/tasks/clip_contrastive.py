@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import ClipContrastiveConfig, DatasetConfig, ModelConfig
+from ftcli.config.schemas import ClipContrastiveConfig, DatasetConfig, ModelConfig
 from ftcli.tasks.base import OtherSplit, TaskData
 from ftcli.tasks.classification import Classification
 from ftcli.tasks.clip import ClipImages
@@ -41,7 +41,7 @@ class ClipContrastive(ClipImages, Classification):
         return [*super().prompt_texts(data), *(c for ds in data.splits.values() for c in self.captions[id(ds)])]
 
     def encode(self, ds: Any, columns: list[str], processor: Any, model: ModelConfig) -> Any:
-        from ftcli.clip import tokenize
+        from ftcli.models.clip import tokenize
 
         images = super().encode(ds, columns, processor, model)
         captions = self.captions.get(id(ds)) or [self.templates[0].format("")] * len(ds)
@@ -62,7 +62,9 @@ class ClipContrastive(ClipImages, Classification):
             pixel_values=batch["pixel_values"], input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
         )
         # under DDP, the wrapped model's own logit_scale (and bias); CLIP: InfoNCE, SigLIP: the sigmoid loss
-        return self.family.loss(out.image_embeds, out.text_embeds, getattr(model, "module", model))
+        from ftcli.tasks.objectives.clip_losses import family_loss
+
+        return family_loss(self.family.key, out.image_embeds, out.text_embeds, getattr(model, "module", model))
 
     def count(self, batch: dict[str, Any]) -> tuple[int, int]:
         return len(batch["labels"]), int(batch["attention_mask"].sum())
@@ -73,8 +75,8 @@ class ClipContrastive(ClipImages, Classification):
         made again from the text tower (it trained), then everything comes from one pass."""
         import torch
 
-        from ftcli.clip import set_zero_shot_head
-        from ftcli.inference import infer
+        from ftcli.models.clip import set_zero_shot_head
+        from ftcli.runtime.inference import infer
 
         inner = getattr(model, "module", model)
         names = [inner.config.id2label[i] for i in range(inner.config.num_labels)]
@@ -96,7 +98,7 @@ class ClipContrastive(ClipImages, Classification):
         return out["outputs"], out["labels"]
 
     def metrics(self, outputs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
-        from ftcli.clip import retrieval_metrics
+        from ftcli.metrics.retrieval import retrieval_metrics
 
         c = len(names)
         metrics = super().metrics(outputs[:, :c], labels, names)

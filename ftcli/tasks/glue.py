@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import DatasetConfig, FtcliError, GlueTaskConfig
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import DatasetConfig, GlueTaskConfig
 from ftcli.tasks.base import OtherSplit, Task, TaskData
 from ftcli.tasks.classification import Classification
 from ftcli.tasks.regression import Regression
@@ -106,7 +107,7 @@ def _extra_split(dataset: DatasetConfig, name: str, data: TaskData, seed: int) -
     """Another split of the hub dataset, labelled and subsampled like the validation split; None without it."""
     import datasets
 
-    from ftcli.data import encode_class_labels
+    from ftcli.data.labels import encode_class_labels
 
     where = f"the {name} split of {dataset.path}"
     try:

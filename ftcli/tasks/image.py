@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import DatasetConfig, FtcliError, ModelConfig
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import DatasetConfig, ModelConfig
 from ftcli.tasks.base import Loaded, OnnxSpec, Task, TaskData
 
 IMAGE = "image"  # the column an image folder's rows and predict's rows hold their image in
@@ -29,7 +30,7 @@ class ImageTask(Task):
     predict_example = "image=cat.jpg"
 
     def __init__(self, cfg: Any) -> None:
-        from ftcli.images import default_cache_dir
+        from ftcli.data.images.cache import default_cache_dir
 
         super().__init__(cfg)
         self.cache_dir = default_cache_dir()  # a training run sets its own (load_processor)
@@ -44,7 +45,7 @@ class ImageTask(Task):
     def raw(self, dataset: DatasetConfig) -> Any:
         """An image folder's files, or a table's / hub split's image column: paths made absolute (relative
         to the file that lists them), embedded images kept as bytes (decoded once, when cached)."""
-        from ftcli.data import load_raw
+        from ftcli.data.tables import load_raw
 
         self.dataset = dataset
         if dataset.source == "imagefolder":
@@ -61,9 +62,9 @@ class ImageTask(Task):
     def _folder(self, dataset: DatasetConfig) -> Any:
         import datasets
 
-        from ftcli.data import Raw
-        from ftcli.images import scan_folder
-        from ftcli.progress import console
+        from ftcli.data.images.folder import scan_folder
+        from ftcli.data.tables import Raw
+        from ftcli.reporting.progress import console
 
         if not dataset.data_dir:
             raise FtcliError(f"dataset.data_dir is required for dataset={dataset.name} (an image folder)")
@@ -77,7 +78,7 @@ class ImageTask(Task):
 
     # ---- model inputs: decoded and resized once, cached ----------------------------------------
     def load_processor(self, model: ModelConfig, cache_dir: Path, data: TaskData) -> Any:
-        from ftcli.vision import load_processor
+        from ftcli.models.vision import load_processor
 
         self.cache_dir = Path(cache_dir)
         size = (self.dataset.image_size if self.dataset is not None else None) or _own_size(model)
@@ -87,8 +88,9 @@ class ImageTask(Task):
         """The split's images at the model's input size, from the cache (or decoded now and cached)."""
         import time
 
-        from ftcli.images import ImageSet, decode_all, identity_of
-        from ftcli.progress import console
+        from ftcli.data.images.batches import ImageSet
+        from ftcli.data.images.cache import decode_all, identity_of
+        from ftcli.reporting.progress import console
 
         column = columns[0]
         resizer = resizer_of(processor)
@@ -113,7 +115,7 @@ class ImageTask(Task):
         return images
 
     def train_batches(self, ds: Any, batch_size: int, seed: int, max_tokens: int | None) -> Any:
-        from ftcli.data import LengthGroupedBatches
+        from ftcli.data.batching import LengthGroupedBatches
 
         if max_tokens:
             raise FtcliError(f"trainer.max_tokens={max_tokens}: a token budget is for text; images batch by batch_size")
@@ -121,14 +123,15 @@ class ImageTask(Task):
         return LengthGroupedBatches(np.ones(len(ds)), batch_size, seed, group=False)
 
     def loader(self, ds: Any, batch_sampler: Any, processor: Any) -> Any:
-        from ftcli.images import Augment, train_loader
+        from ftcli.data.images.augment import Augment
+        from ftcli.data.images.batches import train_loader
 
         d = self.dataset
         aug = Augment(tuple(d.crop_scale), tuple(d.crop_ratio), bool(d.hflip)) if d is not None and d.augment else None
         return train_loader(ds, batch_sampler, aug, self.seed)
 
     def eval_loader(self, ds: Any, processor: Any, batch_size: int) -> Any:
-        from ftcli.images import eval_loader
+        from ftcli.data.images.batches import eval_loader
 
         return eval_loader(ds, batch_size)
 
@@ -144,7 +147,7 @@ class ImageTask(Task):
         return False
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
-        from ftcli.vision import build_model
+        from ftcli.models.vision import build_model
 
         side = resizer_of(processor).size
         built, note = build_model(model, data.label_names, processor, seed, self.problem_type, self.cache_dir, side[0])
@@ -180,12 +183,12 @@ class ImageTask(Task):
 
     # ---- a frozen backbone: the classifier's input, computed once ------------------------------
     def caches_features(self, model: Any) -> bool:
-        from ftcli.architectures import classifier_of
+        from ftcli.models.architectures import classifier_of
 
         return classifier_of(model) is not None
 
     def feature_identity(self, model: Any, processor: Any, ds: Any, seed: int) -> dict[str, Any]:
-        from ftcli.vision import model_identity
+        from ftcli.models.vision import model_identity
 
         return {**model_identity(model, seed), "pixels": ds.key, "affine": [ds.scale.tolist(), ds.shift.tolist()]}
 
@@ -194,9 +197,9 @@ class ImageTask(Task):
         model in eval mode (BatchNorm uses its running statistics) under the run's autocast."""
         import torch
 
-        from ftcli.architectures import classifier_of
-        from ftcli.inference import infer
-        from ftcli.progress import Progress
+        from ftcli.models.architectures import classifier_of
+        from ftcli.reporting.progress import Progress
+        from ftcli.runtime.inference import infer
 
         found = classifier_of(model)
         if found is None:
@@ -227,7 +230,7 @@ class ImageTask(Task):
         return "pooled"
 
     def head(self, model: Any) -> Any:
-        from ftcli.architectures import classifier_of
+        from ftcli.models.architectures import classifier_of
 
         found = classifier_of(model)
         return found[1] if found else None
@@ -242,7 +245,7 @@ class ImageTask(Task):
     def input_rows(self, src: Path) -> list[dict[str, Any]] | None:
         """A folder (every image in it) or a .txt list of paths, as rows; None for a table (CSV, JSON …),
         whose relative paths are then relative to its folder."""
-        from ftcli.images import IMAGE_EXTENSIONS
+        from ftcli.data.images.folder import IMAGE_EXTENSIONS
 
         if src.is_dir():
             files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -263,8 +266,8 @@ class ImageTask(Task):
         return [column]
 
     def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
-        from ftcli.images import pixel_batches
-        from ftcli.inference import infer
+        from ftcli.data.images.batches import pixel_batches
+        from ftcli.runtime.inference import infer
 
         model, accelerator = loaded.model, loaded.accelerator
         sources = [str(self.base_dir / os.path.expanduser(str(r.get(columns[0]) or ""))) for r in rows]
@@ -291,9 +294,9 @@ _RESIZERS: dict[int, tuple[Any, Any]] = {}  # id(processor) → (processor, its 
 
 
 def resizer_of(processor: Any) -> Any:
-    """The processor's :class:`~ftcli.images.Resizer`, made once per processor object (not stored on the
+    """The processor's :class:`~ftcli.data.images.resize.Resizer`, made once per processor object (not stored on the
     processor: its attributes are what it saves and what the cache key reads)."""
-    from ftcli.images import Resizer
+    from ftcli.data.images.resize import Resizer
 
     known = _RESIZERS.get(id(processor))
     if known is None or known[0] is not processor:
@@ -404,8 +407,8 @@ def _whole_images(sources: Any, resizer: Any, cache_dir: Path, content: str, ski
 
     from accelerate import PartialState
 
-    from ftcli.images import crop_boxes, decode_all
-    from ftcli.progress import console
+    from ftcli.data.images.cache import crop_boxes, decode_all
+    from ftcli.reporting.progress import console
 
     side = resizer.canvas_side()
     start = time.perf_counter()
@@ -418,7 +421,7 @@ def _whole_images(sources: Any, resizer: Any, cache_dir: Path, content: str, ski
 
 
 def _where(sources: Any, i: int) -> str:
-    from ftcli.images import describe
+    from ftcli.data.images.decode import describe
 
     source = sources[i]
     name = describe(source)
@@ -446,7 +449,7 @@ def _check_size(model: Any, size: tuple[int, int], name: str) -> None:
         with torch.no_grad():
             model(pixel_values=torch.zeros(1, 3, *size))
     except Exception as e:
-        from ftcli.config import first_line
+        from ftcli.config.errors import first_line
 
         raise FtcliError(
             f"dataset.image_size={size[0]}: model {name} cannot read {size[0]}×{size[1]} images ({first_line(e)}); "

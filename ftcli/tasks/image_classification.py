@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftcli.config import ImageClassificationConfig
+from ftcli.config.schemas import ImageClassificationConfig
 from ftcli.tasks.classification import Classification
 from ftcli.tasks.image import ImageTask
 

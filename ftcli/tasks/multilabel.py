@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import DatasetConfig, FtcliError, TextMultiLabelConfig
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import DatasetConfig, TextMultiLabelConfig
 from ftcli.tasks.base import OtherSplit, Task, TaskData
 
 THRESHOLDS = "thresholds.json"  # in a checkpoint: {"thresholds": {label: t}, "fitted_on": ...}
@@ -38,7 +39,7 @@ class MultiLabel(Task):
     # ---- data ------------------------------------------------------------------------------------
     def load_data(self, dataset: DatasetConfig, seed: int) -> TaskData:
         """Every split with a multi-hot ``labels`` column (floats, one per label name)."""
-        from ftcli.data import finish_splits, load_raw, require_columns
+        from ftcli.data.tables import finish_splits, load_raw, require_columns
 
         raw = load_raw(dataset)
         inputs = self.input_columns(dataset)
@@ -78,7 +79,7 @@ class MultiLabel(Task):
         self, outputs: np.ndarray, labels: np.ndarray, options: Any, seed: int, other: OtherSplit | None = None
     ) -> dict[str, Any]:
         """Bootstrap intervals; calibration of every (row, label) decision; tuned thresholds when asked."""
-        from ftcli.calibration import bootstrap_ci
+        from ftcli.metrics.calibration import bootstrap_ci
 
         names = [str(i) for i in range(outputs.shape[1])]
         extras: dict[str, Any] = binary_calibration(outputs, labels, options.ece_bins)
@@ -117,7 +118,7 @@ class MultiLabel(Task):
         tuned = metrics.get("tuned_thresholds")
         if not tuned:
             return None
-        from ftcli.files import MANIFEST, atomic_folder
+        from ftcli.runtime.files import MANIFEST, atomic_folder
 
         record = {"thresholds": tuned["thresholds"], "fitted_on": tuned["fitted_on"], "split": metrics.get("split")}
         folder = Path(folder)
@@ -328,8 +329,8 @@ def _binary(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def binary_calibration(logits: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, Any]:
-    from ftcli.calibration import expected_calibration_error, reliability_bins
-    from ftcli.metrics import softmax
+    from ftcli.metrics.calibration import expected_calibration_error, reliability_bins
+    from ftcli.metrics.classification import softmax
 
     two, y = _binary(logits, labels)
     probs = softmax(two)
@@ -341,9 +342,9 @@ def binary_temperature(
 ) -> dict[str, Any]:
     """One temperature for every label's sigmoid, fitted by NLL on held-out rows (``calibration_split``, else
     a seeded half of the split); ECE before → after on rows it was not fitted on."""
-    from ftcli.calibration import expected_calibration_error as ece
-    from ftcli.calibration import fit_temperature, reliability_bins
-    from ftcli.metrics import softmax
+    from ftcli.metrics.calibration import expected_calibration_error as ece
+    from ftcli.metrics.calibration import fit_temperature, reliability_bins
+    from ftcli.metrics.classification import softmax
 
     if options.calibration_split and other is not None:
         fit_out, fit_labels = other(options.calibration_split)

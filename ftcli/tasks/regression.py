@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import DatasetConfig
+from ftcli.config.schemas import DatasetConfig
 from ftcli.tasks.base import OtherSplit, Task, TaskData
 
 SCORE = "score"  # the head's one output, as id2label names it
@@ -18,7 +18,8 @@ class Regression(Task):
 
     def load_data(self, dataset: DatasetConfig, seed: int) -> TaskData:
         """Every split with float ``labels``; a value that is not a number names its file and row."""
-        from ftcli.data import encode_float_labels, finish_splits, require_columns
+        from ftcli.data.labels import encode_float_labels
+        from ftcli.data.tables import finish_splits, require_columns
 
         raw = self.raw(dataset)
         column = dataset.label_column
@@ -33,7 +34,7 @@ class Regression(Task):
         return torch.nn.functional.mse_loss(outputs.float().squeeze(-1), labels.float())
 
     def metrics(self, outputs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
-        from ftcli.metrics import regression_metrics
+        from ftcli.metrics.regression import regression_metrics
 
         return regression_metrics(labels, outputs[:, 0])
 
@@ -41,8 +42,8 @@ class Regression(Task):
         self, outputs: np.ndarray, labels: np.ndarray, options: Any, seed: int, other: OtherSplit | None = None
     ) -> dict[str, Any]:
         """95% bootstrap intervals of Pearson, Spearman and MSE."""
-        from ftcli.calibration import bootstrap_ci
-        from ftcli.metrics import pearson, spearman
+        from ftcli.metrics.calibration import bootstrap_ci
+        from ftcli.metrics.regression import pearson, spearman
 
         if options.bootstrap <= 0:
             return {}

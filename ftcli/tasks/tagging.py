@@ -15,10 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import DatasetConfig, FtcliError, TokenClassificationConfig
-from ftcli.data import LabelError, Raw
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import DatasetConfig, TokenClassificationConfig
+from ftcli.data.labels import LabelError
+from ftcli.data.tables import Raw
+from ftcli.data.tags import check_tag
+from ftcli.metrics.entities import counts, entity_metrics, iob2_names, split_tag, to_iob2
 from ftcli.tasks.base import OtherSplit, Task, TaskData
-from ftcli.tasks.entities import check_tag, counts, entity_metrics, iob2_names, split_tag, to_iob2
 
 IGNORE = -100  # a sub-word position without a label (torch's cross_entropy ignore_index)
 
@@ -30,8 +33,8 @@ class Tagging(Task):
 
     def load_data(self, dataset: DatasetConfig, seed: int) -> TaskData:
         """Every split with ``labels``: one IOB2 tag id per word; bad sentences name their file and line/row."""
-        from ftcli.data import finish_splits, require_columns
-        from ftcli.tasks.conll import load_tagged
+        from ftcli.data.conll import load_tagged
+        from ftcli.data.tables import finish_splits, require_columns
 
         raw = load_tagged(dataset)
         words, tags = dataset.text_column, dataset.label_column
@@ -65,7 +68,7 @@ class Tagging(Task):
         self, outputs: np.ndarray, labels: np.ndarray, options: Any, seed: int, other: OtherSplit | None = None
     ) -> dict[str, Any]:
         """95% bootstrap intervals of entity F1, precision and recall, resampling sentences."""
-        from ftcli.calibration import bootstrap_ci
+        from ftcli.metrics.calibration import bootstrap_ci
 
         if options.bootstrap <= 0 or not len(labels):
             return {}
@@ -112,7 +115,7 @@ def word_nll(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 def _place(ds: Any, i: int, where: str) -> str:
     """Where sentence ``i`` is, as its user finds it: the line of a CoNLL file, else the row."""
-    from ftcli.tasks.conll import LINE
+    from ftcli.data.conll import LINE
 
     return f"the sentence at line {ds[i][LINE]} of {where}" if LINE in ds.column_names else f"row {i + 1} of {where}"
 

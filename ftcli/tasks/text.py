@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftcli.config import DatasetConfig, FtcliError, ModelConfig
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import DatasetConfig, ModelConfig
 from ftcli.tasks.base import Loaded, OnnxSpec, Task, TaskData
 
 
@@ -20,28 +21,28 @@ class TextTask(Task):
         return [("text_column", dataset.text_column), ("text_pair_column", dataset.text_pair_column)]
 
     def load_processor(self, model: ModelConfig, cache_dir: Path, data: TaskData) -> Any:
-        from ftcli.models import load_tokenizer
+        from ftcli.models.text import load_tokenizer
 
         return load_tokenizer(model, cache_dir, data.splits["train"][data.columns[0]])
 
     def encode(self, ds: Any, columns: list[str], processor: Any, model: ModelConfig) -> Any:
-        from ftcli.tokens import tokenize
+        from ftcli.data.text import tokenize
 
         return tokenize(ds, processor, columns, model.max_length)
 
     def train_batches(self, ds: Any, batch_size: int, seed: int, max_tokens: int | None) -> Any:
-        from ftcli.data import LengthGroupedBatches
-        from ftcli.tokens import lengths_of
+        from ftcli.data.batching import LengthGroupedBatches
+        from ftcli.data.text import lengths_of
 
         return LengthGroupedBatches(lengths_of(ds), batch_size, seed, max_tokens)
 
     def loader(self, ds: Any, batch_sampler: Any, processor: Any) -> Any:
-        from ftcli.tokens import loader
+        from ftcli.data.text import loader
 
         return loader(ds, batch_sampler, processor)
 
     def eval_loader(self, ds: Any, processor: Any, batch_size: int) -> Any:
-        from ftcli.tokens import eval_loader
+        from ftcli.data.text import eval_loader
 
         return eval_loader(ds, processor, batch_size)
 
@@ -50,12 +51,12 @@ class TextTask(Task):
         return len(batch["labels"]), int(mask.sum()) if mask is not None else 0
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
-        from ftcli.models import build_model
+        from ftcli.models.text import build_model
 
         return build_model(model, pooling, data.label_names, processor, seed, self.problem_type)
 
     def missing_processor(self, folder: Path) -> str | None:
-        from ftcli.models import has_tokenizer_files
+        from ftcli.models.loading import has_tokenizer_files
 
         return None if has_tokenizer_files(folder) else "no tokenizer files (tokenizer.json, vocab.txt, ...)"
 
@@ -63,7 +64,7 @@ class TextTask(Task):
         import transformers
         from transformers import AutoTokenizer
 
-        from ftcli.models import register_pooled_classifier
+        from ftcli.models.text import register_pooled_classifier
 
         register_pooled_classifier()  # ftcli's own head loads without trust_remote_code
         auto = getattr(transformers, self.auto_model)
@@ -88,8 +89,8 @@ class TextTask(Task):
 
     def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
         """Length-sorted batches (little padding) under the accelerator's autocast; outputs in row order."""
-        from ftcli.inference import infer, model_inputs
-        from ftcli.tokens import text_batches
+        from ftcli.data.text import text_batches
+        from ftcli.runtime.inference import infer, model_inputs
 
         model, processor, accelerator = loaded.model, loaded.processor, loaded.accelerator
         texts = [[str(r.get(c) or "") for r in rows] for c in columns]
@@ -125,7 +126,7 @@ class TextTask(Task):
     def feature_identity(self, model: Any, processor: Any, ds: Any, seed: int) -> dict[str, Any]:
         """Backbone, tokenizer and token ids (not the pooling: one pass stores every pooling, so a sweep
         over poolings runs the backbone once)."""
-        from ftcli.tokens import content_fingerprint, tokenizer_fingerprint
+        from ftcli.data.text import content_fingerprint, tokenizer_fingerprint
 
         source = getattr(model.backbone.config, "_name_or_path", "")
         return {
@@ -143,13 +144,13 @@ class TextTask(Task):
         run's autocast (bf16 where the device computes it natively: twice the sentences per second)."""
         import time
 
-        from ftcli.inference import infer, model_inputs
-        from ftcli.modeling_ftcli import pool
-        from ftcli.poolings import POOLINGS
-        from ftcli.progress import Progress
+        from ftcli.config.schemas import POOLED
+        from ftcli.models.shipped.modeling_ftcli import pool
+        from ftcli.reporting.progress import Progress
+        from ftcli.runtime.inference import infer, model_inputs
 
         has_pooler = getattr(model.backbone, "pooler", None) is not None
-        names = [p for p in POOLINGS if p != "pooler" or has_pooler]
+        names = [p for p in POOLED if p != "pooler" or has_pooler]
         batches = self.eval_loader(ds, processor, batch_size)
         progress, done, t0 = Progress(len(batches), label="features"), [0, 0], time.perf_counter()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftcli.config import TextClassificationConfig
+from ftcli.config.schemas import TextClassificationConfig
 from ftcli.tasks.classification import Classification
 from ftcli.tasks.text import TextTask
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftcli.config import TextMultiLabelConfig
+from ftcli.config.schemas import TextMultiLabelConfig
 from ftcli.tasks.multilabel import MultiLabel
 from ftcli.tasks.text import TextTask
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftcli.config import TextRegressionConfig
+from ftcli.config.schemas import TextRegressionConfig
 from ftcli.tasks.regression import Regression
 from ftcli.tasks.text import TextTask
 

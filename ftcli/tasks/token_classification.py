@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftcli.config import TokenClassificationConfig
+from ftcli.config.schemas import TokenClassificationConfig
 from ftcli.tasks.tagging import Tagging
 from ftcli.tasks.words import WordsTask
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ftcli.config import FtcliError, ModelConfig, TokenClassificationConfig
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import ModelConfig, TokenClassificationConfig
 from ftcli.tasks.base import Loaded, TaskData
 from ftcli.tasks.text import TextTask
 
@@ -103,7 +104,7 @@ def _subwords(tokenizer: Any, sentences: list[list[str]]) -> list[tuple[list[int
 
 def encode_words(ds: Any, column: str, tokenizer: Any, max_length: int, stride: int) -> Any:
     """A split's sentences as windows of sub-words with ``labels`` on owned first sub-words and ``sentence``."""
-    from ftcli.tokens import tokenizer_fingerprint
+    from ftcli.data.text import tokenizer_fingerprint
 
     layout = windows_of(tokenizer, max_length, stride)
 
@@ -222,7 +223,7 @@ class WordsTask(TextTask):
         return [("text_column", dataset.text_column)]
 
     def load_processor(self, model: ModelConfig, cache_dir: Path, data: TaskData) -> Any:
-        from ftcli.models import load_tokenizer
+        from ftcli.models.text import load_tokenizer
 
         words = data.splits["train"][data.columns[0]]
         tokenizer = load_tokenizer(model, cache_dir, (" ".join(map(str, w)) for w in words))
@@ -239,15 +240,15 @@ class WordsTask(TextTask):
     def loader(self, ds: Any, batch_sampler: Any, processor: Any) -> Any:
         from torch.utils.data import DataLoader
 
-        from ftcli.data import seed_source
+        from ftcli.data.batching import seed_source
 
         return DataLoader(ds, batch_sampler=batch_sampler, collate_fn=collate(processor), generator=seed_source())
 
     def eval_loader(self, ds: Any, processor: Any, batch_size: int) -> Any:
         from torch.utils.data import DataLoader
 
-        from ftcli.data import sorted_batches
-        from ftcli.tokens import lengths_of
+        from ftcli.data.batching import sorted_batches
+        from ftcli.data.text import lengths_of
 
         lengths = lengths_of(ds)
         ds = ds.add_column("idx", list(range(len(ds))))
@@ -263,13 +264,13 @@ class WordsTask(TextTask):
         return "native", None if requested == "native" else note
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, seed: int) -> Any:
-        from ftcli.models import build_model
+        from ftcli.models.text import build_model
 
         return build_model(model, "native", data.label_names, processor, seed, self.problem_type, self.auto_model)
 
     def outputs(self, model: Any, batches: Any, accelerator: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """(each sentence's [words, tags] logits, its tag ids), sentences in dataset order."""
-        from ftcli.inference import infer, model_inputs
+        from ftcli.runtime.inference import infer, model_inputs
 
         def forward(batch: dict[str, Any]) -> dict[str, Any]:
             inputs = {k: v for k, v in model_inputs(batch).items() if k != SENTENCE}
@@ -299,7 +300,7 @@ class WordsTask(TextTask):
 
     def predict_outputs(self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int) -> Any:
         """Each row's entities (type, score, text, character offsets), as the pipeline's simple aggregation."""
-        from ftcli.inference import infer, model_inputs
+        from ftcli.runtime.inference import infer, model_inputs
 
         model, processor, accelerator = loaded.model, loaded.processor, loaded.accelerator
         texts = [_text(r.get(columns[0])) for r in rows]
@@ -355,7 +356,7 @@ def _window_batches(
     tokenizer: Any, layout: Windows, ids: list[list[int]], spans: list[list[tuple[int, int]]], batch_size: int
 ) -> Iterator[dict[str, Any]]:
     """Every text's windows (an empty text has none), longest first, each batch with ``idx``."""
-    from ftcli.data import sorted_batches
+    from ftcli.data.batching import sorted_batches
 
     windows = [layout.wrap(row[s:e]) for row, own in zip(ids, spans, strict=True) if row for s, e in own]
     if not windows:

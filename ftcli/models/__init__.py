@@ -1,0 +1,1 @@
+"""Model families: resolving and loading weights, text encoders, image classifiers, CLIP/SigLIP, architecture layouts."""
