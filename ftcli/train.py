@@ -34,10 +34,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validation metrics (or, for trainer.dry_run, the trainable parameter counts)."""
     run = start(cfg)
     data, encoded, processor = load_data(run)
-    built = build(run, data, processor)
+    built = build(run, data, processor, encoded["validation"])
     if run.cfg.trainer.dry_run:
         return dict(built.summary)
-    batches = make_batches(run, built, encoded)
+    batches = make_batches(run, built, data, encoded)
     opt = make_optimisation(run, built, batches)
     state = restore(run, opt)
     saves = run.cfg.trainer.save_checkpoints  # every process: a sharded model is gathered by all of them

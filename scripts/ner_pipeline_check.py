@@ -31,9 +31,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from accelerate import Accelerator
+    from ftcli.tasks.base import Loaded
     from transformers import pipeline
 
-    from ftcli.tasks.base import Loaded
     from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_of
 
     ckpt = resolve_checkpoint(args.checkpoint)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, ftcli, load_data, predict
+from helpers.runs import TINY, compose_cmd, ftcli, load_data, predict
 
 from ftcli.evaluate import run_eval
 from ftcli.training.checkpoint import find_checkpoints
@@ -25,19 +25,6 @@ def tiny_run(tiny_full):
     """The shared short full fine-tuning run of the tiny model: its run dir (metrics.jsonl, checkpoints)."""
     out, cfg, result = tiny_full
     return out, result, cfg
-
-
-def compose_cmd(config: str, *overrides: str, out: Path):
-    """predict/export configs (they have no cache_dir, so the shared ``compose`` fixture does not fit)."""
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config.registry import config_dir, register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="test"):
-        cfg = compose(config_name=config, overrides=list(overrides))
-    cfg.output_dir = str(out)
-    return cfg
 
 
 def _png_with_content(path: Path) -> None:
@@ -285,8 +272,9 @@ def test_safetensors_export_merges_a_lora_adapter(tiny_run, compose, tmp_path) -
 
 def test_tensorboard_event_files_hold_the_logged_metrics(compose) -> None:
     pytest.importorskip("tensorboard", reason="tensorboard is not installed (the track extra)")
-    from ftcli.train import train
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ftcli.train import train
 
     cfg = compose(
         *TINY,
@@ -376,12 +364,12 @@ def test_predict_and_export_configs_compose_validate_and_name_bad_keys(config: s
 
 @pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl", ".json"])
 def test_prediction_files_round_trip_awkward_text(ext: str, tmp_path) -> None:
-    from ftcli.predict import read_rows, write_rows
+    from ftcli.data.rows import read_rows, write_rows
 
     rows = [{"text": 'a \\ back, "quoted"\tand\na new line', "id": "1"}, {"text": "plain", "id": "2"}]
-    from ftcli.tasks.text_classification import TextClassification
+    from ftcli.tasks.objectives.classification import Classification
 
-    preds = TextClassification(None).predictions(np.log(np.array([[0.2, 0.8], [0.6, 0.4]])), ["neg", "pos"])
+    preds = Classification().predictions(np.log(np.array([[0.2, 0.8], [0.6, 0.4]])), ["neg", "pos"])
     write_rows(tmp_path / f"p{ext}", rows, preds, "minimal")
     back = read_rows(tmp_path / f"p{ext}", "minimal")
     assert [r["text"] for r in back] == [r["text"] for r in rows]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, load_data
-from ftcli.train import train
+from helpers.runs import TINY, load_data
 
 from ftcli.evaluate import run_eval
+from ftcli.train import train
 
 
 def _predict_plain(folder: Path, texts: list[str], **kw) -> np.ndarray:
@@ -134,7 +134,7 @@ def test_dry_run_reports_trainable_parameters_without_training(compose) -> None:
 
 
 def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path, monkeypatch) -> None:
-    from ftcli.tasks.text import TextTask
+    from ftcli.tasks.inputs.text import TextInputs
 
     overrides = (*TINY, "strategy=feature_extract", "dataset.max_train_samples=300")
     train(compose(*overrides, out=tmp_path / "cold"))
@@ -142,7 +142,7 @@ def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path,
     def forbidden(*args, **kwargs):
         raise AssertionError("features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr(TextTask, "frozen_features", forbidden)
+    monkeypatch.setattr(TextInputs, "compute", forbidden)
     train(compose(*overrides, out=tmp_path / "warm"))  # same key: cache hit
     train(compose(*overrides, "strategy.pooling=cls", out=tmp_path / "cls"))  # every pooling is cached
     with pytest.raises(AssertionError, match="recomputed"):

@@ -68,8 +68,7 @@ def run_task(command: str, cfg: Any) -> Any:
 
     register_configs()  # a launcher's worker process (joblib, SLURM) needs our resolvers too
     if command == "train":
-        from ftcli.cli.sweep import multirun_job
-        from ftcli.training.trials import run_sweep_job
+        from ftcli.cli.sweep import multirun_job, run_sweep_job
 
         if multirun_job():  # a failed trial is recorded in its dir and the sweep goes on
             return run_sweep_job(cfg)
@@ -77,7 +76,7 @@ def run_task(command: str, cfg: Any) -> Any:
     try:
         if command == "train":
             from ftcli.config.registry import train_metric
-            from ftcli.runtime.launch import run_training
+            from ftcli.train import run_training
 
             metrics, cfg = run_training(cfg)
             if metrics.get("interrupted_by_signal"):  # state saved; the status a killed process would have

@@ -109,7 +109,8 @@ class ClipContrastiveConfig(TaskConfig):
     inputs = "image"
     metrics = (*CLASSIFICATION_METRICS[:-1], *RETRIEVAL_METRICS, "loss")  # accuracy: zero-shot, from prompts
     templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
-    caption_column: str = "caption"  # absent from the data: each row's caption is templates[0] of its label
+    # each row's caption (a missing column is an error); null: templates[0] of the row's label (data without captions)
+    caption_column: str | None = "caption"
 
 
 @dataclass
@@ -181,7 +182,9 @@ class StrategyConfig(Schema):
 @dataclass
 class PartialConfig(StrategyConfig):
     option = "partial"
-    unfreeze_layers: int = opt(2, ge=0)  # top encoder layers that train (with the head); the rest stay frozen
+    # top encoder layers that train (with the head): the top layers change most in fine-tuning, the lower ones hold
+    # general features
+    unfreeze_layers: int = opt(2, ge=0)
 
 
 @dataclass
@@ -192,8 +195,8 @@ class BitFitConfig(StrategyConfig):
 @dataclass
 class LoraConfig(StrategyConfig):
     option = "lora"
-    r: int = opt(8, ge=1)  # rank of the update B·A
-    alpha: int = opt(16, ge=1)  # the update is scaled by alpha / r
+    r: int = opt(8, ge=1)  # rank of the update B·A on every Linear of every layer
+    alpha: int = opt(16, ge=1)  # the update is scaled by alpha / r (the LoRA paper's alpha = 2r)
     dropout: float = opt(0.1, ge=0.0, lt=1.0)  # on the LoRA branch's input
     # leaf names of the Linear layers to adapt inside the encoder layers; None: per architecture
     target_modules: list[str] | None = None
@@ -240,7 +243,8 @@ class DatasetConfig(Schema):
     image_column: str | None = None  # files: image paths (relative to the file); hub: an Image feature
     image_size: int | None = opt(None, ge=8)  # model input side; None: the model's own (its image processor's)
     augment: bool = True  # training batches: random resized crop (+ flip); evaluation never augments
-    crop_scale: list[float] = opt(factory=lambda: [0.08, 1.0])  # random resized crop: share of the image's area
+    # random resized crop: share of the image's area (Inception's / torchvision's default)
+    crop_scale: list[float] = opt(factory=lambda: [0.08, 1.0])
     crop_ratio: list[float] = opt(factory=lambda: [0.75, 1.3333333])  # ... and aspect ratio range of the crop
     hflip: bool = True  # random horizontal flip (off for digits, text, anything with a handedness)
     bad_images: str = opt("error", choices=("error", "skip"))  # unreadable/missing: stop naming it, or skip counted
@@ -266,7 +270,7 @@ class HardwareConfig(Schema):
     distributed: str = opt("no", choices=("no", "ddp", "fsdp", "deepspeed", "xla"))
     zero_stage: int = opt(2, ge=0, le=3)  # deepspeed: 1 optimizer, 2 +gradients, 3 +weights sharded
     # fsdp (FSDP2): FULL_SHARD frees each layer's gathered weights after its forward; SHARD_GRAD_OP keeps them
-    fsdp_sharding: str = opt("FULL_SHARD", choices=("FULL_SHARD", "SHARD_GRAD_OP"))
+    fsdp_sharding: str = opt("FULL_SHARD", choices=("FULL_SHARD", "SHARD_GRAD_OP"))  # FULL_SHARD: like ZeRO-3
     num_machines: int = opt(1, ge=1)  # nodes; each runs the same command with its own machine_rank
     machine_rank: int = opt(0, ge=0)
     main_process_ip: str | None = None  # rank-0 node's address (num_machines > 1)
@@ -278,21 +282,24 @@ class TrainerConfig:
     epochs: int = opt(3, ge=1)
     max_steps: int = opt(-1, ge=-1)  # > 0 overrides epochs
     batch_size: int = opt(32, ge=1)  # per device
-    eval_batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
+    eval_batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU (activations stay in cache), 128 on GPU/TPU
     grad_accum: int = opt(1, ge=1)
     seed: int = 42
-    metric: str | None = None  # picks checkpoints/best; None: the task's first metric (accuracy, pearson …)
+    # picks checkpoints/best; None: the task's first metric (accuracy, pearson …); loss, mse, mae are minimised
+    metric: str | None = None
     early_stopping_patience: int | None = opt(None, ge=1)  # evaluations without improvement
     eval_every_steps: int | None = opt(None, ge=1)  # None: once per epoch
-    log_every_steps: int = opt(20, ge=1)
+    log_every_steps: int = opt(20, ge=1)  # a metrics.jsonl line and a progress update
     max_tokens: int | None = opt(None, ge=16)  # token budget per training batch (dynamic batch size)
     compile: bool = False  # torch.compile the model (pays off on GPU)
     dry_run: bool = False  # build everything, report trainable parameters, do not train
-    log_with: str = opt("none", choices=("none", "tensorboard", "wandb", "mlflow"))  # trackers via Accelerate
-    save_checkpoints: bool = True
+    log_with: str = opt(
+        "none", choices=("none", "tensorboard", "wandb", "mlflow")
+    )  # trackers too (metrics.jsonl stays)
+    save_checkpoints: bool = True  # checkpoints/best and checkpoints/last
     save_every_steps: int | None = opt(None, ge=1)  # resumable state (model, optimizer, RNG, data position)
     keep_checkpoints: int = opt(2, ge=1)  # newest resumable states kept on disk
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, slower steps
 
 
 @dataclass

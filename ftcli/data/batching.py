@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader, default_collate
 
 
 def column_of(ds: Any, name: str, kind: str = "numpy") -> Any:
@@ -85,7 +87,6 @@ def sorted_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None 
 def seed_source() -> Any:
     """A DataLoader's own generator. Each ``iter(loader)`` draws a seed from it, not from the global RNG
     that dropout uses, so a run resumed mid-epoch replays the uninterrupted run's dropout masks."""
-    import torch
 
     return torch.Generator().manual_seed(0)
 
@@ -113,3 +114,32 @@ class ShardedBatches:
 
     def __len__(self) -> int:
         return len(self.global_batches) * self.n
+
+
+def training_batches(
+    lengths: np.ndarray, batch_size: int, processes: int, seed: int, max_tokens: int | None = None, group: bool = True
+) -> ShardedBatches:
+    """This process's slices of the global training batches (``batch_size`` rows per process), grouped by
+    ``lengths`` (``max_tokens`` per process: a token budget) unless ``group`` is off (rows merely shuffled)."""
+    budget = max_tokens * processes if max_tokens else None
+    sampler = LengthGroupedBatches(lengths, batch_size * processes, seed, budget, group=group)
+    return ShardedBatches(sampler, processes)
+
+
+def in_order(rows: int, batch_size: int) -> list[list[int]]:
+    """Inference batches of ``rows`` rows in dataset order."""
+    return [list(range(i, min(i + batch_size, rows))) for i in range(0, rows, batch_size)]
+
+
+def loader(ds: Any, batch_sampler: Any, collate: Any = None, workers: int = 0) -> Any:
+    """The one DataLoader builder: rows that ``batch_sampler`` chooses, made a batch by ``collate`` (None: torch's
+    default; a dataset with ``__getitems__`` makes its batches itself), with the loaders' own random generator."""
+
+    return DataLoader(
+        ds,
+        batch_sampler=batch_sampler,
+        collate_fn=collate or default_collate,
+        generator=seed_source(),
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import datasets
+
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import DatasetConfig
-from ftcli.data.tables import SPLITS, Raw
+from ftcli.data.tables import SPLITS, Raw, _load_file, load_raw
 
 CONLL_SUFFIXES = (".conll", ".conll03", ".conllu", ".iob", ".iob1", ".iob2", ".bio", ".bioes", ".txt")
 LINE = "line"  # CoNLL sentences remember the line they start on, for messages
@@ -43,7 +45,6 @@ def parse_conll(text: str, name: str) -> tuple[list[list[str]], list[list[str]],
 
 def read_conll(path: str, split: str, text_column: str, label_column: str) -> Any:
     """A CoNLL file as a dataset of sentences: ``text_column`` (tokens), ``label_column`` (tags), ``line``."""
-    import datasets
 
     file = Path(path).expanduser()
     if not file.is_file():
@@ -60,7 +61,6 @@ def read_conll(path: str, split: str, text_column: str, label_column: str) -> An
 
 def load_tagged(cfg: DatasetConfig) -> Raw:
     """Every configured split: CoNLL files by their suffix, other files and hub datasets as load_raw reads them."""
-    from ftcli.data.tables import _load_file, load_raw
 
     if cfg.source != "files" or not any(_is_conll(getattr(cfg, f"{s}_file")) for s in SPLITS):
         return load_raw(cfg)

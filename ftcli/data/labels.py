@@ -109,3 +109,86 @@ def _map_labels(ds: Any, column: str, mapping: dict[Any, Any], where: str) -> An
         desc=f"labels ({where})",
         new_fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
     )
+
+
+def _natural(name: str) -> tuple[int, Any]:
+    return (0, int(name)) if name.lstrip("-").isdigit() else (1, name)
+
+
+def _row_lists(ds: Any, column: str, where: str) -> list[list[str]]:
+    """Each row's labels as strings; a cell that is not a list names its row and the two ways to give labels."""
+    rows = []
+    for i, value in enumerate(ds[column]):
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise FtcliError(
+                f"row {i + 1} of {where}: column '{column}' holds {value!r}, not a list of labels; a multi-label row "
+                'is a list (JSON: ["sports", "music"]), or give one 0/1 column per label with dataset.label_columns'
+            )
+        rows.append([str(v) for v in value])
+    return rows
+
+
+def label_set(ds: Any, column: str, where: str) -> list[str]:
+    """The labels that occur in the train split (numbers in numeric order, then names sorted)."""
+    names = sorted({v for row in _row_lists(ds, column, where) for v in row}, key=_natural)
+    if not names:
+        raise FtcliError(f"column '{column}' of {where} holds no labels at all")
+    return names
+
+
+def _with_labels(ds: Any, key: list[Any], rows: list[list[float]], where: str) -> Any:
+    digest = hashlib.sha256(json.dumps([ds._fingerprint, *key], default=str).encode()).hexdigest()[:16]
+    return ds.map(
+        lambda _, idx: {"labels": [rows[i] for i in idx]},
+        with_indices=True,
+        batched=True,
+        desc=f"labels ({where})",
+        new_fingerprint=digest,
+    )
+
+
+def encode_label_lists(ds: Any, column: str, names: list[str], where: str) -> Any:
+    """A multi-hot ``labels`` column from a list column; a label outside ``names`` names its row."""
+    index = {n: i for i, n in enumerate(names)}
+    rows = []
+    for i, values in enumerate(_row_lists(ds, column, where)):
+        hot = [0.0] * len(names)
+        for v in values:
+            if v not in index:
+                raise FtcliError(
+                    f"label {v!r} in row {i + 1} of {where} is not one of the labels {names}; a multi-label row may "
+                    "only hold labels of the training data: set dataset.label_names, or fix the data"
+                )
+            hot[index[v]] = 1.0
+        rows.append(hot)
+    return _with_labels(ds, ["lists", column, names], rows, where)
+
+
+def _zero_one(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)) and value in (0, 1):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false"):
+        return float(value.strip().lower() in ("1", "true"))
+    return None
+
+
+def encode_label_columns(ds: Any, names: list[str], where: str) -> Any:
+    """A multi-hot ``labels`` column from one 0/1 column per label; anything else names its row and column."""
+    columns = {n: ds[n] for n in names}
+    rows = []
+    for i in range(len(ds)):
+        hot = []
+        for n in names:
+            bit = _zero_one(columns[n][i])
+            if bit is None:
+                raise FtcliError(
+                    f"value {columns[n][i]!r} in row {i + 1} of {where} (column '{n}') is not 0 or 1; "
+                    "dataset.label_columns names one 0/1 column per label"
+                )
+            hot.append(bit)
+        rows.append(hot)
+    return _with_labels(ds, ["columns", names], rows, where)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
+
 from ftcli.config.errors import FtcliError, first_line
 from ftcli.config.schemas import DatasetConfig
 
@@ -26,7 +28,6 @@ class Raw:
 
 
 def _load_file(path: str, split: str, quoting: str) -> Any:
-    import datasets
 
     file = Path(path).expanduser()
     if not file.is_file():
@@ -60,7 +61,6 @@ def _is_empty(file: Path) -> bool:
 
 def load_raw(cfg: DatasetConfig) -> Raw:
     """Every configured split, as the files or the hub dataset hold them (no validation split: none)."""
-    import datasets
 
     raw: dict[str, Any] = {}
     where: dict[str, str] = {}
@@ -91,23 +91,25 @@ def load_raw(cfg: DatasetConfig) -> Raw:
 
 
 def require_columns(raw: Raw, named: list[tuple[str, str | None]]) -> None:
-    """Each ``(dataset key, column)`` must exist in every split: the first missing one is named."""
+    """Each ``(key, column)`` must exist in every split: the first missing one is named with its config key
+    (``dataset.text_column``, ``task.caption_column`` …)."""
     for split, ds in raw.splits.items():
         for key, col in named:
             if col and col not in ds.column_names:
                 raise FtcliError(
-                    f"dataset.{key}={col}: no such column in the {split} split; it has {', '.join(ds.column_names)}"
+                    f"{key}={col}: no such column in the {split} split; it has {', '.join(ds.column_names)}"
                 )
 
 
 def finish_splits(splits: dict[str, Any], cfg: DatasetConfig, seed: int, keep: list[str]) -> dict[str, Any]:
-    """Hold out 10% of train as validation when there is none, take the seeded subsets, keep ``keep``."""
+    """Hold out 10% of train as validation when there is none, take the seeded subsets (every split but train is
+    an evaluation split: ``max_eval_samples``), keep the columns ``keep``."""
     if "validation" not in splits:
         parts = splits["train"].train_test_split(test_size=0.1, seed=seed)
         splits = {**splits, "train": parts["train"], "validation": parts["test"]}
     if cfg.max_train_samples and cfg.max_train_samples < len(splits["train"]):
         splits["train"] = splits["train"].shuffle(seed=seed).select(range(cfg.max_train_samples))
-    for split in ("validation", "test"):
-        if split in splits and cfg.max_eval_samples and cfg.max_eval_samples < len(splits[split]):
+    for split in [s for s in splits if s != "train"]:
+        if cfg.max_eval_samples and cfg.max_eval_samples < len(splits[split]):
             splits[split] = splits[split].shuffle(seed=seed).select(range(cfg.max_eval_samples))
     return {s: ds.remove_columns([c for c in ds.column_names if c not in keep]) for s, ds in splits.items()}

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
+from transformers import DataCollatorWithPadding
 
-from ftcli.data.batching import column_of, seed_source, sorted_batches
+from ftcli.data.batching import column_of, loader, sorted_batches
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -27,7 +29,7 @@ def _fingerprint_of(tokenizer: Any) -> str:
     if backend is not None:
         # truncation and padding are call-time state (transformers sets them on every call), not behaviour
         backend.no_truncation(), backend.no_padding()
-        blob = backend.to_str()  # deterministic (vocab in id order); parsing it back costs 0.25 s
+        blob = backend.to_str()  # deterministic (vocab in id order); parsing it back is not free
     else:
         blob = repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -63,7 +65,6 @@ def content_fingerprint(ds: Any, column: str = "input_ids") -> str:
 
 def lengths_of(ds: Any) -> np.ndarray:
     """Token count of every example (for sorting and token budgets), read from Arrow, no rows decoded."""
-    import pyarrow.compute as pc
 
     ids = column_of(ds, "input_ids", "arrow")
     return np.asarray(pc.list_value_length(ids).to_numpy(), dtype=np.int64)
@@ -84,17 +85,9 @@ def eval_loader(ds: Any, tokenizer: Any, batch_size: int) -> Any:
     """Length-sorted inference batches that carry each example's index (to restore the order)."""
     lengths = lengths_of(ds)
     ds = ds.add_column("idx", list(range(len(ds))))
-    return loader(ds, sorted_batches(lengths, batch_size), tokenizer)
+    return loader(ds, sorted_batches(lengths, batch_size), collator(tokenizer))
 
 
 def collator(tokenizer: Any) -> Any:
-    from transformers import DataCollatorWithPadding
 
     return DataCollatorWithPadding(tokenizer)
-
-
-def loader(ds: Any, batch_sampler: Any, tokenizer: Any) -> Any:
-    """A DataLoader over ``ds`` whose batches ``batch_sampler`` chooses, padded per batch."""
-    from torch.utils.data import DataLoader
-
-    return DataLoader(ds, batch_sampler=batch_sampler, collate_fn=collator(tokenizer), generator=seed_source())

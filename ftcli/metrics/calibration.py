@@ -3,7 +3,7 @@ bootstrap confidence intervals. NumPy/SciPy only; no torch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def bootstrap_ci(
     labels: np.ndarray,
     preds: np.ndarray,
-    metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]],
+    metrics: Mapping[str, Callable[[np.ndarray, np.ndarray], float]],
     samples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
@@ -81,3 +81,26 @@ def calibration_report(
             k: list(v) for k, v in bootstrap_ci(labels, probs.argmax(-1), fns, bootstrap, 0.95, seed).items()
         }
     return out
+
+
+Split = tuple[np.ndarray, np.ndarray]  # (logits, integer labels) of some rows
+
+
+def halves(logits: np.ndarray, labels: np.ndarray, seed: int) -> tuple[Split, Split]:
+    """A seeded half of the rows to fit on, and the other half to judge on (never the fitting rows)."""
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    fit, held = perm[: len(perm) // 2], perm[len(perm) // 2 :]
+    return (logits[fit], labels[fit]), (logits[held], labels[held])
+
+
+def temperature_scaling(fit: Split, held: Split, bins: int) -> dict[str, Any]:
+    """One temperature fitted by NLL on ``fit``; ECE and reliability bins before → after on ``held``."""
+    t = fit_temperature(*fit)
+    logits, labels = held
+    return {
+        "temperature": t,
+        "ece_before": expected_calibration_error(softmax(logits), labels, bins),
+        "ece_after": expected_calibration_error(softmax(logits, t), labels, bins),
+        "reliability_before": reliability_bins(softmax(logits), labels, bins),
+        "reliability_after": reliability_bins(softmax(logits, t), labels, bins),
+    }

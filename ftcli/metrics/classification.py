@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
+def softmax(logits: np.ndarray, temperature: float = 1.0, dtype: type = np.float64) -> np.ndarray:
+    """Probabilities over the last axis (``dtype``: float32 gives transformers pipelines' own numbers)."""
+    z = logits.astype(dtype) / dtype(temperature)
     z = z - z.max(-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)

@@ -126,3 +126,15 @@ def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, An
         "entities": sum(n_true.values()),
         "examples": len(gold),
     }
+
+
+def word_nll(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of every word's tag (what training minimises, over first sub-words)."""
+    total, words = 0.0, 0
+    for out, gold in zip(outputs, labels, strict=True):
+        z = out.astype(np.float64)
+        top = z.max(-1, keepdims=True)
+        log_norm = (top + np.log(np.exp(z - top).sum(-1, keepdims=True)))[:, 0]
+        total += float((log_norm - z[np.arange(len(gold)), gold]).sum())
+        words += len(gold)
+    return total / max(words, 1)

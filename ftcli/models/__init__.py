@@ -1,1 +1,2 @@
-"""Model families: resolving and loading weights, text encoders, image classifiers, CLIP/SigLIP, architecture layouts."""
+"""Model families: resolving and loading weights, text encoders, image classifiers, CLIP/SigLIP, architecture
+layouts."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -33,6 +34,56 @@ TIMM = "timm_model."  # transformers' timm wrapper keeps the timm model under th
 
 
 Part = tuple[str, int | None]  # ("layer", i) | ("embeddings", None) | ("post", None)
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What a model's parameters are to a strategy, as the task that built the model declares it.
+
+    ``backbone``: name prefixes of the pretrained modules (everything else is the new head); ``fixed``: prefixes
+    of parameters that never train whatever the strategy (CLIP's text tower under image classification, its
+    derived head under contrastive training). Prefixes, not a parameter table: names stay valid after LoRA
+    wraps a layer (``query.base_layer.weight``, ``query.lora_A…``)."""
+
+    backbone: tuple[str, ...]
+    fixed: tuple[str, ...] = ()
+
+
+def standard_roles(model: nn.Module, fixed: tuple[str, ...] = ()) -> Roles:
+    """transformers' own split: its ``base_model`` is the pretrained backbone (none: every parameter is new)."""
+    base = getattr(model, "base_model", None)
+    if base is None or base is model:
+        return Roles((), fixed)
+    prefix = next((f"{name}." for name, module in model.named_modules() if module is base and name), None)
+    return Roles((prefix,) if prefix else (), fixed)
+
+
+def is_head(model: nn.Module, roles: Roles, name: str) -> bool:
+    """Whether a parameter belongs to the new head: outside the pretrained backbone, or a new classifier that
+    sits inside it (timm's)."""
+    return not name.startswith(roles.backbone) or (bool(roles.backbone) and name.startswith(inner_heads(model)))
+
+
+def depth_map(model: nn.Module, roles: Roles) -> tuple[dict[str, int], int]:
+    """({parameter name: depth}, number of layer groups L): 0 for embeddings, i+1 for layer group i, L+1 for
+    what comes after the last layer (pooler, final norm) and for the head."""
+    part = part_of(model)
+    names: dict[str, Part] = {}
+    for name, _ in model.named_parameters():
+        names[name] = ("head", None) if is_head(model, roles, name) else part(name)
+    layers = 1 + max((i for kind, i in names.values() if kind == "layer" and i is not None), default=-1)
+    depth = {}
+    for name, (kind, i) in names.items():
+        depth[name] = {"embeddings": 0, "layer": (i or 0) + 1}.get(kind, layers + 1)
+    return depth, layers
+
+
+def backbone_type(model: nn.Module, roles: Roles) -> str | None:
+    """The model type of the backbone's first module (what LoRA's default targets are looked up by)."""
+    if not roles.backbone:
+        return None
+    module = model.get_submodule(roles.backbone[0].rstrip("."))
+    return getattr(getattr(module, "config", None), "model_type", None)
 
 
 def part_of(model: nn.Module) -> Callable[[str], Part]:
@@ -123,25 +174,37 @@ def is_batch_norm(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
-def _eval_only(self: nn.Module, mode: bool = True) -> nn.Module:
-    return nn.Module.train(self, False)
+def _normalise_as_frozen(module: nn.Module, args: Any) -> None:
+    """A forward pre-hook: the BatchNorm normalises with its running statistics (and leaves them as they are),
+    whatever ``model.train()`` said since."""
+    module.training = False
+
+
+def _pinned(module: nn.Module) -> int | None:
+    """The key of the hook that keeps ``module`` frozen, or None."""
+    return next((k for k, hook in module._forward_pre_hooks.items() if hook is _normalise_as_frozen), None)
 
 
 def pin_frozen_norms(model: nn.Module) -> int:
     """Keep every BatchNorm whose parameters are all frozen in eval mode (its running mean and variance
     are pretrained statistics, not to be re-estimated on the new data); release the others. Returns how
-    many are pinned. Called whenever a strategy changes what trains."""
+    many are pinned. Called whenever a strategy changes what trains.
+
+    A forward pre-hook, not a wrapper or another ``train`` method: a wrapper module would rename the weights
+    that checkpoints (and plain transformers) read, and the hook is PyTorch's own way to act before a forward."""
     pinned = 0
     for module in model.modules():
         if not is_batch_norm(module):
             continue
         params = list(module.parameters(recurse=False))
+        hooked = _pinned(module)
         if params and not any(p.requires_grad for p in params):
-            module.train = _eval_only.__get__(module)  # type: ignore[method-assign]
+            if hooked is None:
+                module.register_forward_pre_hook(_normalise_as_frozen)
             nn.Module.train(module, False)
             pinned += 1
-        elif "train" in module.__dict__:
-            del module.train
+        elif hooked is not None:
+            del module._forward_pre_hooks[hooked]
             nn.Module.train(module, model.training)
     return pinned
 

@@ -9,13 +9,25 @@ What differs between the two families (the class, the text padding) is a :class:
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftcli.config.errors import FtcliError, first_line
+import torch
+import transformers
+from tokenizers import pre_tokenizers
+from transformers import AutoConfig, AutoProcessor, CLIPTokenizer
+
+from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import ModelConfig
+from ftcli.models.loading import load_part
+from ftcli.models.packaged import resolve
+from ftcli.models.shipped import modeling_ftcli_clip
+from ftcli.models.vision import load_processor as image_processor
+from ftcli.models.vision import with_size
 
 SPECIALS = ("<|startoftext|>", "<|endoftext|>")  # CLIP's BOS and EOS (EOS pads too)
 
@@ -31,19 +43,15 @@ class Family:
     # "longest": CLIP pools its EOS token, padding does not matter; "max_length": SigLIP pools the *last*
     # position and was trained with every text padded to its 64 positions, so it must see them padded so too
     padding: str
-    key: str  # the model_type its checkpoints carry: what chooses the family (and its contrastive loss)
 
     def model_class(self) -> Any:
-        from ftcli.models.shipped import modeling_ftcli_clip
 
         return getattr(modeling_ftcli_clip, self.classifier)
 
 
 FAMILIES = {  # config.json model types these modules load
-    "clip": Family("CLIP", "FtcliClipForImageClassification", "CLIPConfig", "CLIPProcessor", "longest", "clip"),
-    "siglip": Family(
-        "SigLIP", "FtcliSiglipForImageClassification", "SiglipConfig", "SiglipProcessor", "max_length", "siglip"
-    ),
+    "clip": Family("CLIP", "FtcliClipForImageClassification", "CLIPConfig", "CLIPProcessor", "longest"),
+    "siglip": Family("SigLIP", "FtcliSiglipForImageClassification", "SiglipConfig", "SiglipProcessor", "max_length"),
 }
 
 
@@ -73,9 +81,6 @@ def register_clip_classifier() -> None:
 def checkpoint_text(cfg: ModelConfig, cache_dir: Path) -> tuple[Family, int]:
     """(the family, the text tower's positions) of ``model.name_or_path`` (random init: of its config_overrides),
     read from the config alone, before the model is built: the padding of every text depends on both."""
-    from transformers import AutoConfig
-
-    from ftcli.models.packaged import resolve
 
     if cfg.init == "random":
         family = family_of(cfg.name_or_path, f"model={cfg.name}")
@@ -83,10 +88,7 @@ def checkpoint_text(cfg: ModelConfig, cache_dir: Path) -> tuple[Family, int]:
         positions = text.get("max_position_embeddings") or (77 if family.padding == "longest" else 64)
         return family, int(positions)
     path = resolve(cfg.name_or_path, cache_dir)
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: cannot load its config ({first_line(e)})") from e
+    config = load_part(AutoConfig.from_pretrained, path, cfg, "cannot load its config")
     family = family_of(config.model_type, f"model.name_or_path={cfg.name_or_path}")
     return family, int(config.text_config.max_position_embeddings)
 
@@ -98,10 +100,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
     Built, not trained with ``tokenizers``' BpeTrainer: that one breaks ties between equally frequent pairs in
     hash-map order, so every process (and every run) got another vocabulary. Any other word still tokenises,
     as pieces down to single bytes."""
-    from collections import Counter
-
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTokenizer
 
     backend = CLIPTokenizer().backend_tokenizer  # CLIP's normaliser and pre-tokeniser (byte-level words)
     counts: Counter[str] = Counter()
@@ -125,40 +123,43 @@ def load_processor(cfg: ModelConfig, cache_dir: Path, image_size: int | None, te
     """The checkpoint's own processor (``AutoProcessor``: CLIP's, SigLIP's sentencepiece tokenizer …), or (random
     init) the architecture's image processor and a CLIP BPE tokenizer trained on ``texts`` (SigLIP's tiny model
     too: its vocabulary is only the run's words); images at ``image_size`` when set."""
-    import transformers
-    from transformers import AutoProcessor
 
-    from ftcli.models.packaged import resolve
-    from ftcli.models.vision import load_processor as image_processor
-    from ftcli.models.vision import with_size
-
+    family, positions = checkpoint_text(cfg, cache_dir)
     if cfg.init == "random":
-        family = family_of(cfg.name_or_path, f"model={cfg.name}")
         tokenizer = train_tokenizer(texts, cfg.vocab_size or 1000)
+        tokenizer.model_max_length = min(positions, int(cfg.max_length))  # every text's length at most, saved with it
         side = image_size or int(dict(cfg.config_overrides).get("vision_config", {}).get("image_size", 224))
         make = getattr(transformers, family.processor)
         return make(image_processor=image_processor(cfg, cache_dir, side), tokenizer=tokenizer)
     path = resolve(cfg.name_or_path, cache_dir)
-    try:
-        processor = AutoProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise FtcliError(
-            f"model.name_or_path={cfg.name_or_path}: cannot load a CLIP processor ({first_line(e)})"
-        ) from e
+    processor = load_part(AutoProcessor.from_pretrained, path, cfg, "cannot load a CLIP processor")
     if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
         raise FtcliError(
             f"model.name_or_path={cfg.name_or_path}: not an image–text processor ({type(processor).__name__})"
         )
     if image_size:
         processor.image_processor = with_size(processor.image_processor, image_size)
+    length = min(int(processor.tokenizer.model_max_length), positions, int(cfg.max_length))
+    processor.tokenizer.model_max_length = length  # every text's length at most (text_length), saved with it
     return processor
+
+
+def family_of_processor(processor: Any) -> Family:
+    """The family a processor belongs to (SigLIP's pads every text to its positions; SigLIP2's fixed-resolution
+    checkpoints are SigLIP models with another tokenizer)."""
+    return FAMILIES["siglip"] if "Siglip" in type(processor).__name__ else FAMILIES["clip"]
+
+
+def text_length(processor: Any) -> int:
+    """The token length texts are cut (SigLIP: padded) to: ``model.max_length``, at most the text tower's positions,
+    as :func:`load_processor` told the tokenizer (a checkpoint's tokenizer keeps it)."""
+    return int(processor.tokenizer.model_max_length)
 
 
 def tokenize(tokenizer: Any, texts: list[str], max_length: int, padding: str = "longest") -> dict[str, Any]:
     """Token ids and mask for ``texts``, padded to the longest or (SigLIP) to ``max_length`` (the text tower reads
     at most its position count). A tokenizer that returns no mask (SigLIP's own: its text tower attends to the
     padding, as it was trained) gets an all-ones one, which the model reads as no mask at all."""
-    import torch
 
     out = dict(tokenizer(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt"))
     out.setdefault("attention_mask", torch.ones_like(out["input_ids"]))
@@ -168,10 +169,6 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int, padding: str = "
 def build_clip(cfg: ModelConfig, label_names: list[str], tokenizer: Any, seed: int, side: int, cache_dir: Path) -> Any:
     """The CLIP/SigLIP classifier: pretrained towers (``model.name_or_path``), or random ones sized by
     ``config_overrides`` (CLIP's ``projection_dim``, ``text_config``, ``vision_config``) at ``side`` pixels."""
-    import torch
-    from transformers import AutoConfig
-
-    from ftcli.models.packaged import resolve
 
     register_clip_classifier()
     labels: dict[str, Any] = {
@@ -191,10 +188,6 @@ def build_clip(cfg: ModelConfig, label_names: list[str], tokenizer: Any, seed: i
 
 
 def _random_model(cfg: ModelConfig, labels: dict[str, Any], tokenizer: Any, seed: int, side: int) -> Any:
-    import math
-
-    import torch
-    import transformers
 
     family = family_of(cfg.name_or_path, f"model={cfg.name}")
     over = dict(cfg.config_overrides)
@@ -215,7 +208,6 @@ def _random_model(cfg: ModelConfig, labels: dict[str, Any], tokenizer: Any, seed
 def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: list[str], max_length: int) -> Any:
     """[classes, dim]: each class's prompts (one per template) embedded, normalised, averaged and
     normalised again: CLIP's prompt ensemble, averaged in embedding space."""
-    import torch
 
     prompts = [t.format(n) for n in names for t in templates]
     padding = family_of(model.config.model_type, "model").padding
@@ -234,7 +226,6 @@ def class_embeddings(model: Any, tokenizer: Any, names: list[str], templates: li
 def set_zero_shot_head(model: Any, tokenizer: Any, names: list[str], templates: list[str], max_length: int) -> None:
     """The classifier ← exp(logit_scale) · the class embeddings (+ SigLIP's logit_bias): logits equal the model's
     own zero-shot logits (a new classifier layer when the names are not the ones it has rows for)."""
-    import torch
 
     emb = class_embeddings(model, tokenizer, names, templates, max_length)
     bias = model.classifier.bias is not None
@@ -248,7 +239,6 @@ def set_zero_shot_head(model: Any, tokenizer: Any, names: list[str], templates: 
 
 def set_random_head(model: Any, seed: int) -> None:
     """A random head of the zero-shot head's scale (rows of norm exp(logit_scale)): the fair comparison."""
-    import torch
 
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(model.classifier.weight.shape, generator=g)

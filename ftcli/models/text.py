@@ -11,18 +11,27 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ftcli.config.errors import FtcliError, first_line
+import torch
+import transformers
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import ModelConfig
-from ftcli.models.loading import _load_weights, _refuse_remote_code, has_tokenizer_files, resolve_name_or_path
+from ftcli.models.loading import (
+    _load_weights,
+    _refuse_remote_code,
+    has_tokenizer_files,
+    load_part,
+    resolve_name_or_path,
+)
+from ftcli.models.shipped.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
 from ftcli.models.wordpiece import train_wordpiece
 
 
 def register_pooled_classifier() -> None:
     """Let transformers' Auto classes build ftcli's pooled classifier, and save it with its code."""
-    from transformers import AutoModelForSequenceClassification
 
     # importing modeling_ftcli registers the config type with AutoConfig (AutoTokenizer reads it too)
-    from ftcli.models.shipped.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
 
     AutoModelForSequenceClassification.register(
         PooledClassifierConfig, PooledClassifierForSequenceClassification, exist_ok=True
@@ -34,7 +43,6 @@ def register_pooled_classifier() -> None:
 
 def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str] | None = None) -> Any:
     """The model's tokenizer; for init=random a WordPiece vocab trained on the train text (cached)."""
-    from transformers import AutoTokenizer
 
     if cfg.init == "random":
         if train_texts is None:
@@ -59,10 +67,7 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str]
             f"model.name_or_path={cfg.name_or_path}: the folder has no tokenizer files (tokenizer.json, vocab.txt, "
             "...); save the tokenizer there too (tokenizer.save_pretrained)"
         )
-    try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: cannot load a tokenizer ({first_line(e)})") from e
+    tok = load_part(AutoTokenizer.from_pretrained, path, cfg, "cannot load a tokenizer")
     if tok.pad_token is None:  # GPT-2 and other decoders: pad with end-of-text (masked out anyway)
         tok.pad_token = tok.eos_token
     return tok
@@ -80,9 +85,6 @@ def build_model(
     """A sequence classifier (or regressor: one output per label name, ``problem_type`` as transformers
     names it): the architecture's own head (pooling=native) or ftcli's pooled head. ``head``: the Auto class
     of the native head (``AutoModelForTokenClassification`` tags every token)."""
-    import torch
-    import transformers
-    from transformers import AutoConfig, AutoModel
 
     auto = getattr(transformers, head)
     labels = {
@@ -102,10 +104,7 @@ def build_model(
         path = None
     else:
         path = resolve_name_or_path(cfg.name_or_path)
-        try:
-            arch = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-        except (OSError, ValueError) as e:
-            raise FtcliError(f"model.name_or_path={cfg.name_or_path}: not a model ({first_line(e)})") from e
+        arch = load_part(AutoConfig.from_pretrained, path, cfg, "not a model")
     limit = getattr(arch, "max_position_embeddings", None) or getattr(arch, "n_positions", None)
     if limit and cfg.max_length > limit:
         raise FtcliError(f"model.max_length={cfg.max_length}: this model reads at most {limit} tokens")
@@ -115,8 +114,6 @@ def build_model(
         if path is None:
             return auto.from_config(arch)
         return _load_weights(cfg, auto, path, config=arch, trust_remote_code=cfg.trust_remote_code)
-
-    from ftcli.models.shipped.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
 
     register_pooled_classifier()
     if path is None:

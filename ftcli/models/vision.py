@@ -14,15 +14,30 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ftcli.config.errors import FtcliError, first_line
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from transformers import (
+    CONFIG_MAPPING,
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    TimmWrapperConfig,
+    TimmWrapperImageProcessor,
+)
+from transformers.models.auto import image_processing_auto as auto
+from transformers.utils import is_torchvision_available
+
+from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import ModelConfig
+from ftcli.models.architectures import classifier_of, describe_head
+from ftcli.models.loading import _load_weights, load_part
 from ftcli.models.packaged import resolve
 
 TIMM_WRAPPER = "timm_wrapper"
 
 
 def is_model_type(name: str) -> bool:
-    from transformers import CONFIG_MAPPING
 
     return name in CONFIG_MAPPING
 
@@ -31,26 +46,18 @@ def load_processor(cfg: ModelConfig, cache_dir: Path, image_size: int | None) ->
     """The model's image processor (its resize, crop and normalisation), at ``image_size`` when set.
     A random-init model type gets its architecture's default processor; a timm model, timm's own
     data config (kept in the model's config.json: transformers' timm wrapper saves it there)."""
-    from transformers import AutoImageProcessor
 
     if cfg.init == "random" and is_model_type(cfg.name_or_path):
         processor = _default_processor(cfg)
     else:
         path = resolve(cfg.name_or_path, cache_dir)
-        try:
-            processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-        except (OSError, ValueError) as e:
-            raise FtcliError(
-                f"model.name_or_path={cfg.name_or_path}: cannot load an image processor ({first_line(e)})"
-            ) from e
+        processor = load_part(AutoImageProcessor.from_pretrained, path, cfg, "cannot load an image processor")
         if type(processor).__name__ == "TimmWrapperImageProcessor":
             processor = _timm_processor(_timm_pretrained_cfg(path), processor.architecture)
     return with_size(processor, image_size) if image_size else processor
 
 
 def _default_processor(cfg: ModelConfig) -> Any:
-    from transformers.models.auto import image_processing_auto as auto
-    from transformers.utils import is_torchvision_available
 
     if cfg.name_or_path == TIMM_WRAPPER:
         arch = _timm_architecture(cfg)
@@ -82,13 +89,11 @@ def _untrained_cfg(arch: str) -> dict[str, Any]:
 
 
 def _timm_pretrained_cfg(path: str) -> dict[str, Any]:
-    from transformers import AutoConfig
 
     return dict(getattr(AutoConfig.from_pretrained(path), "pretrained_cfg", None) or {})
 
 
 def _timm_processor(pretrained_cfg: dict[str, Any], architecture: str) -> Any:
-    from transformers import TimmWrapperImageProcessor
 
     processor: Any = TimmWrapperImageProcessor(pretrained_cfg=pretrained_cfg, architecture=architecture)
     processor.pretrained_cfg = pretrained_cfg  # goes into the model's config.json (the wrapper's processor file)
@@ -136,10 +141,6 @@ def build_model(
 ) -> tuple[Any, str]:
     """An image classifier with ``len(label_names)`` outputs, and a line for the run summary on its head.
     ``side``: the processor's output size, which an untrained architecture is built for (ViT's positions)."""
-    import torch
-    from transformers import AutoModelForImageClassification
-
-    from ftcli.models.architectures import describe_head
 
     labels = label_config(label_names, problem_type)
     torch.manual_seed(seed)  # the new head (and random backbones) start the same every run
@@ -158,13 +159,11 @@ def build_model(
 
 def plain(node: Any) -> Any:
     """A config node as plain Python (transformers' configs must serialise to JSON)."""
-    from omegaconf import OmegaConf
 
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def _random_config(cfg: ModelConfig, labels: dict[str, Any], cache_dir: Path) -> Any:
-    from transformers import AutoConfig, TimmWrapperConfig
 
     overrides = dict(plain(cfg.config_overrides) or {})
     if cfg.name_or_path == TIMM_WRAPPER:
@@ -184,16 +183,9 @@ def _random_config(cfg: ModelConfig, labels: dict[str, Any], cache_dir: Path) ->
 def _pretrained(cfg: ModelConfig, labels: dict[str, Any], cache_dir: Path) -> tuple[Any, str]:
     """Pretrained weights with a head for these labels: a head of another size is replaced (transformers'
     ``ignore_mismatched_sizes``); one of the same size but for other labels is re-initialised too."""
-    from transformers import AutoConfig, AutoModelForImageClassification
-
-    from ftcli.models.architectures import classifier_of, describe_head
-    from ftcli.models.loading import _load_weights
 
     path = resolve(cfg.name_or_path, cache_dir)
-    try:
-        before = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise FtcliError(f"model.name_or_path={cfg.name_or_path}: not a model ({first_line(e)})") from e
+    before = load_part(AutoConfig.from_pretrained, path, cfg, "not a model")
     old = dict(getattr(before, "id2label", None) or {})
     model, info = _load_weights(
         cfg,
@@ -236,3 +228,74 @@ def model_identity(model: Any, seed: int) -> dict[str, Any]:
         "config": hashlib.sha256(blob.encode()).hexdigest()[:16],
         "seed": None if source else seed,
     }
+
+
+def channels_last(model: Any) -> None:
+    """A CNN's weights in channels-last layout: its convolutions (oneDNN on CPUs, cuDNN with tensor cores)
+    run up to twice as fast, in bf16 above all, and a conv given NCHW input follows its weights. A
+    transformer whose only convolution makes its patches is left as it is."""
+
+    if sum(isinstance(m, nn.Conv2d) for m in model.modules()) > 1:
+        model.to(memory_format=torch.channels_last)
+
+
+def float_depthwise_backward(model: Any) -> int:
+    """Depthwise convolutions (EfficientNet, MobileNet, ConvNeXt) compute in fp32 while they train under CPU bf16
+    autocast: oneDNN's bf16 depthwise backward is much slower than its fp32 one (README: "Convolutions, fast"),
+    while its bf16 forward is the faster one, so inference (no grad) keeps bf16. GPUs and fp32 runs are untouched.
+    Returns how many convolutions.
+
+    Each such layer's class becomes a subclass of its own (a run-time class swap, on purpose): a wrapper module
+    would rename the weights (``conv_dw.weight`` → ``conv_dw.conv.weight``) that checkpoints, plain transformers
+    and timm read, and hooks cannot turn autocast off around the convolution itself. The subclass keeps the
+    names, the state dict and ``isinstance(·, nn.Conv2d)`` (LoRA, timm) as they were."""
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and 1 < m.groups == m.in_channels]
+    for conv in convs:
+        conv.__class__ = _float_backward_class(type(conv))
+    return len(convs)
+
+
+_FLOAT_BACKWARD: dict[Any, type] = {}
+
+
+def _float_backward_class(base: Any) -> type:
+    """``base`` (nn.Conv2d or a subclass, e.g. timm's Conv2dSame) with the fp32 training path in front."""
+
+    if getattr(base, "float_backward", False):
+        return base
+    if base not in _FLOAT_BACKWARD:
+
+        def forward(self: Any, x: Any) -> Any:
+            if x.device.type == "cpu" and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
+                with torch.autocast("cpu", enabled=False):
+                    return base.forward(self, x.float())
+            return base.forward(self, x)
+
+        _FLOAT_BACKWARD[base] = type(base.__name__, (base,), {"forward": forward, "float_backward": True})
+    return _FLOAT_BACKWARD[base]
+
+
+def own_size(model: ModelConfig) -> int | None:
+    """A random-init model type that says its image size (ViT: its position embeddings) reads that size."""
+    size = dict(model.config_overrides).get("image_size") if model.init == "random" else None
+    return int(size) if isinstance(size, int) else None
+
+
+def check_size(model: Any, size: tuple[int, int], name: str) -> None:
+    """A model that reads one input size only (ViT's position embeddings) fails here in one line, not in a batch."""
+
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(pixel_values=torch.zeros(1, 3, *size))
+    except Exception as e:
+        from ftcli.config.errors import first_line
+
+        raise FtcliError(
+            f"dataset.image_size={size[0]}: model {name} cannot read {size[0]}×{size[1]} images ({first_line(e)}); "
+            "leave dataset.image_size unset for the model's own size"
+        ) from e
+    finally:
+        model.train(was)

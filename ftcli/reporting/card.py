@@ -8,6 +8,7 @@ calls it inside the atomic temporary folder, so the card is covered by the manif
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,8 @@ def model_card(
     labels: list[str] | None = None,
     trainable: tuple[int, int] | None = None,
     task: Any = None,
+    pooling: str | None = None,
+    remote: bool | None = None,
 ) -> str:
     """The text of a checkpoint's ``README.md``.
 
@@ -170,9 +173,13 @@ def model_card(
         command: the ``ftcli train ...`` command that produced it, if known.
         labels: class names in id order.
         trainable: (trainable, total) parameter counts, when known.
-        task: the checkpoint's task (its ``pipeline_tag``, ``auto_model`` and ``card_task(labels)``).
+        task: the checkpoint's task (``tasks.task.Task``: its card, inputs and objective).
+        pooling: the head's pooling as the model has it (None: the run config's).
+        remote: whether the folder ships the model's code (``auto_map``; None: what the pooling implies).
     """
-    tag = getattr(task, "pipeline_tag", "text-classification")
+    tag = task.card.pipeline_tag if task is not None else "text-classification"
+    pooling = pooling or _requested_pooling(run_cfg)
+    remote = remote if remote is not None else (run_cfg is None or pooling != "native")
     strategy = _get(run_cfg, "strategy.name")
     data = _dataset(run_cfg)
     parts = ("ftcli", _get(run_cfg, "model.name", "model"), strategy, _get(run_cfg, "dataset.name"))
@@ -181,24 +188,23 @@ def model_card(
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {title}", ""]
     kind = tag.replace("-", " ")
     lines += [f"{'An' if kind[:1] in 'aeiou' else 'A'} {kind} model fine-tuned with ftcli.", ""]
-    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels), task)
+    lines += _facts(run_cfg, data, metrics, trainable, _task_text(task, labels), pooling)
     lines += _metrics_table(metrics)
     if command:
         lines += ["## How it was trained", "", "```bash", command, "```", ""]
-    lines += _how_to_load(run_cfg, task)
+    lines += _how_to_load(task, remote)
     return "\n".join(lines)
 
 
 def _task_text(task: Any, labels: list[str] | None) -> str:
-    if task is not None and hasattr(task, "card_task"):
-        return str(task.card_task(labels))
+    if task is not None:
+        return str(task.objective.describe(task.inputs.kind, labels))
     return "text classification" + (f" into {len(labels)} classes" if labels else "")
 
 
-def _pooling(run_cfg: Any, task: Any) -> str:
-    """The head's pooling as the run built it (the task decides: a token head pools nothing)."""
-    requested = str(_get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling"))
-    return str(task.pooling(requested)[0]) if hasattr(task, "pooling") else requested
+def _requested_pooling(run_cfg: Any) -> str:
+    """The pooling the run asked for (the strategy's, else the model's)."""
+    return str(_get(run_cfg, "strategy.pooling") or _get(run_cfg, "model.pooling") or "native")
 
 
 def _facts(
@@ -207,7 +213,7 @@ def _facts(
     metrics: dict[str, Any],
     trainable: tuple[int, int] | None,
     task: str,
-    task_obj: Any = None,
+    pooling: str,
 ) -> list[str]:
     """Base model, dataset, task, strategy, trainable share, the checkpoint's step: one bullet each."""
     lines = []
@@ -229,7 +235,6 @@ def _facts(
     lines.append(f"- **Task:** {task}")
     strategy = _get(run_cfg, "strategy.name")
     if strategy:
-        pooling = _pooling(run_cfg, task_obj)
         head = "the architecture's own head" if pooling == "native" else f"ftcli's pooled head ({pooling} pooling)"
         how = STRATEGY_TEXT.get(str(strategy), "")
         lr = _get(run_cfg, "strategy.lr")
@@ -260,16 +265,15 @@ def _metrics_table(metrics: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
+def _how_to_load(task: Any, remote: bool) -> list[str]:
     """The plain transformers lines that load it (and the pipeline), then ftcli's own commands."""
-    tag = getattr(task, "pipeline_tag", "text-classification")
-    auto = getattr(task, "auto_model", "AutoModelForSequenceClassification")
-    processor = getattr(task, "processor_class", "AutoTokenizer")
-    pooling = _pooling(run_cfg, task) if run_cfg is not None else None
-    remote = run_cfg is None or (task.uses_remote_code(pooling) if task is not None else pooling != "native")
+    card = task.card if task is not None else None  # a text classifier when nothing says otherwise
+    tag = card.pipeline_tag if card else "text-classification"
+    auto = card.auto_model if card else "AutoModelForSequenceClassification"
+    processor = card.processor_class if card else "AutoTokenizer"
     trust = ", trust_remote_code=True" if remote else ""
     grouped = ', aggregation_strategy="simple"' if tag == "token-classification" else ""  # as ftcli predict groups
-    example = getattr(task, "example_call", 'run("a gorgeous, witty, seductive movie", truncation=True)')
+    example = card.example_call if card else 'run("a gorgeous, witty, seductive movie", truncation=True)'
     lines = [
         "## How to load it",
         "",
@@ -286,11 +290,11 @@ def _how_to_load(run_cfg: Any, task: Any) -> list[str]:
     ]
     if remote:
         lines += [
-            "ftcli's pooled head ships its code in this folder (`modeling_ftcli.py`, named by `auto_map` in",
+            "The model's code ships in this folder (ftcli's `modeling_ftcli*.py`, named by `auto_map` in",
             "`config.json`): `trust_remote_code=True` runs that file, and gives exactly ftcli's predictions.",
             "",
         ]
-    predict = getattr(task, "predict_example", 'text="..."')
+    predict = card.predict_example if card else 'text="..."'
     lines += [
         f"With ftcli: `ftcli predict checkpoint=<this folder> {predict}` · `ftcli eval checkpoint=<this folder>`.",
         "",
@@ -317,7 +321,20 @@ def write_card(folder: Path, run_cfg: Any, metrics: dict[str, Any], model: Any =
                 counts[1] += p.numel()
         # a merged LoRA copy has nothing left that trains: its share is not known here
         trainable = (counts[0], counts[1]) if counts[0] else None
+    pooled = getattr(config, "model_type", "") == "ftcli_pooled"  # ftcli's pooled head; any other: the model's own
+    pooling = str(getattr(config, "pooling", "")) if pooled else ("native" if config is not None else None)
+    written = Path(folder) / "config.json"  # save_pretrained wrote it, with auto_map when code ships beside it
+    remote = bool(json.loads(written.read_text()).get("auto_map")) if written.is_file() else None
     path = Path(folder) / "README.md"
-    card = model_card(run_cfg, metrics, train_command(run_cfg), labels=labels, trainable=trainable, task=task)
+    card = model_card(
+        run_cfg,
+        metrics,
+        train_command(run_cfg),
+        labels=labels,
+        trainable=trainable,
+        task=task,
+        pooling=pooling,
+        remote=remote,
+    )
     path.write_text(card)
     return path

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 MAX_SHOWN = 20  # classes beyond which the confusion matrix is summarised by its most confused pairs
 
 
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (no display needed), or None when matplotlib is absent."""
-    import logging
 
     # Hydra's job logging sets the root logger to INFO: matplotlib would announce "generated new fontManager"
     # (and other internals) on ftcli eval's output. Its warnings still show; a level someone chose stays.
@@ -73,7 +75,6 @@ def plot_learning_curves(metrics_jsonl: Path, out: Path, metric: str = "accuracy
 
 def plot_confusion_matrix(matrix: list[list[int]], names: list[str], out: Path) -> Path | None:
     """Counts per (true, predicted) cell, shaded by the share of the true class."""
-    import numpy as np
 
     plt = _pyplot()
     if plt is None:
@@ -112,7 +113,6 @@ def plot_confusion_matrix(matrix: list[list[int]], names: list[str], out: Path) 
 
 def plot_reliability(metrics: dict[str, Any], out: Path) -> Path | None:
     """Accuracy against confidence per bin (the diagonal is perfect calibration) and each bin's count."""
-    import numpy as np
 
     plt = _pyplot()
     if plt is None or "reliability" not in metrics:

@@ -32,7 +32,7 @@ def quiet_libraries() -> None:
     """Import the heavy libraries, then silence their bars and info chatter (our progress is enough).
 
     The imports create about a million long-lived objects; with the garbage collector paused while
-    they appear, imports take ~12% less time (measured here; nothing is collectable there anyway)."""
+    they appear, imports take less time (README: where the time of a cached run goes; nothing is collectable there)."""
     import gc
     import logging
 

@@ -8,6 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
+from ftcli.config.registry import subclasses
+from ftcli.config.schemas import TaskConfig
 from ftcli.reporting.plots import MAX_SHOWN, _pyplot, plot_confusion_matrix, plot_learning_curves, plot_reliability
 from ftcli.reporting.progress import console
 
@@ -83,8 +87,6 @@ def write_report(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Pat
 
 def reported(metrics: dict[str, Any]) -> list[str]:
     """The metric keys worth a row, in the task's order: what ``trainer.metric`` may name, then ECE."""
-    from ftcli.config.registry import subclasses
-    from ftcli.config.schemas import TaskConfig
 
     schemas = [s for s in subclasses(TaskConfig) if s.option == metrics.get("task")]
     names = list(schemas[0].metrics) if schemas else ["accuracy", "f1_macro", "mcc", "loss"]
@@ -111,7 +113,6 @@ def summary_line(metrics: dict[str, Any]) -> str:
 
 def print_report(metrics: dict[str, Any], names: list[str]) -> None:
     """The metrics table, the per-class table with the confusion matrix (classification), the summary."""
-    from rich.table import Table
 
     summary = Table(title=f"{metrics['dataset']} / {metrics['split']}  ({metrics['examples']} examples)")
     summary.add_column("metric")
@@ -161,7 +162,6 @@ def tuned_line(metrics: dict[str, Any]) -> str:
 
 def write_comparison(rows: list[dict[str, Any]], out: Path, metric: str) -> None:
     """One table of every checkpoint on the same data: comparison.csv, comparison.md and the terminal."""
-    from rich.table import Table
 
     out.mkdir(parents=True, exist_ok=True)
     shown = list(dict.fromkeys([metric, *reported(rows[0])]))

@@ -8,9 +8,17 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import broadcast_object_list
+from omegaconf import OmegaConf
+
 from ftcli.config.errors import FtcliError
+from ftcli.config.registry import typed_train_config
 from ftcli.config.schemas import HardwareConfig
 from ftcli.runtime.installed import check_runtime
+from ftcli.runtime.sharding import deepspeed_on_cpu, forget_cpu_sharding, fsdp_plugin, shard_on_cpu
 
 
 def cpu_flags() -> set[str]:
@@ -29,7 +37,6 @@ def resolve_precision(hw: HardwareConfig) -> tuple[str, str]:
         return str(hw.mixed_precision), "as configured"
     if hw.accelerator == "tpu":
         return "bf16", "TPUs compute in bf16"
-    import torch
 
     if hw.accelerator == "gpu" or (hw.accelerator == "auto" and torch.cuda.is_available()):
         name = torch.cuda.get_device_name() if torch.cuda.is_available() else "this GPU"
@@ -44,8 +51,6 @@ def resolve_precision(hw: HardwareConfig) -> tuple[str, str]:
 
 def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "none", project_dir: Any = None) -> Any:
     """An Accelerator for the chosen hardware (precision resolved); a clear error when that hardware is absent."""
-    import torch
-    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     check_runtime(hw)
     cpu = hw.accelerator == "cpu" or (hw.accelerator == "auto" and not torch.cuda.is_available())
@@ -63,8 +68,6 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "n
     fresh_state()
     plugin = None
     if hw.distributed == "fsdp":  # weights, gradients and optimizer state sharded (ftcli/sharding.py)
-        from ftcli.runtime.sharding import fsdp_plugin
-
         plugin = fsdp_plugin(hw)
     accelerator = Accelerator(
         cpu=cpu,
@@ -76,12 +79,8 @@ def make_accelerator(hw: HardwareConfig, grad_accum: int = 1, log_with: str = "n
         fsdp_plugin=None if cpu else plugin,
     )
     if cpu and plugin is not None:
-        from ftcli.runtime.sharding import shard_on_cpu
-
         shard_on_cpu(accelerator, plugin)
     if cpu and hw.distributed == "deepspeed":
-        from ftcli.runtime.sharding import deepspeed_on_cpu
-
         deepspeed_on_cpu(accelerator, hw, grad_accum)
     return accelerator
 
@@ -92,9 +91,6 @@ def fresh_state() -> None:
     Accelerate keeps them in process-wide singletons and refuses an Accelerator that differs; jobs that
     share a process (a sweep's trials under Hydra's basic launcher, tests) may each choose their own.
     There is no public reset: this uses the one Accelerate's own tests use."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    from ftcli.runtime.sharding import forget_cpu_sharding
 
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
@@ -103,8 +99,7 @@ def fresh_state() -> None:
 
 def inference_batch_size(size: int | None, device: Any) -> int:
     """An explicit size, else one that suits the device: on CPUs a batch's activations should stay in
-    cache (MiniLM on 2 cores: 300 sentences/s at 32, 205 at 128, length-sorted); GPUs want more rows."""
-    import torch
+    cache (README, Performance: how the batch size was chosen); GPUs want more rows."""
 
     return size or (32 if torch.device(device).type == "cpu" else 128)
 
@@ -113,10 +108,6 @@ def share_config(accelerator: Any, cfg: Any) -> Any:
     """Rank 0's resolved config on every rank (ranks composed apart may disagree on the run dir)."""
     if accelerator.num_processes == 1:
         return cfg
-    from accelerate.utils import broadcast_object_list
-    from omegaconf import OmegaConf
-
-    from ftcli.config.registry import typed_train_config
 
     text = [OmegaConf.to_yaml(cfg, resolve=True) if accelerator.is_main_process else None]
     broadcast_object_list(text, from_process=0)
@@ -133,7 +124,6 @@ def end(accelerator: Any) -> None:
 
 def leave_process_group() -> None:
     """After a run returned (its DDP model freed): leave the group, or the worker aborts at exit."""
-    import torch
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +31,6 @@ def infer(
     A batch's ``labels`` come back as an output too. Each batch's outputs move to the CPU at once
     (memory stays flat whatever the split's size). ``on_batch(rows)`` is told each batch's size.
     """
-    import torch
 
     parts: dict[str, list[np.ndarray]] = {}
     many = accelerator is not None and accelerator.num_processes > 1
@@ -73,3 +73,21 @@ def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
     width = max(a.shape[1] for a in arrays)
     pad = [[(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2) for a in arrays]
     return np.concatenate([np.pad(a, p, constant_values=RAGGED_PAD) for a, p in zip(arrays, pad, strict=True)])
+
+
+def logits_of(model: Any, batch: dict[str, Any]) -> Any:
+    """The model's logits for a batch (what training's loss and evaluation read)."""
+    return model(**model_inputs(batch)).logits
+
+
+def autocast_logits(model: Any, accelerator: Any, key: str = "outputs") -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A batch → {key: fp32 logits} function for :func:`infer` over raw inputs (``ftcli predict``): the batch moved
+    to the accelerator's device, the forward under its autocast (bf16 where the device computes it natively)."""
+    device = accelerator.device
+
+    def forward(batch: dict[str, Any]) -> dict[str, Any]:
+        inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
+        with accelerator.autocast():
+            return {key: model(**inputs).logits.float()}
+
+    return forward

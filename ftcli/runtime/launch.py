@@ -21,8 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+from omegaconf import OmegaConf
+
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import HardwareConfig
+from ftcli.runtime.accelerator import resolve_precision
 
 LAUNCH_CONFIG = "launch.yaml"  # the resolved config the workers read
 STATUS = "launch.json"  # how the workers ended, written by the main worker for the launching process
@@ -49,7 +53,6 @@ def _processes(hw: HardwareConfig) -> int:
         return int(hw.num_processes)
     if hw.accelerator == "tpu":
         return 0  # the XLA launcher uses every core
-    import torch
 
     count = torch.cuda.device_count()
     if count == 0:
@@ -59,7 +62,6 @@ def _processes(hw: HardwareConfig) -> int:
 
 def launcher_command(hw: HardwareConfig, grad_accum: int) -> list[str]:
     """The launcher and its arguments; the worker module and its argument follow."""
-    from ftcli.runtime.accelerator import resolve_precision
 
     n = _processes(hw)
     if hw.accelerator == "cpu":
@@ -120,7 +122,6 @@ def launch(cfg: Any, module: str, script: str) -> dict[str, Any]:
 
     SIGTERM/SIGINT sent to this process are passed on: the workers save a resumable state and exit.
     """
-    from omegaconf import OmegaConf
 
     run = Path(cfg.output_dir)
     run.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,24 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import MethodType
 from typing import Any
+
+import torch
+import torch.distributed.checkpoint as dcp
+from accelerate import FullyShardedDataParallelPlugin
+from accelerate.state import PartialState
+from accelerate.utils import (
+    DeepSpeedPlugin,
+    DistributedType,
+    convert_outputs_to_fp32,
+    get_mixed_precision_context_manager,
+)
+from accelerate.utils.fsdp_utils import fsdp2_canonicalize_names
+from torch import nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.fsdp import MixedPrecisionPolicy
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import HardwareConfig
@@ -32,8 +49,6 @@ from ftcli.config.schemas import HardwareConfig
 
 def fsdp_plugin(hw: HardwareConfig) -> Any:
     """Accelerate's FSDP2 plugin for ``hardware``: full sharding unless ``fsdp_sharding`` says otherwise."""
-    from accelerate import FullyShardedDataParallelPlugin
-    from torch.distributed.fsdp import MixedPrecisionPolicy
 
     return FullyShardedDataParallelPlugin(
         fsdp_version=2,
@@ -57,8 +72,6 @@ def shard_on_cpu(accelerator: Any, plugin: Any) -> None:
     gradient sync, clipping, save_state/load_state) reads only the state's ``distributed_type`` and
     ``fsdp_plugin``: setting those is all it takes. The process-wide state gets the type too, as Accelerate
     does on GPUs (each new ``AcceleratorState`` copies it); :func:`forget_cpu_sharding` undoes that."""
-    from accelerate.state import PartialState
-    from accelerate.utils import DistributedType
 
     state = accelerator.state
     if state.distributed_type != DistributedType.MULTI_CPU:
@@ -77,8 +90,6 @@ def deepspeed_on_cpu(accelerator: Any, hw: HardwareConfig, grad_accum: int) -> N
     As with FSDP, Accelerate takes DeepSpeed only for accelerators; DeepSpeed itself runs on CPU (its CPU
     accelerator, over the gloo group Accelerate started) with a torch optimizer. Its own fused ops are
     compiled on first use, which takes minutes on a small machine: ftcli never asks for them."""
-    from accelerate.state import PartialState
-    from accelerate.utils import DeepSpeedPlugin, DistributedType
 
     state = accelerator.state
     if state.distributed_type != DistributedType.MULTI_CPU:
@@ -98,8 +109,6 @@ def deepspeed_on_cpu(accelerator: Any, hw: HardwareConfig, grad_accum: int) -> N
 
 def forget_cpu_sharding() -> None:
     """Before the next job's accelerator in this process: CPU processes are plain ``MULTI_CPU`` again."""
-    from accelerate.state import PartialState
-    from accelerate.utils import DistributedType
 
     shared = PartialState._shared_state
     promoted = (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -149,8 +158,6 @@ class Gathered:
     def gather(self) -> Any:
         """Every process must call this; the main process gets the model with full weights (on the CPU), the
         others None."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-        from torch.distributed.tensor import DTensor
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)  # {} on every process but rank 0
         full = get_model_state_dict(self.trained, options=options)
@@ -169,7 +176,6 @@ class Gathered:
 
 def _names_in(whole: Any, part: Any) -> dict[str, str]:
     """{name in ``part``: name in ``whole``} for every parameter and buffer ``part`` shares with ``whole``."""
-    from accelerate.utils.fsdp_utils import fsdp2_canonicalize_names
 
     own = {id(t): n for n, t in [*whole.named_parameters(), *whole.named_buffers()]}
     shared = {n: own[id(t)] for n, t in [*part.named_parameters(), *part.named_buffers()] if id(t) in own}
@@ -178,8 +184,6 @@ def _names_in(whole: Any, part: Any) -> dict[str, str]:
 
 def meta_copy(model: Any) -> Any:
     """A deep copy of ``model`` whose parameters live on the meta device (buffers, small, are copied)."""
-    import torch
-    from torch import nn
 
     memo: dict[int, Any] = {
         id(p): nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
@@ -211,9 +215,6 @@ def prepare(accelerator: Any, model: Any, optimizer: Any, train: Any, whole: Any
 def autocast(accelerator: Any, model: Any) -> None:
     """Run ``model``'s forward under the accelerator's autocast, as ``prepare`` does for an unsharded model
     (Accelerate's FSDP2 path leaves mixed precision to bf16 copies of the weights, which ftcli does not use)."""
-    from types import MethodType
-
-    from accelerate.utils import convert_outputs_to_fp32, get_mixed_precision_context_manager
 
     context = get_mixed_precision_context_manager(accelerator.native_amp, accelerator.autocast_handler)
     model._original_forward = model.forward
@@ -232,9 +233,6 @@ def loading_state(accelerator: Any, folder: Path) -> Iterator[None]:
     only for parameters that require gradients, refusing one that has none saved. So, while it loads, the
     parameters the checkpoint holds state for get an empty state (a step with zero gradients at lr 0: no
     weight moves) and are the only ones that require gradients; then every parameter is as it was."""
-    import torch
-    import torch.distributed.checkpoint as dcp
-    from accelerate.utils.fsdp_utils import fsdp2_canonicalize_names
 
     if not is_sharded(accelerator):
         yield
@@ -266,7 +264,6 @@ def loading_state(accelerator: Any, folder: Path) -> Iterator[None]:
 
 def shard_like(value: Any, param: Any) -> Any:
     """``value`` (a full tensor, the same on every process) laid out like the sharded ``param``."""
-    from torch.distributed.tensor import DTensor, distribute_tensor
 
     if not isinstance(param, DTensor):
         return value

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from typing import Any
+
+import torch
 
 
 class StopSignals:
@@ -16,8 +20,6 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopSignals:
-        import signal
-        import threading
 
         if threading.current_thread() is threading.main_thread():  # Python handles signals there only
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -25,7 +27,6 @@ class StopSignals:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        import signal
 
         self.count += 1
         if self.count >= 3:  # asked three times: stop now (a launcher may pass a terminal's Ctrl-C on: twice)
@@ -34,7 +35,6 @@ class StopSignals:
         self.signum = self.signum or signum
 
     def restore(self) -> None:
-        import signal
 
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
@@ -44,7 +44,6 @@ class StopSignals:
         """The signal any process received (0: none). Every process must call this at the same step."""
         if accelerator.num_processes == 1:
             return self.signum
-        import torch
 
         flag = torch.tensor([self.signum], device=accelerator.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # one process got it: all stop

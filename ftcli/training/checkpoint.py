@@ -12,9 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf import ListConfig, OmegaConf
+
 from ftcli.config.errors import FtcliError, first_line
+from ftcli.config.schemas import ClipClassificationConfig, TextClassificationConfig
+from ftcli.models.clip import FAMILIES, REFUSED
+from ftcli.reporting.card import write_card
 from ftcli.runtime.files import atomic_folder, io_failure, link_checkpoint, recover, refuse_pickle, verify_manifest
-from ftcli.tasks import Task, build_task
+from ftcli.tasks.registry import build_task
+from ftcli.tasks.task import Task
 
 RUN_CONFIG = "ftcli.yaml"  # the resolved training config, inside every checkpoint
 
@@ -35,9 +41,6 @@ def save_checkpoint(
     ``extra(tmp)`` may add files (e.g. training state) before the manifest is written. A failed
     save (full disk, permissions) raises FtcliError and leaves the previous checkpoint intact.
     """
-    from omegaconf import OmegaConf
-
-    from ftcli.reporting.card import write_card
 
     folder = Path(folder)
     try:
@@ -74,7 +77,6 @@ def _record_max_length(folder: Path, max_length: int | None) -> None:
 
 def run_config(folder: Path) -> Any:
     """The resolved training config saved in a checkpoint, or None (a folder not written by ftcli)."""
-    from omegaconf import OmegaConf
 
     path = Path(folder) / RUN_CONFIG
     return OmegaConf.load(path) if path.is_file() else None
@@ -84,18 +86,12 @@ def task_of(run_cfg: Any, folder: Path | None = None) -> Task:
     """The task a checkpoint was trained for, with what evaluation fitted and stored in checkpoint ``folder``
     (multi-label thresholds) when it is given; a folder from elsewhere: CLIP's zero-shot classification for a
     CLIP or SigLIP model (its ``config.json``), else text classification."""
-    from omegaconf import OmegaConf
-
-    from ftcli.config.schemas import ClipClassificationConfig, TextClassificationConfig
-    from ftcli.models.clip import FAMILIES, REFUSED
 
     node = OmegaConf.select(run_cfg, "task") if run_cfg is not None else None
     if node is None and folder is not None and _model_type(folder) in (*FAMILIES, *REFUSED):
         node = OmegaConf.structured(ClipClassificationConfig(name=ClipClassificationConfig.option))
-    task = build_task(node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option}))
-    if folder is not None:
-        task.load_fitted(Path(folder))
-    return task
+    node = node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option})
+    return build_task(node, checkpoint=Path(folder) if folder is not None else None)
 
 
 def _model_type(folder: Path) -> str | None:
@@ -119,11 +115,10 @@ def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle:
         refuse_pickle(folder, "checkpoint", "eval.allow_pickle")
     run_cfg = run_config(folder)
     task = task_of(run_cfg, folder)
-    missing = task.missing_processor(folder)
-    if missing:
-        raise FtcliError(f"checkpoint={folder}: {missing}; incomplete")
     try:
         model, processor = task.load_pretrained(folder, trust_remote_code, allow_pickle)
+    except FtcliError:  # the folder lacks what the processor needs: said as it is
+        raise
     except Exception as e:  # transformers/safetensors raise many types for a damaged folder
         raise FtcliError(
             f"checkpoint={folder}: cannot load ({first_line(e)}); a file may be truncated, use another"
@@ -145,7 +140,6 @@ def resolve_checkpoint(path: str) -> Path:
 
 def find_checkpoints(spec: Any) -> list[Path]:
     """Every checkpoint that ``spec`` names: a checkpoint, a run dir, a multirun dir, or a list of them."""
-    from omegaconf import ListConfig
 
     if isinstance(spec, (list, tuple, ListConfig)):
         found = [c for item in spec for c in find_checkpoints(str(item))]

@@ -1,6 +1,6 @@
 """Frozen-backbone features: computed once per example, cached on disk, reused by every epoch and run.
 
-The task computes them (it knows the inputs and the poolings, :meth:`Task.frozen_features`); this
+The task computes them (it knows the inputs and the poolings: its ``features`` capability); this
 module keys, stores and serves them, and trains the head alone on them.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -27,7 +28,6 @@ def cached_features(compute: Callable[[], dict[str, torch.Tensor]], name: str, p
     """Features ``name`` from ``path``, or ``compute()`` (every variant at once) stored atomically.
 
     Returns (features, cache hit)."""
-    from safetensors.torch import load_file, save_file
 
     if path.is_file():
         try:

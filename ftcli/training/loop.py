@@ -15,7 +15,7 @@ from ftcli.reporting.progress import Progress
 from ftcli.reporting.tracking import MetricsLog
 from ftcli.runtime.signals import StopSignals
 from ftcli.training.checkpoint import Keeper
-from ftcli.training.phases import Batches, Built, Optimisation, Outcome, Run
+from ftcli.training.phases import Batches, Optimisation, Outcome, Run, Setup
 from ftcli.training.state import ResumeState, save_state
 from ftcli.training.strategies.base import count_parameters
 
@@ -24,7 +24,7 @@ class Loop:
     """The fit loop: plain Accelerate steps; evaluation keeps the best checkpoint; signals save a state."""
 
     def __init__(
-        self, run: Run, built: Built, batches: Batches, opt: Optimisation, keeper: Keeper, state: ResumeState
+        self, run: Run, built: Setup, batches: Batches, opt: Optimisation, keeper: Keeper, state: ResumeState
     ) -> None:
         self.run, self.built, self.batches, self.opt, self.keeper, self.state = run, built, batches, opt, keeper, state
         tc = run.cfg.trainer
@@ -141,15 +141,18 @@ class Loop:
         st, metric, tc = self.state, self.run.metric, self.run.cfg.trainer
         run = self.run
         with self.built.strategy.interpolated():  # WiSE-FT: the interpolated weights are what is judged and kept
+            built = self.built
             metrics = run.task.evaluate(
-                self.opt.model, self.batches.validation, run.accelerator, self.built.label_names
+                self.opt.model, self.batches.validation, built.processor, run.accelerator, built.label_names
             )
+            metrics.update(built.baseline)  # CLIP: the zero-shot numbers beside the run's own
             flat = {"step": st.step, "epoch": epoch, "split": "validation", **scalar_metrics(metrics)}
             better = is_better(metric, metrics[metric], st.best)
             if better:
                 self.keeper.best(flat)
         self.log(flat)
-        self.progress.note(f"step {st.step} · validation {metric} {metrics[metric]:.4f}{run.task.beside(metrics)}")
+        beside = run.task.baseline.beside(metrics) if run.task.baseline else ""
+        self.progress.note(f"step {st.step} · validation {metric} {metrics[metric]:.4f}{beside}")
         self.opt.model.train()
         if better:
             st.best, st.best_metrics, st.stale = metrics[metric], flat, 0

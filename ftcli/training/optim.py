@@ -38,5 +38,5 @@ def schedule_factor(kind: str, warmup: int, total: int) -> Any:
 
 def build_schedule(optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int) -> Any:
     """A LambdaLR over :func:`schedule_factor`. Built on torch: importing transformers.optimization
-    pulls in peft and transformers' Trainer (2.4 s), more than a cached feature-extraction run takes."""
+    pulls in peft and transformers' Trainer, which takes longer than a cached feature-extraction run."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(kind, warmup, total))

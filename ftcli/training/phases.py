@@ -1,5 +1,5 @@
 """The phases of a training run, each returning what the next is given: start → data → model and strategy →
-batches → optimizer and schedule → resumable state → (the loop) → finish."""
+batches → optimizer and schedule → resumable state → (the loop, ``loop.py``) → finish."""
 
 from __future__ import annotations
 
@@ -10,17 +10,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.registry import train_metric
 from ftcli.config.validate import validate
+from ftcli.data.batching import in_order, loader, training_batches
 from ftcli.metrics.compare import scalar_metrics
 from ftcli.reporting.progress import console
 from ftcli.runtime.accelerator import end, inference_batch_size, make_accelerator, resolve_precision, share_config
-from ftcli.tasks import Task, TaskData, build_task
+from ftcli.runtime.sharding import prepare
+from ftcli.tasks.registry import build_task
+from ftcli.tasks.task import BatchPlan, Task, TaskData
 from ftcli.training.checkpoint import Keeper
+from ftcli.training.features import FeatureDataset, HeadModel, cached_features, feature_key
+from ftcli.training.optim import build_optimizer, build_schedule
 from ftcli.training.state import ResumeState, load_state, resume_config
 from ftcli.training.strategies import build_strategy
 from ftcli.training.strategies.base import Strategy, count_parameters
@@ -43,7 +50,7 @@ class Run:
 
 
 @dataclass
-class Built:
+class Setup:
     """The model with its strategy applied, and what the run summary says about it."""
 
     model: Any
@@ -51,6 +58,7 @@ class Built:
     processor: Any  # tokenizer / image processor, saved with every checkpoint
     label_names: list[str]
     summary: dict[str, float]  # trainable and total parameters
+    baseline: dict[str, float]  # measured before training (CLIP's zero-shot classifier), beside every evaluation
 
 
 @dataclass
@@ -75,16 +83,14 @@ class Optimisation:
 
 def start(cfg: DictConfig) -> Run:
     """Validate, take a resumed run's own config, start the accelerator, make the run dir."""
-    from accelerate.utils import set_seed
-
     validate(cfg)
     cfg = resume_config(cfg)  # resume=<run>: that run's own config and run dir
     tc = cfg.trainer
     cfg.hardware.mixed_precision, why = resolve_precision(cfg.hardware)  # config.yaml records what ran
     accelerator = make_accelerator(cfg.hardware, tc.grad_accum, tc.log_with, Path(cfg.output_dir))
     cfg = share_config(accelerator, cfg)  # ranks started apart agree on one resolved config
-    run = Run(cfg, accelerator, build_task(cfg.task), train_metric(cfg), Path(cfg.output_dir), Path(cfg.cache_dir))
-    run.cache_dir = run.cache_dir.expanduser()
+    cache = Path(cfg.cache_dir).expanduser()
+    run = Run(cfg, accelerator, build_task(cfg.task, cache), train_metric(cfg), Path(cfg.output_dir), cache)
     console.quiet = not run.main  # one process reports
     precision = "fp32" if cfg.hardware.mixed_precision == "no" else f"{cfg.hardware.mixed_precision} autocast"
     console.print(f"precision: {precision} ({why}; hardware.mixed_precision=no forces fp32)", highlight=False)
@@ -102,45 +108,44 @@ def load_data(run: Run) -> tuple[TaskData, dict[str, Any], Any]:
     cfg = run.cfg
     with run.accelerator.main_process_first():  # datasets' cache is built once, then read by the others
         data = run.task.load_data(cfg.dataset, cfg.trainer.seed)
-        why_not = run.task.metric_error(run.metric, data.label_names)  # top-5 accuracy of 3 classes …
+        why_not = run.task.check_metric(run.metric, data.label_names)  # top-5 accuracy of 3 classes …
         if why_not:
             raise FtcliError(why_not)
-        processor = run.task.load_processor(cfg.model, run.cache_dir, data)
+        processor = run.task.load_processor(cfg.model, data)
         encoded = {  # training uses these two (a test split is for ftcli eval)
-            s: run.task.encode(data.splits[s], data.columns, processor, cfg.model) for s in ("train", "validation")
+            s: run.task.encode(data.splits[s], data, processor, cfg.model) for s in ("train", "validation")
         }
     return data, encoded, processor
 
 
-def build(run: Run, data: TaskData, processor: Any) -> Built:
-    """The task's model, the strategy's freezing, and a summary line of what trains."""
-    cfg = run.cfg
-    pooling, why = run.task.pooling(cfg.strategy.pooling or cfg.model.pooling)  # a token head pools nothing
-    model = run.task.build_model(cfg.model, pooling, data, processor, cfg.trainer.seed)
-    strategy = build_strategy(cfg.strategy)
-    if why:
-        strategy.notes.append(why)
+def build(run: Run, data: TaskData, processor: Any, validation: Any) -> Setup:
+    """The task's model (its baseline measured before anything trains), the strategy's freezing, and a summary line
+    of what trains."""
+    cfg, task = run.cfg, run.task
+    built = task.build_model(cfg.model, cfg.strategy.pooling or cfg.model.pooling, data, processor, cfg.trainer.seed)
+    model = built.model
+    baseline = task.baseline.measure(model, processor, data.label_names, validation) if task.baseline else {}
+    strategy = build_strategy(cfg.strategy, built.roles)
     strategy.setup(model)
     if cfg.trainer.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable, total = count_parameters(model)
     summary = {"trainable_params": trainable, "total_params": total, "trainable_pct": 100 * trainable / total}
     console.print(
-        f"[bold]{cfg.model.name}[/] · {cfg.task.name} · strategy={cfg.strategy.name} · pooling={pooling} · "
+        f"[bold]{cfg.model.name}[/] · {cfg.task.name} · strategy={cfg.strategy.name} · pooling={built.pooling} · "
         f"trainable {trainable:,} / {total:,} ({summary['trainable_pct']:.2f}%) · "
         f"train {len(data.splits['train']):,} · validation {len(data.splits['validation']):,}"
     )
-    for note in [*run.task.notes, *strategy.notes]:
+    notes = [*built.notes, *([task.baseline.note(baseline)] if task.baseline else []), *strategy.notes]
+    for note in notes:
         console.print(f"[yellow]note:[/] {note}")
-    return Built(model, strategy, processor, data.label_names, summary)
+    return Setup(model, strategy, processor, data.label_names, summary, baseline)
 
 
-def make_batches(run: Run, built: Built, encoded: dict[str, Any]) -> Batches:
+def make_batches(run: Run, built: Setup, data: TaskData, encoded: dict[str, Any]) -> Batches:
     """Global batches (per device × processes), one slice per process: n processes take the same optimizer
     steps on the same examples as one process with the same global batch. A frozen backbone whose head
     can train alone runs once per example instead: its features are cached."""
-    from ftcli.data.batching import ShardedBatches
-
     cfg, task, acc = run.cfg, run.task, run.accelerator
     tc, n = cfg.trainer, acc.num_processes
     eval_batch = inference_batch_size(tc.eval_batch_size, acc.device)
@@ -148,54 +153,43 @@ def make_batches(run: Run, built: Built, encoded: dict[str, Any]) -> Batches:
         ds = acc.state.deepspeed_plugin.deepspeed_config
         ds["train_micro_batch_size_per_gpu"] = tc.batch_size  # a batch sampler hides the size from prepare
         ds["gradient_clipping"] = cfg.strategy.max_grad_norm  # it clips inside its step (0: not at all)
-    if built.strategy.frozen_backbone and cfg.strategy.cache_features and task.caches_features(built.model):
+    cached = task.features is not None and task.features.applies(built.model)
+    if built.strategy.frozen_backbone and cfg.strategy.cache_features and cached:
         return feature_batches(run, built, encoded, eval_batch)
-    budget = tc.max_tokens and tc.max_tokens * n
-    sampler = ShardedBatches(task.train_batches(encoded["train"], n * tc.batch_size, tc.seed, budget), n)
-    train = task.loader(encoded["train"], sampler, built.processor)
+    plan = BatchPlan(tc.batch_size, n, tc.seed, tc.max_tokens)
+    train, sampler = task.train_loader(encoded["train"], data, built.processor, plan)
     validation = acc.prepare(task.eval_loader(encoded["validation"], built.processor, eval_batch))
     return Batches(train, sampler, validation)
 
 
-def feature_batches(run: Run, built: Built, encoded: dict[str, Any], eval_batch: int) -> Batches:
+def feature_batches(run: Run, built: Setup, encoded: dict[str, Any], eval_batch: int) -> Batches:
     """Batches of cached frozen-backbone features (computed once, on the main process first)."""
-    import numpy as np
-    from torch.utils.data import DataLoader
-
-    from ftcli.data.batching import LengthGroupedBatches, ShardedBatches, seed_source
-    from ftcli.training.features import FeatureDataset, cached_features, feature_key
-
-    task, acc, model, tc = run.task, run.accelerator, built.model, run.cfg.trainer
+    features, acc, model, tc = run.task.features, run.accelerator, built.model, run.cfg.trainer
+    assert features is not None
     model.to(acc.device)
     feats, labels = {}, {}
     for split, ds in encoded.items():
-        identity = task.feature_identity(model, built.processor, ds, tc.seed)
+        identity = features.identity(model, built.processor, ds, tc.seed)
         key = feature_key({**identity, "precision": acc.mixed_precision})  # bf16 features differ from fp32 ones
 
         def compute(ds: Any = ds) -> dict[str, torch.Tensor]:
-            return task.frozen_features(model, ds, built.processor, eval_batch, acc)
+            return features.compute(model, ds, built.processor, eval_batch, acc)
 
         with acc.main_process_first():
             path = run.cache_dir / "features" / f"{key}.safetensors"
-            feats[split], hit = cached_features(compute, task.feature_name(model), path)
+            feats[split], hit = cached_features(compute, features.name(model), path)
         console.print(f"features {split}: {tuple(feats[split].shape)} ({'cache hit' if hit else 'computed'})")
-        labels[split] = torch.as_tensor(task.labels_of(ds))
-    n = acc.num_processes  # a seeded per-epoch shuffle, sharded like token batches
-    shuffled = LengthGroupedBatches(np.ones(len(labels["train"])), n * tc.batch_size, tc.seed, group=False)
-    sampler = ShardedBatches(shuffled, n)
-    data = FeatureDataset(feats["train"], labels["train"])
-    train = DataLoader(data, batch_sampler=sampler, generator=seed_source())
-    validation = DataLoader(FeatureDataset(feats["validation"], labels["validation"]), batch_size=eval_batch)
-    return Batches(train, sampler, acc.prepare(validation), head=task.head(model))
+        labels[split] = torch.as_tensor(features.labels_of(ds))
+    sampler = training_batches(np.ones(len(labels["train"])), tc.batch_size, acc.num_processes, tc.seed, group=False)
+    train = loader(FeatureDataset(feats["train"], labels["train"]), sampler)
+    validation = FeatureDataset(feats["validation"], labels["validation"])
+    validation_batches = loader(validation, in_order(len(validation), eval_batch))
+    return Batches(train, sampler, acc.prepare(validation_batches), head=features.head(model))
 
 
-def make_optimisation(run: Run, built: Built, batches: Batches) -> Optimisation:
+def make_optimisation(run: Run, built: Setup, batches: Batches) -> Optimisation:
     """Optimizer over the strategy's parameter groups, prepared with the model and batches; the schedule
     over the step count *after* prepare (per process)."""
-    from ftcli.runtime.sharding import prepare
-    from ftcli.training.features import HeadModel
-    from ftcli.training.optim import build_optimizer, build_schedule
-
     cfg, acc, tc = run.cfg, run.accelerator, run.cfg.trainer
     model = HeadModel(batches.head) if batches.head is not None else built.model
     optimizer = build_optimizer(cfg.strategy, built.strategy.param_groups(model), acc.device)
@@ -236,7 +230,7 @@ class Outcome:
     started: float  # time.perf_counter() when the loop began
 
 
-def finish(run: Run, built: Built, keeper: Keeper, outcome: Outcome) -> dict[str, float]:
+def finish(run: Run, built: Setup, keeper: Keeper, outcome: Outcome) -> dict[str, float]:
     """Write the best head if it waits, ``last``, metrics.json; leave the accelerator."""
     st = outcome.state
     keeper.flush()
@@ -250,7 +244,8 @@ def finish(run: Run, built: Built, keeper: Keeper, outcome: Outcome) -> dict[str
     result["trainable_params_final"] = count_parameters(built.model)[0]  # differs under gradual_unfreeze / lp_ft
     if run.main:
         (run.out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-        best = f"{st.best:.4f}{run.task.beside(st.best_metrics)}" if st.best is not None else "-"
+        beside = run.task.baseline.beside(st.best_metrics) if run.task.baseline else ""
+        best = f"{st.best:.4f}{beside}" if st.best is not None else "-"
         console.print(
             f"best validation {run.metric} {best} at step {st.best_metrics.get('step')} → {run.out_dir / 'checkpoints'}"
         )

@@ -10,7 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from ftcli.config.errors import FtcliError
+from ftcli.config.registry import typed_train_config
+from ftcli.runtime.sharding import loading_state
 
 STATE_DIR = "state"  # inside the run dir
 
@@ -54,9 +58,6 @@ def find_run(resume: str, roots: tuple[str, ...] = ("outputs", "multirun")) -> P
 
 def resume_config(cfg: Any) -> Any:
     """The run's own resolved config, pointed at its run dir, when ``cfg.resume`` is set; else ``cfg``."""
-    from omegaconf import OmegaConf
-
-    from ftcli.config.registry import typed_train_config
 
     if not cfg.get("resume"):
         return cfg
@@ -107,7 +108,6 @@ def save_state(accelerator: Any, run_dir: Path, state: ResumeState, keep: int) -
 
 def load_state(accelerator: Any, run_dir: Path) -> ResumeState:
     """Restore the newest complete state of ``run_dir`` into the prepared objects; where the run was."""
-    from ftcli.runtime.sharding import loading_state
 
     folder = state_folders(run_dir)[-1]
     with loading_state(accelerator, folder):  # sharded: the optimizer state the checkpoint holds, no more, no less

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -22,7 +25,6 @@ class Augment:
 def batch_generator(seed: int, rows: np.ndarray) -> Any:
     """A generator seeded by the run's seed and the batch's rows: the same batch gets the same crops
     again (in a resumed run, in a loader worker), and batches differ every epoch because their rows do."""
-    import torch
 
     digest = hashlib.blake2b(rows.tobytes(), digest_size=8, key=str(seed).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
@@ -33,10 +35,6 @@ def augment(pixels: Any, aug: Augment, gen: Any, box: Any = None, size: tuple[in
     flips of a [B, 3, H, W] batch, as one affine ``grid_sample`` (bilinear): the whole batch at once, no
     per-image Python. ``box`` [B, 4] (:func:`crop_boxes`) is where each image lies in what is stored: its
     crop takes an area share of that box and its centre lies inside it; None: the whole stored image."""
-    import math
-
-    import torch
-    import torch.nn.functional as F
 
     b = pixels.shape[0]
     bw, bh, bx, by = (torch.ones(b), torch.ones(b), torch.zeros(b), torch.zeros(b)) if box is None else box.unbind(1)

@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
 from ftcli.config.errors import FtcliError, first_line
+from ftcli.data.batching import in_order, loader
 from ftcli.data.images.augment import Augment, augment, batch_generator
 from ftcli.data.images.decode import open_image
 from ftcli.data.images.resize import Resizer
@@ -21,7 +23,14 @@ class ImageSet:
     a whole batch (``__getitems__``)."""
 
     def __init__(
-        self, pixels: np.ndarray, kept: np.ndarray, labels: np.ndarray, scale: np.ndarray, shift: np.ndarray, key: str
+        self,
+        pixels: np.ndarray,
+        kept: np.ndarray,
+        labels: np.ndarray,
+        scale: np.ndarray,
+        shift: np.ndarray,
+        key: str,
+        whole: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self.pixels, self.kept, self.labels, self.key = pixels, kept, labels, key
         self.scale, self.shift = scale, shift
@@ -31,7 +40,7 @@ class ImageSet:
         self.with_idx = False
         self.boxes: np.ndarray | None = None  # whole images: each row's place in its canvas (crop_boxes)
         # the training split: its whole images and their boxes, decoded (or read) when augmented batches are asked for
-        self.whole: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+        self.whole = whole
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,7 +55,6 @@ class ImageSet:
         return other
 
     def __getitems__(self, rows: list[int]) -> dict[str, Any]:
-        import torch
 
         order = np.asarray(rows, dtype=np.int64)
         pixels = torch.from_numpy(np.ascontiguousarray(self.pixels[self.kept[order]])).float()
@@ -72,40 +80,24 @@ def _as_is(batch: Any) -> Any:
 def workers() -> int:
     """Loader workers: they pay beside a GPU (the CPU is free to cut and augment batches); on a CPU they
     would take cores from the model itself."""
-    import torch
 
     return min(4, (os.cpu_count() or 2) // 2) if torch.cuda.is_available() else 0
 
 
 def train_loader(ds: ImageSet, batch_sampler: Any, augment_cfg: Augment | None, seed: int) -> Any:
-    from torch.utils.data import DataLoader
-
-    from ftcli.data.batching import seed_source
-
-    n = workers()
+    """Training batches (augmented, seeded) of the rows ``batch_sampler`` chooses."""
     view: Any = ds.view(augment_cfg, seed, with_idx=False)  # a map-style dataset: __len__ and __getitems__
-    return DataLoader(
-        view,
-        batch_sampler=batch_sampler,
-        collate_fn=_as_is,
-        generator=seed_source(),
-        num_workers=n,
-        persistent_workers=n > 0,
-    )
+    return loader(view, batch_sampler, _as_is, workers())
 
 
 def eval_loader(ds: ImageSet, batch_size: int) -> Any:
     """Inference batches in dataset order, each carrying ``idx``."""
-    from torch.utils.data import DataLoader
-
-    rows = [list(range(i, min(i + batch_size, len(ds)))) for i in range(0, len(ds), batch_size)]
     view: Any = ds.view(None, 0, with_idx=True)  # a map-style dataset: __len__ and __getitems__
-    return DataLoader(view, batch_sampler=rows, collate_fn=_as_is)
+    return loader(view, in_order(len(ds), batch_size), _as_is)
 
 
 def pixel_batches(sources: list[Any], resizer: Resizer, batch_size: int, where: Callable[[int], str]) -> Iterator[dict]:
     """Model inputs for raw images (``ftcli predict``), decoded batch by batch, each with ``idx``."""
-    import torch
 
     for start in range(0, len(sources), batch_size):
         rows = list(range(start, min(start + batch_size, len(sources))))
@@ -119,3 +111,33 @@ def pixel_batches(sources: list[Any], resizer: Resizer, batch_size: int, where: 
                 raise FtcliError(f"{where(i)}: not a readable image ({first_line(e)})") from e
         pixels = torch.from_numpy(resizer.normalise_np(resizer.resize(images)))
         yield {"pixel_values": pixels, "idx": torch.tensor(rows)}
+
+
+class Captioned:
+    """An encoded image split with each row's caption tokens and caption group (rows with the same text)."""
+
+    def __init__(self, images: Any, input_ids: Any, attention_mask: Any, group: np.ndarray, crop: bool) -> None:
+        self.images, self.input_ids, self.attention_mask, self.group = images, input_ids, attention_mask, group
+        self.crop = crop  # to the batch's longest caption (CLIP); SigLIP's texts stay padded to max_length
+        self.labels, self.key, self.kept = images.labels, images.key, images.kept
+        self.scale, self.shift = images.scale, images.shift
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def view(self, augment: Any, seed: int, with_idx: bool) -> Captioned:
+        images = self.images.view(augment, seed, with_idx)
+        return Captioned(images, self.input_ids, self.attention_mask, self.group, self.crop)
+
+    def __getitems__(self, rows: list[int]) -> dict[str, Any]:
+
+        batch = self.images.__getitems__(rows)
+        order = torch.as_tensor(rows, dtype=torch.long)
+        mask = self.attention_mask[order]
+        width = max(int(mask.sum(1).max()), 1) if self.crop else mask.shape[1]  # the batch's longest caption
+        batch.update(input_ids=self.input_ids[order, :width], attention_mask=mask[:, :width])
+        batch["caption_group"] = torch.from_numpy(self.group[np.asarray(rows)])
+        return batch
+
+    def __getitem__(self, row: int) -> dict[str, Any]:
+        return {k: v[0] for k, v in self.__getitems__([row]).items()}

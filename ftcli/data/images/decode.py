@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps
 
 
 def open_image(source: Any) -> Any:
     """A path, ``{"bytes", "path"}`` dict or PIL image → an upright RGB image (EXIF orientation applied;
     grayscale, palette, RGBA (alpha dropped) and CMYK converted as transformers' ``load_image`` does;
     16-bit grayscale scaled to 8 bits, which ``load_image`` clips), fully decoded. Raises what PIL raises."""
-    import io
-
-    from PIL import Image, ImageOps
 
     if isinstance(source, dict):
         data = source.get("bytes")

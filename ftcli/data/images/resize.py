@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ftcli.config.errors import FtcliError
 
@@ -74,7 +75,6 @@ class Resizer:
 
     def _resample(self) -> Any:
         """The processor's resample filter, as PIL's (timm names it in its data config)."""
-        from PIL import Image
 
         named = (getattr(self.processor, "data_config", None) or {}).get("interpolation")
         if isinstance(named, str) and named.upper() in Image.Resampling.__members__:
@@ -88,7 +88,6 @@ class Resizer:
         return np.asarray(out.float().numpy() if hasattr(out, "numpy") else out, dtype=np.float32)
 
     def _affine(self) -> tuple[np.ndarray, np.ndarray]:
-        from PIL import Image
 
         black, white = (self.full([Image.new("RGB", (64, 64), (v, v, v))])[0] for v in (0, 255))
         shift = black.reshape(3, -1).mean(1)
@@ -116,7 +115,20 @@ class Resizer:
 
 def _probe_image() -> Any:
     """A fixed, non-square, textured image (a constant one would hide a crop or a flip)."""
-    from PIL import Image
 
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8))
+
+
+_RESIZERS: dict[int, tuple[Any, Any]] = {}  # id(processor) → (processor, its Resizer): probed once per object
+
+
+def resizer_of(processor: Any) -> Any:
+    """The processor's :class:`~ftcli.data.images.resize.Resizer`, made once per processor object (not stored on the
+    processor: its attributes are what it saves and what the cache key reads)."""
+
+    known = _RESIZERS.get(id(processor))
+    if known is None or known[0] is not processor:
+        known = (processor, Resizer(processor))
+        _RESIZERS[id(processor)] = known
+    return known[1]

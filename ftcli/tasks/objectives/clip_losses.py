@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.distributed as dist
+
 
 def distributed() -> tuple[int, int]:
     """(this process's rank, the number of processes): (0, 1) outside torch.distributed."""
-    import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -16,8 +18,6 @@ def distributed() -> tuple[int, int]:
 
 
 def _gather_rows() -> Any:
-    import torch
-    import torch.distributed as dist
 
     class GatherRows(torch.autograd.Function):
         """Every process's rows, in rank order (sizes may differ); backward: each process's gradient for the
@@ -55,8 +55,6 @@ def gather_rows(x: Any) -> Any:
 
 def _first_row(rows: int, device: Any) -> int:
     """This process's first row in the global batch (every process has ``rows`` of its own)."""
-    import torch
-    import torch.distributed as dist
 
     rank, world = distributed()
     if world == 1:
@@ -69,7 +67,6 @@ def _first_row(rows: int, device: Any) -> int:
 
 def _global_value(share: Any) -> Any:
     """The shares' mean as the value (on every process), the gradient of this process's share."""
-    import torch.distributed as dist
 
     world = distributed()[1]
     if world == 1:
@@ -89,7 +86,6 @@ def contrastive_loss(image: Any, text: Any, logit_scale: Any) -> Any:
     back to the rows' owners through the gather, so after DDP averages the gradients over processes, n
     processes take exactly the step one process takes with the whole batch. The value returned is the
     global loss itself on every process (the shares' mean, exchanged without gradient)."""
-    import torch
 
     world = distributed()[1]
     scale = logit_scale.exp().clamp(max=100.0)
@@ -110,7 +106,6 @@ def sigmoid_loss(image: Any, text: Any, logit_scale: Any, logit_bias: Any) -> An
     Every pair is counted once: each process scores its own images against every process's texts (gathered,
     differentiable), so the shares add up to the one-process loss and, after DDP's gradient average, to its
     step (see :func:`contrastive_loss`)."""
-    import torch
 
     world = distributed()[1]
     image, text = image.float(), text.float()
@@ -123,8 +118,8 @@ def sigmoid_loss(image: Any, text: Any, logit_scale: Any, logit_bias: Any) -> An
     return _global_value(nll * world / len(all_text))
 
 
-def family_loss(key: str, image: Any, text: Any, model: Any) -> Any:
-    """The contrastive loss of a model family (``Family.key``): CLIP's InfoNCE, SigLIP's sigmoid loss with its bias."""
-    if key == "siglip":
+def family_loss(model_type: str, image: Any, text: Any, model: Any) -> Any:
+    """The contrastive loss of a model family, by its checkpoints' model_type: CLIP's InfoNCE, SigLIP's sigmoid loss."""
+    if model_type == "siglip":
         return sigmoid_loss(image, text, model.logit_scale, model.logit_bias)
     return contrastive_loss(image, text, model.logit_scale)

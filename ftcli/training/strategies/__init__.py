@@ -18,6 +18,7 @@ from ftcli.config.schemas import (
     PartialConfig,
     StrategyConfig,
 )
+from ftcli.models.architectures import Roles
 from ftcli.training.strategies.base import Strategy
 from ftcli.training.strategies.freezing import BitFitStrategy, PartialStrategy
 from ftcli.training.strategies.lora import LoraStrategy
@@ -36,7 +37,8 @@ if _UNIMPLEMENTED:
     raise ImportError(f"strategy schemas without a Strategy in STRATEGIES: {', '.join(_UNIMPLEMENTED)}")
 
 
-def build_strategy(cfg: StrategyConfig) -> Strategy:
-    """The Strategy for a strategy config, chosen by its schema (so a renamed copy of lora.yaml is LoRA)."""
+def build_strategy(cfg: StrategyConfig, roles: Roles) -> Strategy:
+    """The Strategy for a strategy config, chosen by its schema (so a renamed copy of lora.yaml is LoRA), for a
+    model whose parameters play ``roles`` (the task's model says which are the backbone and which never train)."""
     schema = schema_of("strategy", cfg) if OmegaConf.is_config(cfg) else type(cfg)
-    return STRATEGIES[schema](cfg)
+    return STRATEGIES[schema](cfg, roles)

@@ -20,54 +20,7 @@ from torch import nn
 from ftcli.config.schemas import (
     StrategyConfig,
 )
-from ftcli.models.architectures import NO_DECAY, NO_DECAY_TOKENS, inner_heads, part_of, pin_frozen_norms
-
-
-def backbone_of(model: nn.Module) -> nn.Module:
-    """The pretrained encoder inside a classifier (transformers' ``base_model``)."""
-    return getattr(model, "base_model", None) or model
-
-
-def depth_map(model: nn.Module) -> tuple[dict[str, int], int]:
-    """({parameter name: depth}, number of encoder layers L); see the module docstring."""
-    backbone, also = backbone_of(model), backbone_also(model)
-    inside = {id(p) for p in backbone.parameters()} if backbone is not model else set()
-    inside |= {id(p) for n, p in model.named_parameters() if also and n.startswith(also)}
-    part, heads = part_of(model), inner_heads(model)
-    names: dict[str, tuple[str, int | None]] = {}
-    for name, p in model.named_parameters():
-        names[name] = ("head", None) if id(p) not in inside or name.startswith(heads) else part(name)
-    layers = 1 + max((i for kind, i in names.values() if kind == "layer" and i is not None), default=-1)
-    depth = {}
-    for name, (kind, i) in names.items():
-        depth[name] = {"embeddings": 0, "layer": (i or 0) + 1}.get(kind, layers + 1)
-    return depth, layers
-
-
-def fixed_of(model: nn.Module) -> tuple[str, ...]:
-    """Name prefixes of parameters that never train, whatever the strategy (``ftcli_fixed`` on a model: CLIP's
-    text tower under image classification, its derived head under contrastive training)."""
-    return tuple(getattr(model, "ftcli_fixed", ()))
-
-
-def is_head(model: nn.Module, name: str) -> bool:
-    """Whether a parameter belongs to the new head (outside the pretrained backbone)."""
-    backbone, also = backbone_of(model), backbone_also(model)
-    outside = not name.startswith(_prefix(model, backbone)) and not (also and name.startswith(also))
-    return backbone is model or outside or name.startswith(inner_heads(model))
-
-
-def backbone_also(model: nn.Module) -> tuple[str, ...]:
-    """Name prefixes of pretrained modules beside ``base_model`` that belong to the backbone, not the head
-    (``ftcli_backbone_also`` on a model: CLIP's visual projection, after its image tower)."""
-    return tuple(getattr(model, "ftcli_backbone_also", ()))
-
-
-def _prefix(model: nn.Module, sub: nn.Module) -> str:
-    for name, module in model.named_modules():
-        if module is sub:
-            return f"{name}." if name else ""
-    return "\0"
+from ftcli.models.architectures import NO_DECAY, NO_DECAY_TOKENS, Roles, depth_map, is_head, pin_frozen_norms
 
 
 class Strategy:
@@ -75,8 +28,9 @@ class Strategy:
 
     A subclass is registered beside its schema in ``strategies/__init__.py`` (``STRATEGIES``)."""
 
-    def __init__(self, cfg: StrategyConfig) -> None:
+    def __init__(self, cfg: StrategyConfig, roles: Roles) -> None:
         self.cfg = cfg
+        self.roles = roles  # which parameters are the pretrained backbone, and which never train (the task's)
         self.theta0: list[tuple[nn.Parameter, torch.Tensor]] = []  # l2sp anchors (pretrained, trainable)
         self.new_params: list[nn.Parameter] = []  # l2sp: plain L2
         self.notes: list[str] = []  # what the run summary should say about this strategy on this model
@@ -101,10 +55,12 @@ class Strategy:
         if getattr(self.cfg, "wise_alpha", None) is not None:
             self.keep_wise_anchor(model)
         if self.cfg.regularization == "l2sp":
-            depth, layers = depth_map(model)
-            fixed = fixed_of(model)
+            depth, layers = depth_map(model, self.roles)
+            fixed = self.roles.fixed
             for name, p in model.named_parameters():
-                if name.startswith(fixed) or not self.ever_trains(name, depth[name], layers, is_head(model, name)):
+                if name.startswith(fixed) or not self.ever_trains(
+                    name, depth[name], layers, is_head(model, self.roles, name)
+                ):
                     continue  # a weight that never trains cannot move: no anchor needed
                 if self.is_new(model, name):
                     self.new_params.append(p)
@@ -115,15 +71,15 @@ class Strategy:
 
     def is_new(self, model: nn.Module, name: str) -> bool:
         """A parameter without a pretrained value: the head (and LoRA's matrices)."""
-        return is_head(model, name)
+        return is_head(model, self.roles, name)
 
     def keep_wise_anchor(self, model: nn.Module) -> None:
         """θ0 for WiSE-FT: every parameter that may train, as it is now (after the task built its head).
         LoRA's A matrices are left out: with B0 = 0, interpolating B alone scales the update B·A by α."""
-        depth, layers = depth_map(model)
-        fixed = fixed_of(model)
+        depth, layers = depth_map(model, self.roles)
+        fixed = self.roles.fixed
         for name, p in model.named_parameters():
-            trains = self.ever_trains(name, depth[name], layers, is_head(model, name))
+            trains = self.ever_trains(name, depth[name], layers, is_head(model, self.roles, name))
             if trains and not name.startswith(fixed) and "lora_A" not in name:
                 self.wise0.append((p, p.detach().clone()))
 
@@ -147,10 +103,12 @@ class Strategy:
 
     def _apply(self, model: nn.Module, rule: Any) -> bool:
         """Set requires_grad by ``rule``; True when any parameter changed."""
-        depth, layers = depth_map(model)
-        changed, fixed = False, fixed_of(model)
+        depth, layers = depth_map(model, self.roles)
+        changed, fixed = False, self.roles.fixed
         for name, p in model.named_parameters():
-            want = bool(rule(name, depth[name], layers, is_head(model, name))) and not name.startswith(fixed)
+            want = bool(rule(name, depth[name], layers, is_head(model, self.roles, name))) and not name.startswith(
+                fixed
+            )
             changed |= want != p.requires_grad
             p.requires_grad_(want)
         pin_frozen_norms(model)
@@ -166,12 +124,12 @@ class Strategy:
         Parameters that start frozen but train later (gradual unfreezing, LP-FT) are included:
         AdamW skips a parameter whose grad is None, so they wait untouched until unfrozen.
         """
-        depth, layers = depth_map(model)
+        depth, layers = depth_map(model, self.roles)
         wd = 0.0 if self.cfg.regularization == "l2sp" else self.cfg.weight_decay  # l2sp replaces decay
         groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
-        fixed = fixed_of(model)
+        fixed = self.roles.fixed
         for name, p in model.named_parameters():
-            head = is_head(model, name)
+            head = is_head(model, self.roles, name)
             if fixed and name.startswith(fixed):
                 continue
             if not (p.requires_grad or self.ever_trains(name, depth.get(name, 0), layers, head)):

@@ -8,7 +8,8 @@ from ftcli.config.schemas import (
     BitFitConfig,
     PartialConfig,
 )
-from ftcli.training.strategies.base import Strategy, depth_map
+from ftcli.models.architectures import depth_map
+from ftcli.training.strategies.base import Strategy
 
 
 class PartialStrategy(Strategy):
@@ -20,7 +21,7 @@ class PartialStrategy(Strategy):
         return head or depth > layers - self.cfg.unfreeze_layers
 
     def setup(self, model: nn.Module) -> None:
-        k, layers = self.cfg.unfreeze_layers, depth_map(model)[1]
+        k, layers = self.cfg.unfreeze_layers, depth_map(model, self.roles)[1]
         if k > layers:
             self.notes.append(f"strategy.unfreeze_layers={k} > the model's {layers} layers: all train, as full")
         elif k == layers:

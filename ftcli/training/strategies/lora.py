@@ -1,20 +1,28 @@
 """LoRA: low-rank adapters (peft, injected in place) on the encoder's Linear and Conv2d layers; checkpoints hold
-the merged weights."""
+the merged weights.
+
+peft is imported where it is used, not at the top: importing it costs more than a whole cached
+feature-extraction run, which never needs it."""
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import save_file
 from torch import nn
+from transformers import AutoTokenizer
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import (
     LoraConfig,
 )
-from ftcli.models.architectures import LORA_TARGETS, linear_like
-from ftcli.training.strategies.base import Strategy, backbone_of, depth_map, is_head
+from ftcli.models.architectures import LORA_TARGETS, Roles, backbone_type, depth_map, is_head, linear_like
+from ftcli.models.text import register_pooled_classifier
+from ftcli.training.checkpoint import load_checkpoint
+from ftcli.training.strategies.base import Strategy
 
 
 class LoraStrategy(Strategy):
@@ -25,10 +33,9 @@ class LoraStrategy(Strategy):
     def targets(self, model: nn.Module) -> list[str]:
         """Full module names to adapt: Linear-like layers (Linear, Conv1D, Conv2d) inside the encoder's
         layers (stages, blocks) whose leaf name matches."""
-        backbone = backbone_of(model)
-        model_type = getattr(getattr(backbone, "config", None), "model_type", None)
+        model_type = backbone_type(model, self.roles)
         wanted = self.cfg.target_modules or LORA_TARGETS.get(model_type or "")
-        depth, layers = depth_map(model)
+        depth, layers = depth_map(model, self.roles)
         found = []
         for name, module in model.named_modules():
             leaf = name.rsplit(".", 1)[-1]
@@ -40,7 +47,7 @@ class LoraStrategy(Strategy):
             leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if linear_like(m)})
             raise FtcliError(
                 f"strategy.target_modules={list(wanted) if wanted else None}: no Linear/Conv2d layer inside the "
-                f"encoder layers of {type(backbone).__name__} matches; name leaf modules such as {leaves}"
+                f"encoder layers of {type(model).__name__} matches; name leaf modules such as {leaves}"
             )
         return found
 
@@ -76,7 +83,7 @@ class LoraStrategy(Strategy):
 
     def after_save(self, model: nn.Module, folder: Path) -> None:
         if self.cfg.save_adapter:
-            save_adapter(model, self.peft_config, folder / "adapter")
+            save_adapter(model, self.roles, self.peft_config, folder / "adapter")
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
@@ -94,14 +101,38 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return merged
 
 
-def save_adapter(model: nn.Module, peft_config: Any, folder: Path) -> None:
+def save_adapter(model: nn.Module, roles: Roles, peft_config: Any, folder: Path) -> None:
     """Write peft's adapter files: the LoRA matrices and the head (peft's modules_to_save)."""
     from peft import get_peft_model_state_dict
-    from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(model, adapter_name="default")
-    heads = {n: p.detach() for n, p in model.named_parameters() if is_head(model, n)}
+    heads = {n: p.detach() for n, p in model.named_parameters() if is_head(model, roles, n)}
     save_file({k: v.contiguous() for k, v in {**state, **heads}.items()}, str(folder / "adapter_model.safetensors"))
     peft_config.save_pretrained(str(folder))
+
+
+def load_merged(ckpt: Path) -> tuple[Any, Any, bool]:
+    """(model, tokenizer, merged?) — a LoRA checkpoint (peft adapter) merged into its base weights."""
+    if (ckpt / "adapter_config.json").is_file():
+        try:
+            from peft import AutoPeftModelForSequenceClassification, PeftModel
+        except ImportError as e:
+            raise FtcliError(f"checkpoint={ckpt}: a LoRA adapter; install peft (pip install 'ftcli[lora]')") from e
+
+        register_pooled_classifier()
+        base_path = json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+        if (Path(base_path) / "config.json").is_file():  # an ftcli checkpoint (pooled head included)
+            base, tokenizer, _ = load_checkpoint(Path(base_path))
+            model = PeftModel.from_pretrained(base, ckpt)
+        else:  # a hub id or plain folder: peft builds the base itself
+            model = AutoPeftModelForSequenceClassification.from_pretrained(ckpt)
+            tokenizer = AutoTokenizer.from_pretrained(base_path)
+        if (ckpt / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(ckpt)
+        return model.merge_and_unload(), tokenizer, True
+    model, tokenizer, _ = load_checkpoint(ckpt)
+    if hasattr(model, "merge_and_unload"):  # a peft model that loaded as one
+        return model.merge_and_unload(), tokenizer, True
+    return model, tokenizer, False
