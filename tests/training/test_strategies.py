@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 from helpers.runs import TINY
+from helpers.spy import Spy
 
-import ftcli.training.phases
 from ftcli.models.architectures import depth_map, standard_roles
 from ftcli.train import train
-from ftcli.training.strategies import build_strategy
 from ftcli.training.strategies.lora import LoraStrategy
 
 # The tiny BERT (configs/model/tiny.yaml): hidden H=64, intermediate FF=128, 2 layers, 2 labels.
@@ -24,31 +23,6 @@ LAYER = 4 * (H * H + H) + 2 * (2 * H) + (H * FF + FF) + (FF * H + H)  # q,k,v,o 
 LAYER_BIASES = 4 * H + 2 * H + FF + H  # q,k,v,o + LayerNorm biases + MLP biases
 LORA_R8 = 8 * (4 * (H + H) + (H + FF) + (FF + H))  # r·(in + out) on q,k,v,o, intermediate, output per layer
 SMALL = [*TINY, "dataset.max_train_samples=128", "dataset.max_eval_samples=32"]  # 4 steps: enough to move
-
-
-class Spy:
-    """Wraps build_strategy: keeps the strategy, the live model and its weights before training."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.strategy = self.model = None
-        self.before: dict[str, torch.Tensor] = {}
-        monkeypatch.setattr(ftcli.training.phases, "build_strategy", self.build)
-
-    def build(self, cfg, roles):
-        strategy = build_strategy(cfg, roles)
-        setup = strategy.setup
-
-        def spying_setup(model):
-            self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
-            setup(model)
-            self.model, self.trainable_at_start = (
-                model,
-                {n for n, p in model.named_parameters() if p.requires_grad},
-            )
-
-        strategy.setup = spying_setup
-        self.strategy = strategy
-        return strategy
 
 
 @pytest.mark.parametrize(
