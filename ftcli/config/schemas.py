@@ -69,88 +69,13 @@ class TaskConfig(Schema):
     name: str = MISSING
 
 
-@dataclass
-class TextClassificationConfig(TaskConfig):
-    option = "text_classification"
-    metrics = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
-
-
-@dataclass
-class ImageClassificationConfig(TaskConfig):
-    option = "image_classification"
-    inputs = "image"
-    # top5_accuracy: reported when there are more than 5 classes
-    metrics = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
-
-
 CLASSIFICATION_METRICS = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
 
 
 RETRIEVAL_METRICS = tuple(f"{d}_{m}" for d in ("i2t", "t2i") for m in ("r1", "r5", "r10", "mean_rank"))
 
 
-@dataclass
-class ClipClassificationConfig(TaskConfig):
-    """CLIP's image tower as a classifier whose head starts as the zero-shot classifier (configs/task)."""
-
-    option = "clip_classification"
-    inputs = "image"
-    metrics = CLASSIFICATION_METRICS
-    # prompts per class name, averaged in embedding space ("{}" is the class name)
-    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
-    head_init: str = opt("zeroshot", choices=("zeroshot", "random"))  # random: to measure what zero-shot gives
-
-
-@dataclass
-class ClipContrastiveConfig(TaskConfig):
-    """Both CLIP towers trained on image–caption pairs with CLIP's symmetric InfoNCE (configs/task)."""
-
-    option = "clip_contrastive"
-    inputs = "image"
-    metrics = (*CLASSIFICATION_METRICS[:-1], *RETRIEVAL_METRICS, "loss")  # accuracy: zero-shot, from prompts
-    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
-    # each row's caption (a missing column is an error); null: templates[0] of the row's label (data without captions)
-    caption_column: str | None = "caption"
-
-
-@dataclass
-class TextRegressionConfig(TaskConfig):
-    option = "text_regression"
-    metrics = ("pearson", "spearman", "mse", "mae", "loss")
-
-
-@dataclass
-class TextMultiLabelConfig(TaskConfig):
-    option = "text_multilabel"
-    metrics = ("f1_micro", "f1_macro", "subset_accuracy", "precision_micro", "recall_micro", "loss")
-    # a label is predicted when its sigmoid reaches this; `ftcli eval eval.tune_thresholds=true` tunes one per
-    # label on validation data and stores them in the checkpoint (predict then uses those)
-    threshold: float = opt(0.5, gt=0.0, lt=1.0)
-
-
-TAG_SCHEMES = ("IOB1", "IOB2", "BIOES")
-
-
-@dataclass
-class TokenClassificationConfig(TaskConfig):
-    option = "token_classification"
-    metrics = ("f1", "precision", "recall", "accuracy", "loss")  # entity-level (seqeval's semantics); accuracy: tags
-    # how the data's tags mark entities; auto: read them as any of the three (B-/I-/E-/S-/O prefixes).
-    # The model always learns IOB2 tags (what transformers' token-classification pipeline groups).
-    tag_scheme: str = opt("auto", choices=("auto", *TAG_SCHEMES))
-    stride: int = opt(32, ge=0)  # tokens shared by consecutive windows of a sentence longer than model.max_length
-
-
 GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
-
-
-@dataclass
-class GlueTaskConfig(TaskConfig):
-    option = "glue"
-    # score: the benchmark's official number for the task (CoLA: MCC; STS-B: mean of Pearson and Spearman;
-    # MRPC, QQP: mean of F1 and accuracy; MNLI: matched accuracy; the others: accuracy)
-    metrics = ("score", "accuracy", "f1", "mcc", "pearson", "spearman", "loss")
-    benchmark: str | None = opt(None, choices=GLUE_TASKS)  # which GLUE task (configs/task/glue.yaml: dataset.task)
 
 
 @dataclass

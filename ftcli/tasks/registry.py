@@ -12,17 +12,15 @@ from typing import Any
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.registry import schema_of, subclasses
-from ftcli.config.schemas import (
-    ClipClassificationConfig,
-    ClipContrastiveConfig,
-    GlueTaskConfig,
-    ImageClassificationConfig,
-    TaskConfig,
-    TextClassificationConfig,
-    TextMultiLabelConfig,
-    TextRegressionConfig,
-    TokenClassificationConfig,
-)
+from ftcli.config.schemas import TaskConfig
+from ftcli.config.tasks.clip_classification import ClipClassificationConfig
+from ftcli.config.tasks.clip_contrastive import ClipContrastiveConfig
+from ftcli.config.tasks.glue import GlueTaskConfig
+from ftcli.config.tasks.image_classification import ImageClassificationConfig
+from ftcli.config.tasks.text_classification import TextClassificationConfig
+from ftcli.config.tasks.text_multilabel import TextMultiLabelConfig
+from ftcli.config.tasks.text_regression import TextRegressionConfig
+from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.images.cache import default_cache_dir
 from ftcli.tasks.inputs.clip import ClipCaptions, ClipImages, ZeroShotBaseline
 from ftcli.tasks.inputs.images import ImageInputs

@@ -15,7 +15,8 @@ from typing import Any
 from omegaconf import ListConfig, OmegaConf
 
 from ftcli.config.errors import FtcliError, first_line
-from ftcli.config.schemas import ClipClassificationConfig, TextClassificationConfig
+from ftcli.config.tasks.clip_classification import ClipClassificationConfig
+from ftcli.config.tasks.text_classification import TextClassificationConfig
 from ftcli.models.clip import FAMILIES, REFUSED
 from ftcli.reporting.card import write_card
 from ftcli.runtime.files import atomic_folder, io_failure, link_checkpoint, recover, refuse_pickle, verify_manifest

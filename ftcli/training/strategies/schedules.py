@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ftcli.config.schemas import (
-    GradualUnfreezeConfig,
-    LpFtConfig,
-)
+from ftcli.config.schemas import GradualUnfreezeConfig, LpFtConfig
 from ftcli.training.strategies.base import Strategy
 
 
