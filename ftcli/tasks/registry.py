@@ -17,6 +17,7 @@ from ftcli.config.tasks.clip_classification import ClipClassificationConfig
 from ftcli.config.tasks.clip_contrastive import ClipContrastiveConfig
 from ftcli.config.tasks.glue import GlueTaskConfig
 from ftcli.config.tasks.image_classification import ImageClassificationConfig
+from ftcli.config.tasks.image_regression import ImageRegressionConfig
 from ftcli.config.tasks.text_classification import TextClassificationConfig
 from ftcli.config.tasks.text_multilabel import TextMultiLabelConfig
 from ftcli.config.tasks.text_regression import TextRegressionConfig
@@ -81,6 +82,7 @@ TASKS: dict[type[TaskConfig], Builder] = {
         TokenClassificationConfig, WordsInputs(cfg, cache), Tagging(cfg)
     ),
     ImageClassificationConfig: _image,
+    ImageRegressionConfig: lambda cfg, cache, _: _plain(ImageRegressionConfig, ImageInputs(cache), Regression()),
     ClipClassificationConfig: _clip,
     ClipContrastiveConfig: _contrastive,
 }
