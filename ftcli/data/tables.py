@@ -12,6 +12,7 @@ import datasets
 
 from ftcli.config.errors import FtcliError, first_line
 from ftcli.config.schemas import DatasetConfig
+from ftcli.runtime.files import sha256_of
 
 BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -42,8 +43,11 @@ def _load_file(path: str, split: str, quoting: str) -> Any:
         kwargs["quoting"] = 3  # csv.QUOTE_NONE
     if _is_empty(file):
         raise FtcliError(f"dataset.{split}_file={path}: has no examples (empty, or a header line only)")
+    # datasets keys its cache of a local file by path and modification time: a file rewritten with its old mtime
+    # (cp -p, rsync -t, an archive) would come back as the old rows. Named by a hash of its bytes, it cannot.
+    name = f"ftcli-{sha256_of(file)[:16]}"
     try:
-        return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **kwargs)
+        return datasets.load_dataset(builder, name=name, data_files={split: str(file)}, split=split, **kwargs)
     except Exception as e:  # a parse error names the file, not a traceback
         raise FtcliError(f"dataset.{split}_file={path}: cannot read ({first_line(e)})") from e
 

@@ -30,8 +30,9 @@ def _fingerprint_of(tokenizer: Any) -> str:
         # truncation and padding are call-time state (transformers sets them on every call), not behaviour
         backend.no_truncation(), backend.no_padding()
         blob = backend.to_str()  # deterministic (vocab in id order); parsing it back is not free
-    else:
-        blob = repr(sorted(tokenizer.get_vocab().items()))
+    else:  # a slow tokenizer: its vocab and the settings it was made with (do_lower_case …), not its file paths
+        settings = {k: v for k, v in tokenizer.init_kwargs.items() if k != "name_or_path" and not k.endswith("_file")}
+        blob = repr(sorted(tokenizer.get_vocab().items())) + repr(sorted(settings.items(), key=str))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

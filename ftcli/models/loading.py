@@ -3,11 +3,13 @@ safetensors only unless pickles are allowed; no code shipped with a model runs u
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
+import torch
 import transformers
 
 from ftcli.config.errors import FtcliError, first_line
@@ -99,3 +101,17 @@ def load_part(loader: Any, path: str, cfg: ModelConfig, what: str) -> Any:
         return loader(path, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as e:
         raise FtcliError(f"model.name_or_path={cfg.name_or_path}: {what} ({first_line(e)})") from e
+
+
+def weights_digest(module: torch.nn.Module, skip: tuple[str, ...] = ()) -> str:
+    """A hash of a module's weights and buffers as loaded (names, dtypes, shapes, bytes), those under ``skip``
+    left out: what a frozen backbone's cached features were computed from, whatever the weights' source (a folder
+    retrained in place, the hub, a package, a seeded random init)."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        if name.startswith(skip):
+            continue
+        flat = tensor.detach().reshape(-1).contiguous().cpu()
+        h.update(f"{name}\0{flat.dtype}\0{tuple(tensor.shape)}\n".encode())
+        h.update(flat.view(torch.uint8).numpy())
+    return h.hexdigest()[:20]

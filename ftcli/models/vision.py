@@ -31,7 +31,7 @@ from transformers.utils import is_torchvision_available
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import ModelConfig
 from ftcli.models.architectures import classifier_of, describe_head
-from ftcli.models.loading import _load_weights, load_part
+from ftcli.models.loading import _load_weights, load_part, weights_digest
 from ftcli.models.packaged import resolve
 
 TIMM_WRAPPER = "timm_wrapper"
@@ -215,18 +215,18 @@ def _pretrained(cfg: ModelConfig, labels: dict[str, Any], cache_dir: Path) -> tu
     return model, note
 
 
-def model_identity(model: Any, seed: int) -> dict[str, Any]:
-    """The backbone as a cache key: where it came from, or (random init) its config and seed."""
+def model_identity(model: Any) -> dict[str, Any]:
+    """The backbone as a cache key: its weights as loaded (the classifier left out: what it reads does not depend on
+    it) and its config without the labels. A folder retrained in place, another hub commit, another seed of a random
+    model: other weights, another key."""
     config = model.config.to_dict()
-    for key in ("id2label", "label2id", "label_names", "num_labels", "num_classes", "problem_type"):
+    for key in ("id2label", "label2id", "label_names", "num_labels", "num_classes", "problem_type", "_name_or_path"):
         config.pop(key, None)
-    source = getattr(model.config, "_name_or_path", "")
     blob = json.dumps(config, sort_keys=True, default=str)
+    head = classifier_of(model)
     return {
-        "source": source,
-        "commit": getattr(model.config, "_commit_hash", None),
+        "weights": weights_digest(model, (f"{head[0]}.",) if head else ()),
         "config": hashlib.sha256(blob.encode()).hexdigest()[:16],
-        "seed": None if source else seed,
     }
 
 

@@ -169,7 +169,7 @@ def feature_batches(run: Run, built: Setup, encoded: dict[str, Any], eval_batch:
     model.to(acc.device)
     feats, labels = {}, {}
     for split, ds in encoded.items():
-        identity = features.identity(model, built.processor, ds, tc.seed)
+        identity = features.identity(model, built.processor, ds)
         key = feature_key({**identity, "precision": acc.mixed_precision})  # bf16 features differ from fp32 ones
 
         def compute(ds: Any = ds) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,20 @@ class _FakeTok:
 def test_labels_tensor_dtype(compose) -> None:
     data = load_data(compose("dataset.max_eval_samples=8").dataset, 0)
     assert torch.tensor(data.splits["validation"]["labels"]).dtype == torch.int64
+
+
+def _files(compose, train_file: Path, *overrides: str):
+    return compose(
+        "dataset=files", f"dataset.train_file={train_file}", "dataset.text_column=review",
+        "dataset.label_column=stars", *overrides,
+    ).dataset  # fmt: skip
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_kept_is_read_again(compose, tmp_path) -> None:
+    f = _write(tmp_path / "d.csv", ROWS)
+    stat = f.stat()
+    assert load_data(_files(compose, f), seed=0).label_names == ["neg", "pos"]
+    f.write_bytes(f.read_bytes().replace(b",neg", b",bad").replace(b",pos", b",top"))  # the same length: 3 letters
+    os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as cp -p, rsync -t or an archive leave it
+    assert f.stat().st_size == stat.st_size
+    assert load_data(_files(compose, f), seed=0).label_names == ["bad", "top"]

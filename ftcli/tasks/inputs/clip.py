@@ -153,8 +153,8 @@ class ClipImages:
     def applies(self, model: Any) -> bool:
         return True
 
-    def identity(self, model: Any, processor: Any, ds: Any, seed: int) -> dict[str, Any]:
-        return self.images.identity(model, processor, ds, seed)
+    def identity(self, model: Any, processor: Any, ds: Any) -> dict[str, Any]:
+        return self.images.identity(model, processor, ds)
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
         return self.images.compute(model, ds, processor, batch_size, accelerator)

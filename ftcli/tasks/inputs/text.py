@@ -7,6 +7,7 @@ what ONNX sees. The module functions below serve the word (token-classification)
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from ftcli.data.text import (
     tokenizer_fingerprint,
 )
 from ftcli.models.architectures import standard_roles
-from ftcli.models.loading import from_checkpoint, has_tokenizer_files
+from ftcli.models.loading import from_checkpoint, has_tokenizer_files, weights_digest
 from ftcli.models.shipped.modeling_ftcli import pool
 from ftcli.models.text import build_model, load_tokenizer, register_pooled_classifier
 from ftcli.reporting.progress import Progress
@@ -119,17 +120,16 @@ class TextInputs:
     def applies(self, model: Any) -> bool:
         return getattr(model.config, "model_type", "") == "ftcli_pooled"  # a native head has its own pooler
 
-    def identity(self, model: Any, processor: Any, ds: Any, seed: int) -> dict[str, Any]:
-        """Backbone, tokenizer and token ids (not the pooling: one pass stores every pooling, so a sweep over
-        poolings runs the backbone once)."""
-        source = getattr(model.backbone.config, "_name_or_path", "")
+    def identity(self, model: Any, processor: Any, ds: Any) -> dict[str, Any]:
+        """What the features are computed from: the backbone's weights as loaded (a folder retrained in place gets
+        new features), its config, the tokenizer and the token ids (not the pooling: one pass stores every
+        pooling, so a sweep over poolings runs the backbone once)."""
+        config = model.backbone.config.to_json_string(use_diff=False)
         return {
-            "backbone": model.config.backbone,
-            "source": source,
-            "commit": getattr(model.backbone.config, "_commit_hash", None),
+            "weights": weights_digest(model.backbone),
+            "config": hashlib.sha256(config.encode()).hexdigest()[:16],
             "tokenizer": tokenizer_fingerprint(processor),
             "data": content_fingerprint(ds),
-            "seed": None if source else seed,  # a randomly initialised backbone is reproducible through its seed
         }
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
