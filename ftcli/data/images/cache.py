@@ -82,9 +82,13 @@ def decode_all(
             info = json.loads(meta.read_text())
             kept, found = np.asarray(info["kept"], dtype=np.int64), info.get("sizes")
             sizes = np.asarray(found, dtype=np.int64).reshape(-1, 2) if canvas else None
-            return Decoded(np.load(npy, mmap_mode="r"), kept, info["skipped"], key, True, sizes)
+            pixels, skipped = np.load(npy, mmap_mode="r"), list(info["skipped"])
         except (OSError, ValueError, KeyError, TypeError):  # a damaged entry is rebuilt, not trusted
             npy.unlink(missing_ok=True)
+        else:
+            if skipped and not skip:  # cached by a bad_images=skip run: this run's policy still applies
+                _refuse(skipped[0], len(skipped) - 1)
+            return Decoded(pixels, kept, skipped, key, True, sizes)
     h, w = (canvas, canvas) if canvas else resizer.size
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_suffix(f".tmp{os.getpid()}.npy")
@@ -129,6 +133,11 @@ def crop_boxes(sizes: np.ndarray, side: int) -> np.ndarray:
 
 def _bad(skip: bool, ok: np.ndarray, skipped: list[str], i: int, why: str) -> None:
     if not skip:
-        raise FtcliError(f"{why}; fix or remove it, or set dataset.bad_images=skip to leave such images out")
+        _refuse(why)
     ok[i] = False
     skipped.append(why)
+
+
+def _refuse(why: str, more: int = 0) -> None:
+    others = f" (and {more} more)" if more else ""
+    raise FtcliError(f"{why}{others}; fix or remove it, or set dataset.bad_images=skip to leave such images out")
