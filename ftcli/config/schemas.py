@@ -173,6 +173,7 @@ class DatasetConfig(Schema):
     crop_ratio: list[float] = opt(factory=lambda: [0.75, 1.3333333])  # ... and aspect ratio range of the crop
     hflip: bool = True  # random horizontal flip (off for digits, text, anything with a handedness)
     bad_images: str = opt("error", choices=("error", "skip"))  # unreadable/missing: stop naming it, or skip counted
+    empty_text: str = opt("error", choices=("error", "skip"))  # an empty text or caption cell: name its row, or skip
 
 
 @dataclass

@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ftcli.config.errors import FtcliError, first_line
 from ftcli.config.schemas import DatasetConfig
+from ftcli.reporting.progress import console
 from ftcli.runtime.files import sha256_of
 
 BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -103,6 +107,37 @@ def require_columns(raw: Raw, named: list[tuple[str, str | None]]) -> None:
                 raise FtcliError(
                     f"{key}={col}: no such column in the {split} split; it has {', '.join(ds.column_names)}"
                 )
+
+
+def drop_empty(raw: Raw, named: list[tuple[str, str | None]], skip: bool) -> Raw:
+    """Rows whose cell in one of the ``(key, column)`` text columns is empty (missing, or only whitespace): the first
+    one named with its file, row and column, or (``skip``, ``dataset.empty_text=skip``) every one left out and
+    counted. The same for every model and command: a text model reads nothing where the data says nothing."""
+    for split, ds in raw.splits.items():
+        empty = np.zeros(len(ds), dtype=bool)
+        for key, column in named:
+            if not column or column not in ds.column_names:
+                continue  # require_columns names a missing column
+            cells = ds.with_format("arrow")[:].column(column)
+            blank = pc.is_null(cells)
+            if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
+                blank = pc.or_kleene(blank, pc.equal(pc.utf8_trim_whitespace(cells), ""))  # a null stays empty
+            rows = np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool) & ~empty
+            if rows.any() and not skip:
+                first, more = int(np.flatnonzero(rows)[0]), int(rows.sum()) - 1
+                others = f" (and {more} more)" if more else ""
+                raise FtcliError(
+                    f"empty text in row {first + 1} of {raw.where[split]} (column '{column}', {key}){others}; fill it "
+                    "or remove the row, or set dataset.empty_text=skip to leave such rows out"
+                )
+            empty |= rows
+        if empty.any():
+            raw.splits[split] = ds.select(np.flatnonzero(~empty))
+            console.print(
+                f"[yellow]left out {int(empty.sum())} rows with an empty text cell[/] of {raw.where[split]} "
+                "(dataset.empty_text=skip)"
+            )
+    return raw
 
 
 def finish_splits(splits: dict[str, Any], cfg: DatasetConfig, seed: int, keep: list[str]) -> dict[str, Any]:

@@ -197,3 +197,14 @@ def test_a_file_rewritten_with_its_size_and_mtime_kept_is_read_again(compose, tm
     os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as cp -p, rsync -t or an archive leave it
     assert f.stat().st_size == stat.st_size
     assert load_data(_files(compose, f), seed=0).label_names == ["bad", "top"]
+
+
+def test_an_empty_text_cell_is_named_or_skipped_and_counted(compose, tmp_path, capsys) -> None:
+    rows = [dict(r) for r in ROWS]
+    rows[6]["review"], rows[9]["review"] = "", "   "
+    f = _write(tmp_path / "d.csv", rows)
+    with pytest.raises(FtcliError, match=r"^empty text in row 7 of d\.csv \(column 'review', dataset\.text_column\)"):
+        load_data(_files(compose, f), seed=0)
+    data = load_data(_files(compose, f, "dataset.empty_text=skip"), seed=0)
+    assert len(data.splits["train"]) + len(data.splits["validation"]) == 58
+    assert "left out 2 rows with an empty text cell of d.csv" in capsys.readouterr().out

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import POOLED, DatasetConfig, ModelConfig
 from ftcli.data.batching import column_of, loader, training_batches
-from ftcli.data.tables import Raw, load_raw
+from ftcli.data.tables import Raw, drop_empty, load_raw
 from ftcli.data.text import (
     collator,
     content_fingerprint,
@@ -53,7 +53,7 @@ class TextInputs:
         return [("dataset.text_column", dataset.text_column), ("dataset.text_pair_column", dataset.text_pair_column)]
 
     def raw(self, dataset: DatasetConfig) -> Raw:
-        return load_raw(dataset)
+        return drop_empty(load_raw(dataset), self.columns(dataset), dataset.empty_text == "skip")
 
     def processor(self, model: ModelConfig, data: TaskData) -> Any:
         return load_tokenizer(model, self.cache_dir, data.splits["train"][data.columns[0]])
