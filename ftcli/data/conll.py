@@ -75,7 +75,7 @@ def load_tagged(cfg: DatasetConfig) -> Raw:
         if _is_conll(path):
             splits[split] = read_conll(path, split, cfg.text_column, cfg.label_column)
         else:
-            splits[split] = _load_file(path, split, cfg.quoting)
+            splits[split] = _load_file(path, split, cfg.quoting, None)
         where[split] = Path(path).name
     return Raw(splits, where)
 

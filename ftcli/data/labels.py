@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
 
 from ftcli.config.errors import FtcliError
+
+INTEGER = re.compile(r"-?\d+")  # a label that reads as a class id
 
 
 class LabelError(FtcliError):
@@ -32,17 +35,19 @@ def _empty(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and math.isnan(v))
 
 
-def class_names(ds: Any, column: str, where: str) -> list[str]:
-    """Label names inferred from the train split: a ClassLabel's own names (hub datasets: cifar10's
-    airplane … truck), ids 0…max for integer labels, else the sorted strings."""
+def class_names(ds: Any, column: str, where: str) -> tuple[list[str], str]:
+    """Label names inferred from the train split, and how they were read: a ClassLabel's own names (hub datasets:
+    cifar10's airplane … truck); ids 0…max when the source types the column as integers (Parquet, JSON, hub);
+    else the labels as written, as names (``01`` and ``1`` are two classes), numbers in numeric order first."""
     names = getattr(ds.features.get(column), "names", None)
     if names:
-        return [str(n) for n in names]
+        return [str(n) for n in names], "the dataset's class names"
     values = ds.unique(column)
     check_class_values(ds, column, values, where)
     if all(_is_int(v) or (isinstance(v, float) and v.is_integer()) for v in values):
-        return [str(i) for i in range(int(max(values)) + 1)]
-    return sorted(str(v) for v in values)
+        top = int(max(values))
+        return [str(i) for i in range(top + 1)], f"class ids 0–{top} (an integer column in {where})"
+    return sorted({str(v) for v in values}, key=_natural), f"names, as written in {where}"
 
 
 def check_class_values(ds: Any, column: str, values: list[Any], where: str) -> None:
@@ -76,12 +81,20 @@ def encode_class_labels(ds: Any, column: str, names: list[str], where: str) -> A
 
 def _class_id(value: Any, index: dict[str, int], n: int) -> int | None:
     if isinstance(value, str):
-        return index.get(value)
+        if value in index or not ids_allowed(index):
+            return index.get(value)
+        value = int(value) if INTEGER.fullmatch(value.strip()) else value  # "1" of a 0/1 file: id 1
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if _is_int(value):
         return int(value) if 0 <= value < n else None
     return None
+
+
+def ids_allowed(names: Any) -> bool:
+    """Whether a number-like label may be read as a class id: only when the names are not number-like themselves
+    (``negative``/``positive`` given for 0/1 data); names ``1``, ``2`` are matched as written."""
+    return not any(INTEGER.fullmatch(str(n).strip()) for n in names)
 
 
 def encode_float_labels(ds: Any, column: str, where: str) -> Any:
@@ -111,8 +124,8 @@ def _map_labels(ds: Any, column: str, mapping: dict[Any, Any], where: str) -> An
     )
 
 
-def _natural(name: str) -> tuple[int, Any]:
-    return (0, int(name)) if name.lstrip("-").isdigit() else (1, name)
+def _natural(name: str) -> tuple[int, Any, str]:
+    return (0, int(name), name) if INTEGER.fullmatch(name) else (1, 0, name)
 
 
 def _row_lists(ds: Any, column: str, where: str) -> list[list[str]]:

@@ -32,7 +32,10 @@ class Raw:
     where: dict[str, str]
 
 
-def _load_file(path: str, split: str, quoting: str) -> Any:
+def _load_file(path: str, split: str, quoting: str, label_column: str | None) -> Any:
+    """One data file as a Dataset. CSV/TSV cells are read as written: the label column as text (``01`` stays
+    ``01``, not the number 1: labels are names unless the source types them as integers), and only an empty
+    cell is missing (``nan``, ``NA``, ``null`` are text, as a sentence or a label may be)."""
 
     file = Path(path).expanduser()
     if not file.is_file():
@@ -45,6 +48,10 @@ def _load_file(path: str, split: str, quoting: str) -> Any:
         kwargs["delimiter"] = "\t"
     if builder == "csv" and quoting == "none":
         kwargs["quoting"] = 3  # csv.QUOTE_NONE
+    if builder == "csv":
+        kwargs.update(keep_default_na=False, na_values=[""])
+        if label_column:
+            kwargs["converters"] = {label_column: str}
     if _is_empty(file):
         raise FtcliError(f"dataset.{split}_file={path}: has no examples (empty, or a header line only)")
     # datasets keys its cache of a local file by path and modification time: a file rewritten with its old mtime
@@ -78,7 +85,7 @@ def load_raw(cfg: DatasetConfig) -> Raw:
         for split in SPLITS:
             path = getattr(cfg, f"{split}_file")
             if path:
-                raw[split], where[split] = _load_file(path, split, cfg.quoting), Path(path).name
+                raw[split], where[split] = _load_file(path, split, cfg.quoting, cfg.label_column), Path(path).name
     else:
         try:
             loaded = datasets.load_dataset(cfg.path, cfg.config_name)

@@ -199,6 +199,22 @@ def test_a_file_rewritten_with_its_size_and_mtime_kept_is_read_again(compose, tm
     assert load_data(_files(compose, f), seed=0).label_names == ["bad", "top"]
 
 
+def test_number_like_labels_are_names_as_written(compose, tmp_path, capsys) -> None:
+    rows = [{"review": f"text {i}", "stars": ["01", "1", "2"][i % 3]} for i in range(30)]
+    data = load_data(_files(compose, _write(tmp_path / "d.csv", rows), "dataset.max_eval_samples=30"), seed=0)
+    assert data.label_names == ["01", "1", "2"]  # 01 and 1 are two classes; no class 0 without rows
+    assert "read as names, as written in d.csv" in capsys.readouterr().out
+    every = [*data.splits["train"]["labels"], *data.splits["validation"]["labels"]]
+    assert sorted(set(every)) == [0, 1, 2]
+
+
+def test_an_integer_typed_column_holds_class_ids(compose, tmp_path, capsys) -> None:
+    rows = [{"review": f"text {i}", "stars": i % 2 * 2} for i in range(30)]  # 0 and 2: JSON integers
+    data = load_data(_files(compose, _write(tmp_path / "d.jsonl", rows)), seed=0)
+    assert data.label_names == ["0", "1", "2"]
+    assert "read as class ids 0–2 (an integer column in d.jsonl)" in capsys.readouterr().out
+
+
 def test_an_empty_text_cell_is_named_or_skipped_and_counted(compose, tmp_path, capsys) -> None:
     rows = [dict(r) for r in ROWS]
     rows[6]["review"], rows[9]["review"] = "", "   "
@@ -208,3 +224,11 @@ def test_an_empty_text_cell_is_named_or_skipped_and_counted(compose, tmp_path, c
     data = load_data(_files(compose, f, "dataset.empty_text=skip"), seed=0)
     assert len(data.splits["train"]) + len(data.splits["validation"]) == 58
     assert "left out 2 rows with an empty text cell of d.csv" in capsys.readouterr().out
+
+
+def test_a_literal_nan_target_is_not_a_number(compose, tmp_path) -> None:
+    rows = [{"review": f"text {i}", "stars": str(i)} for i in range(20)]
+    rows[3]["stars"] = "nan"
+    f = _write(tmp_path / "d.csv", rows)
+    with pytest.raises(FtcliError, match=r"label 'nan' is not a number in row 4 of d\.csv"):
+        load_data(_files(compose, f), seed=0, task="text_regression")

@@ -14,6 +14,7 @@ from ftcli.data.labels import class_names, encode_class_labels
 from ftcli.data.tables import Raw, require_columns
 from ftcli.metrics.calibration import Split, calibration_report, halves, temperature_scaling
 from ftcli.metrics.classification import classification_metrics, softmax
+from ftcli.reporting.progress import console
 from ftcli.runtime.inference import logits_of
 from ftcli.tasks.task import Evaluation, Labelled
 
@@ -28,7 +29,11 @@ class Classification:
         the train split), integer ids must be in range."""
         column = dataset.label_column
         require_columns(raw, [*inputs, ("dataset.label_column", column)])
-        names = list(dataset.label_names or class_names(raw.splits["train"], column, raw.where["train"]))
+        if dataset.label_names:
+            names = list(dataset.label_names)
+        else:
+            names, reading = class_names(raw.splits["train"], column, raw.where["train"])
+            console.print(f"labels: {len(names)} classes, read as {reading}", highlight=False)
         return Labelled(
             {s: encode_class_labels(ds, column, names, raw.where[s]) for s, ds in raw.splits.items()}, names
         )
