@@ -3,6 +3,7 @@ mistakes fail in one line, early."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ftcli.cli.args import _flag_value, expand_sweeps, fail, split_overrides
@@ -86,7 +87,7 @@ def preflight(config_name: str, args: list[str]) -> None:
 def resume_into_run_dir(args: list[str]) -> list[str]:
     """``resume=latest|<dir>`` → that run dir, which Hydra reuses as the job's dir (no new run dir)."""
     from ftcli.config.errors import FtcliError
-    from ftcli.training.state import find_run
+    from ftcli.training.state import find_run, finished
 
     value = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
     if value in (None, "", "null"):
@@ -95,8 +96,29 @@ def resume_into_run_dir(args: list[str]) -> list[str]:
         run = find_run(value)
     except FtcliError as e:
         fail(str(e))
+    done = finished(run)
+    if done:  # a finished run's checkpoints and metrics stay as they are
+        print(f"ftcli: {done}", file=sys.stderr)
+        raise SystemExit(0)
+    ignored = [a for a in args if _ignored_by_resume(a, run)]
+    if ignored:
+        print(f"ftcli: note: resume= trains with the run's own config; ignored: {', '.join(ignored)}", file=sys.stderr)
     kept = [a for a in args if not a.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
+    kept = [a for a in kept if a not in ignored]
     return [*kept, f"resume={run}", f"hydra.run.dir={run}", "hydra.output_subdir=null"]
+
+
+def _ignored_by_resume(arg: str, run: Path) -> bool:
+    """An override a resumed run does not take: all but where this process runs (hardware's machine rank and main
+    process address, taken from the resuming command) and the run dir it names itself."""
+    from ftcli.training.state import PLACEMENT
+
+    key, sep, value = arg.lstrip("+~").partition("=")
+    if arg.startswith("-") or not sep or key in ("resume", "hydra.output_subdir"):
+        return False
+    if key == "hydra.run.dir":
+        return Path(value).expanduser().resolve() != run
+    return key not in {f"hardware.{k}" for k in PLACEMENT}
 
 
 def check_run_dir(run_dir: Path, key: str) -> None:

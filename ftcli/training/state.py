@@ -56,12 +56,28 @@ def find_run(resume: str, roots: tuple[str, ...] = ("outputs", "multirun")) -> P
     return newest[1].resolve()
 
 
+def finished(run: Path) -> str | None:
+    """Why ``run`` has nothing left to resume (it completed: its metrics.json is written last), or None."""
+    metrics = run / "metrics.json"
+    if not metrics.is_file():
+        return None
+    state = json.loads((state_folders(run)[-1] / TRAINER_STATE).read_text()) if state_folders(run) else {}
+    step = f" at step {state['step']}" if "step" in state else ""
+    return (
+        f"resume={run}: the run finished{step} (metrics.json); nothing to resume, nothing changed — to train "
+        "again, leave out resume= and choose a new hydra.run.dir"
+    )
+
+
 def resume_config(cfg: Any) -> Any:
     """The run's own resolved config, pointed at its run dir, when ``cfg.resume`` is set; else ``cfg``."""
 
     if not cfg.get("resume"):
         return cfg
     run = find_run(cfg.resume)
+    done = finished(run)
+    if done:
+        raise FtcliError(done)
     own = typed_train_config(OmegaConf.load(run / "config.yaml"))
     own.output_dir, own.resume = str(run), str(run)
     for key in PLACEMENT:  # where this process runs (a requeued job may land on other nodes), not what trains
