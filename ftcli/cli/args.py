@@ -3,6 +3,7 @@ sweeps expanded for the up-front check, and the one-line answer to a mistake."""
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import NoReturn
 
@@ -35,17 +36,52 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair", "image")) -> str:
-    """``text=it's great, really`` → a Hydra-quoted value, so commas and quotes in free text (and file names)
-    just work."""
+# Keys whose values are paths (or free text): ftcli quotes them for Hydra, whose override grammar takes only ASCII
+# letters, digits and $%*+-./:?@\\_| unquoted (café, "a, b", ~/x fail to parse).
+PATH_KEYS = frozenset(
+    {
+        "dataset.train_file",
+        "dataset.validation_file",
+        "dataset.test_file",
+        "dataset.data_dir",
+        "dataset.path",
+        "model.name_or_path",
+        "checkpoint",
+        "input",
+        "output",
+        "image",
+        "cache_dir",
+        "output_dir",
+        "resume",
+        "hydra.run.dir",
+        "hydra.sweep.dir",
+        "hydra.sweep.subdir",
+    }
+)
+FREE_TEXT = frozenset({"text", "text_pair"})  # always quoted: a sentence with commas is one text
+UNQUOTED = re.compile(r"[0-9A-Za-z${}%*+\-./:?@\\_|]*")  # what Hydra reads unquoted (${…} too)
+SWEEP_FUNCTION = re.compile(r"\w+\(.*\)")  # glob(*.csv), range(1,3) …: Hydra's, left alone
+
+
+def quote_free_text(arg: str, keys: frozenset[str] = FREE_TEXT | PATH_KEYS, multirun: bool = False) -> str:
+    """``text=it's great, really``, ``dataset.data_dir=photos/café, été`` → a Hydra-quoted value, so commas, quotes
+    and non-ASCII characters in free text and paths just work. Paths are quoted only when Hydra could not read them
+    as they are; under ``-m`` a comma separates values (a sweep over files), each quoted on its own."""
     key, sep, value = arg.partition("=")
     if not sep or key not in keys or value[:1] in ("'", '"'):
         return arg
-    import re
+    if key in FREE_TEXT:
+        return f"{key}={_quoted(value)}"
+    if value[:1] == "[" or UNQUOTED.fullmatch(value) or (multirun and SWEEP_FUNCTION.fullmatch(value)):
+        return arg  # a list, a sweep function, or nothing Hydra cannot read
+    parts = value.split(",") if multirun else [value]
+    return f"{key}=" + ",".join(p if UNQUOTED.fullmatch(p) else _quoted(p) for p in parts)
 
+
+def _quoted(value: str) -> str:
     # Hydra unescapes a backslash only before a quote or at the end of a quoted value
     escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
-    return f"{key}='{escaped}'"
+    return f"'{escaped}'"
 
 
 def split_overrides(args: list[str]) -> tuple[list[str], bool]:

@@ -183,19 +183,19 @@ def show_leaderboard(args: list[str], after_sweep: bool = False) -> None:
 
 
 def command_args(command: str, rest: list[str]) -> list[str]:
-    """Hydra's arguments for ``command``: --debug taken out, free text quoted, a resumed run's dir named;
+    """Hydra's arguments for ``command``: --debug taken out, a resumed run's dir named, paths and free text quoted;
     ftcli's schemas and help resolver registered."""
     if "--debug" in rest:
         rest = [a for a in rest if a != "--debug"]
         os.environ["FTCLI_DEBUG"] = os.environ["HYDRA_FULL_ERROR"] = "1"
-    if command == "predict":
-        rest = [quote_free_text(a) for a in rest]
     from ftcli.cli.help import register_help_resolver
+    from ftcli.cli.sweep import is_multirun
     from ftcli.config.registry import register_configs
 
     register_configs()
     register_help_resolver()  # --help lists groups through ${ftcli_groups:} (configs/hydra/help/ftcli.yaml)
-    return resume_into_run_dir(rest) if command == "train" else rest
+    rest = resume_into_run_dir(rest) if command == "train" else rest
+    return [quote_free_text(a, multirun=is_multirun(rest)) for a in rest]  # paths and free text, for Hydra
 
 
 def with_sweep_dir(command: str, rest: list[str], overrides: list[str]) -> tuple[list[str], str]:

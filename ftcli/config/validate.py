@@ -161,7 +161,7 @@ def _hardware_errors(hw: DictConfig) -> list[str]:
 
 def explain(exc: BaseException, config_name: str = "train") -> str:
     """Turn Hydra/OmegaConf composition errors into one line: key, bad value, what is allowed."""
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     chain: list[BaseException] = []
@@ -170,6 +170,10 @@ def explain(exc: BaseException, config_name: str = "train") -> str:
         chain.append(cur)
         cur = cur.__cause__ or cur.__context__
     for err in chain:
+        if isinstance(err, OverrideParseException):  # Hydra's grammar: ASCII letters, digits and $%*+-./:?@\\_| only
+            key, _, value = err.override.partition("=")
+            quoted = value.replace("'", "\\'")
+            return f"{err.override}: Hydra cannot read this value unquoted; quote it: \"{key}='{quoted}'\""
         if isinstance(err, MissingConfigException) and err.options is not None:
             group = (err.missing_cfg_file or "").rsplit("/", 1)
             name = group[-1]
