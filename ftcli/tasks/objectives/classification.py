@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import DatasetConfig
 from ftcli.data.labels import class_names, encode_class_labels
 from ftcli.data.tables import Raw, require_columns
@@ -33,7 +34,10 @@ class Classification:
             names = list(dataset.label_names)
         else:
             names, reading = class_names(raw.splits["train"], column, raw.where["train"])
-            console.print(f"labels: {len(names)} classes, read as {reading}", highlight=False)
+            console.print(f"labels: {len(names)} class{'es' * (len(names) != 1)}, read as {reading}", highlight=False)
+        if len(names) < 2:  # one class: accuracy 1.0 whatever the model, and nothing predict could choose
+            where = "dataset.label_names" if dataset.label_names else raw.where["train"]
+            raise FtcliError(f"{where}: one class only ({names[0]!r}); a classifier needs at least two")
         return Labelled(
             {s: encode_class_labels(ds, column, names, raw.where[s]) for s, ds in raw.splits.items()}, names
         )
