@@ -54,3 +54,53 @@ def classify(contrastive, tmp_path: Path, name: str, *overrides: str, model: str
         cfg = compose("train", overrides=[*common, *overrides])
     cfg.output_dir, cfg.cache_dir = str(tmp_path / name), os.environ["FTCLI_CACHE_DIR"]
     return train(cfg)
+
+
+def parity_captioned(folder: Path, empty_caption_row: int | None = None) -> list[str]:
+    """The shipped digits labelled ``even``/``odd`` only, each captioned "a photo of the digit k.": the captions
+    carry what the labels lack (which digit). Returns the dataset overrides for ``train.parquet`` /
+    ``validation.parquet`` in ``folder`` (task=clip_contrastive, caption column ``caption``)."""
+    import datasets
+
+    from ftcli.config.registry import ASSETS_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "validation"):
+        ds = datasets.load_dataset(
+            "parquet", data_files={split: str(ASSETS_DIR / "digits" / f"{split}.parquet")}, split=split
+        )
+
+        def parity(b: dict, idx: list[int], split: str = split) -> dict:
+            captions = [f"a photo of the digit {k}." for k in b["label"]]
+            if split == "train" and empty_caption_row is not None and empty_caption_row - 1 in idx:
+                captions[idx.index(empty_caption_row - 1)] = " "
+            return {"caption": captions, "label": ["even" if k % 2 == 0 else "odd" for k in b["label"]]}
+
+        ds.map(parity, batched=True, with_indices=True).to_parquet(str(folder / f"{split}.parquet"))
+    return [
+        "task=clip_contrastive", "dataset=image_files", f"dataset.train_file={folder / 'train.parquet'}",
+        f"dataset.validation_file={folder / 'validation.parquet'}", "dataset.image_size=32", "dataset.hflip=false",
+        'task.templates=["a photo of the digit {}."]',
+    ]  # fmt: skip
+
+
+def digit_caption_r1(best: Path, validation: Path) -> float:
+    """Caption retrieval of a CLIP checkpoint: of each validation image, is its digit's caption ("a photo of the
+    digit k.", the 10 distinct captions) the nearest one? (i2t R@1, through plain transformers' CLIPModel)."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    import torch
+    from PIL import Image
+    from transformers import AutoProcessor, CLIPModel
+
+    table = pd.read_parquet(validation)
+    digits = [int(c.split()[-1].rstrip(".")) for c in table.caption]
+    images = [Image.open(io.BytesIO(cell["bytes"])).convert("RGB") for cell in table.image]
+    processor, clip = AutoProcessor.from_pretrained(best), CLIPModel.from_pretrained(best).eval()
+    inputs = processor(text=[f"a photo of the digit {k}." for k in range(10)], images=images, return_tensors="pt",
+                       padding=True)  # fmt: skip
+    with torch.no_grad():
+        nearest = clip(**inputs).logits_per_image.argmax(-1).numpy()
+    return float(np.mean(nearest == np.asarray(digits)))

@@ -21,7 +21,7 @@ from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import DatasetConfig, ModelConfig
 from ftcli.data.images.batches import Captioned
 from ftcli.data.images.resize import resizer_of
-from ftcli.data.tables import Raw
+from ftcli.data.tables import Raw, drop_empty
 from ftcli.models.architectures import Roles
 from ftcli.models.clip import (
     build_clip,
@@ -201,9 +201,15 @@ class ClipCaptions(ClipImages):  # the image side as it is, captions beside it
     def columns(self, dataset: DatasetConfig) -> list[tuple[str, str | None]]:
         return [*super().columns(dataset), ("task.caption_column", self.caption)]
 
+    def raw(self, dataset: DatasetConfig) -> Raw:
+        """The image rows; an empty caption is named with its file and row (or, ``dataset.empty_text=skip``, the
+        row is left out and counted)."""
+        named = [("task.caption_column", self.caption)]
+        return drop_empty(super().raw(dataset), named, dataset.empty_text == "skip")
+
     def captions(self, ds: Any, names: list[str]) -> list[str]:
         if self.caption:
-            return [str(c or "") for c in ds[self.caption]]
+            return [str(c) for c in ds[self.caption]]  # none is empty: raw() refused or left out those rows
         return [self.templates[0].format(names[y]) for y in ds["labels"]]
 
     def processor(self, model: ModelConfig, data: TaskData) -> Any:

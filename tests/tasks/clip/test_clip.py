@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.clip import CPU, DIGITS, SMALL, classify, digit_png, predict_image
+from helpers.clip import CPU, DIGITS, SMALL, classify, digit_caption_r1, digit_png, parity_captioned, predict_image
 from helpers.runs import FP32, ftcli, train_once
 
 # ----------------------------------------------------------------------------------------------
@@ -288,6 +288,43 @@ def test_model_configs_for_openai_clip_compose(compose) -> None:
         cfg = compose(f"model={option}", "task=clip_classification", "dataset=digits")
         assert cfg.model.name_or_path == hub_id and cfg.model.max_length == 77
         assert cfg.task.name == "clip_classification" and list(cfg.task.templates) == ["a photo of a {}."]
+
+
+def test_captions_are_read_and_a_missing_or_empty_one_is_named(compose, tmp_path: Path, cache_dir: Path) -> None:
+    from ftcli.config.errors import FtcliError
+    from ftcli.tasks.registry import build_task
+
+    def load(*overrides: str):
+        cfg = compose("model=tiny_clip", *overrides)
+        return build_task(cfg.task, cache_dir).load_data(cfg.dataset, 0)
+
+    data = parity_captioned(tmp_path / "data")
+    loaded = load(*data)
+    assert loaded.label_names == ["even", "odd"] and "caption" in loaded.columns
+    digits = set(loaded.splits["train"]["caption"])
+    assert digits == {f"a photo of the digit {k}." for k in range(10)}  # what trains: the captions, not the labels
+    with pytest.raises(FtcliError, match=r"task.caption_column=text: no such column in the train split"):
+        load(*data, "task.caption_column=text")
+    empty = parity_captioned(tmp_path / "empty", empty_caption_row=7)
+    with pytest.raises(FtcliError, match=r"^empty text in row 7 of train.parquet \(column 'caption', task.caption_"):
+        load(*empty)
+    assert len(load(*empty, "dataset.empty_text=skip").splits["train"]) == len(loaded.splits["train"]) - 1
+
+
+@pytest.mark.slow
+def test_captions_that_say_more_than_the_labels_are_learnt(tmp_path_factory, cache_dir, tmp_path: Path) -> None:
+    """Issue 28: parity labels, digit captions. Trained on the captions, the tiny CLIP finds each image's digit
+    caption; trained on its labels' prompts ("a photo of the digit even."), it cannot."""
+    data = parity_captioned(tmp_path / "data")
+    common = [*CPU, "model=tiny_clip", *data, "strategy=full", "trainer.epochs=8"]
+    captions, _, _ = train_once(tmp_path_factory, cache_dir, "captions", *common)
+    labels, _, _ = train_once(tmp_path_factory, cache_dir, "labels", *common, "task.caption_column=null")
+    found = {
+        run.name: digit_caption_r1(run / "checkpoints" / "best", tmp_path / "data" / "validation.parquet")
+        for run in (captions, labels)
+    }
+    print(found)
+    assert found[captions.name] > found[labels.name] + 0.3
 
 
 @pytest.mark.slow
