@@ -59,7 +59,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"rows": len(rows), "output": str(dest), "samples_per_s": rate}
     result.update(agreement(task, outputs, rows, dataset, names))
     against = f" · {task.metric} against its labels {result[task.metric]:.4f}" if task.metric in result else ""
-    console.print(f"{len(rows)} rows ({rate:.0f}/s) → {dest}{against}")
+    console.print(f"{len(rows)} row{'s' * (len(rows) != 1)} ({rate:.0f}/s) → {dest}{against}")
     return result
 
 

@@ -34,7 +34,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validation metrics (or, for trainer.dry_run, the trainable parameter counts)."""
     run = start(cfg)
     data, encoded, processor = load_data(run)
-    built = build(run, data, processor, encoded["validation"])
+    built = build(run, data, processor, encoded)
     if run.cfg.trainer.dry_run:
         return dict(built.summary)
     batches = make_batches(run, built, data, encoded)

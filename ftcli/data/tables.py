@@ -116,10 +116,12 @@ def require_columns(raw: Raw, named: list[tuple[str, str | None]]) -> None:
                 )
 
 
-def drop_empty(raw: Raw, named: list[tuple[str, str | None]], skip: bool) -> Raw:
-    """Rows whose cell in one of the ``(key, column)`` text columns is empty (missing, or only whitespace): the first
-    one named with its file, row and column, or (``skip``, ``dataset.empty_text=skip``) every one left out and
-    counted. The same for every model and command: a text model reads nothing where the data says nothing."""
+def drop_empty(
+    raw: Raw, named: list[tuple[str, str | None]], skip: bool, what: str = "text", policy: str = "dataset.empty_text"
+) -> Raw:
+    """Rows whose cell in one of the ``(key, column)`` columns is empty (missing, or only whitespace): the first one
+    named with its file, row and column, or (``skip``: ``<policy>=skip``) every one left out and counted. The same
+    for every model and command: a model reads nothing where the data says nothing."""
     for split, ds in raw.splits.items():
         empty = np.zeros(len(ds), dtype=bool)
         for key, column in named:
@@ -134,15 +136,15 @@ def drop_empty(raw: Raw, named: list[tuple[str, str | None]], skip: bool) -> Raw
                 first, more = int(np.flatnonzero(rows)[0]), int(rows.sum()) - 1
                 others = f" (and {more} more)" if more else ""
                 raise FtcliError(
-                    f"empty text in row {first + 1} of {raw.where[split]} (column '{column}', {key}){others}; fill it "
-                    "or remove the row, or set dataset.empty_text=skip to leave such rows out"
+                    f"empty {what} in row {first + 1} of {raw.where[split]} (column '{column}', {key}){others}; fill "
+                    f"it or remove the row, or set {policy}=skip to leave such rows out"
                 )
             empty |= rows
         if empty.any():
             raw.splits[split] = ds.select(np.flatnonzero(~empty))
             console.print(
-                f"[yellow]left out {int(empty.sum())} rows with an empty text cell[/] of {raw.where[split]} "
-                "(dataset.empty_text=skip)"
+                f"[yellow]left out {int(empty.sum())} row{'s' * (int(empty.sum()) != 1)} with an empty {what} "
+                f"cell[/] of {raw.where[split]} ({policy}=skip)"
             )
     return raw
 

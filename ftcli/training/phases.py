@@ -118,10 +118,12 @@ def load_data(run: Run) -> tuple[TaskData, dict[str, Any], Any]:
     return data, encoded, processor
 
 
-def build(run: Run, data: TaskData, processor: Any, validation: Any) -> Setup:
+def build(run: Run, data: TaskData, processor: Any, encoded: dict[str, Any]) -> Setup:
     """The task's model (its baseline measured before anything trains), the strategy's freezing, and a summary line
     of what trains."""
-    cfg, task = run.cfg, run.task
+    cfg, task, validation = run.cfg, run.task, encoded["validation"]
+    # rows used: an encoded split is shorter when rows were left out (bad_images=skip), longer when split in windows
+    used = {s: min(len(data.splits[s]), len(encoded[s])) for s in ("train", "validation")}
     built = task.build_model(cfg.model, cfg.strategy.pooling or cfg.model.pooling, data, processor, cfg.trainer.seed)
     model = built.model
     baseline = task.baseline.measure(model, processor, data.label_names, validation) if task.baseline else {}
@@ -134,7 +136,7 @@ def build(run: Run, data: TaskData, processor: Any, validation: Any) -> Setup:
     console.print(
         f"[bold]{cfg.model.name}[/] · {cfg.task.name} · strategy={cfg.strategy.name} · pooling={built.pooling} · "
         f"trainable {trainable:,} / {total:,} ({summary['trainable_pct']:.2f}%) · "
-        f"train {len(data.splits['train']):,} · validation {len(data.splits['validation']):,}"
+        f"train {used['train']:,} · validation {used['validation']:,}"
     )
     notes = [*built.notes, *([task.baseline.note(baseline)] if task.baseline else []), *strategy.notes]
     for note in notes:

@@ -500,6 +500,23 @@ def test_an_image_folder_says_what_is_wrong_with_it(digits, tmp_path) -> None:
         scan_folder(str(tmp_path / "nowhere"))
 
 
+def test_a_class_named_train_and_unicode_forms_of_one_name_are_read_as_meant(tmp_path) -> None:
+    import unicodedata
+
+    from ftcli.data.images.folder import scan_folder
+
+    pixels = np.zeros((8, 8))
+    for name in ("train", "bus"):  # a flat folder of vehicles: "train" is a class, not the training split
+        for i in range(2):
+            _png(pixels, tmp_path / "flat" / name / f"{i}.png")
+    flat = scan_folder(str(tmp_path / "flat"))
+    assert list(flat.splits) == ["train"] and sorted(set(flat.splits["train"][1])) == ["bus", "train"]
+    _png(pixels, tmp_path / "split" / "train" / unicodedata.normalize("NFC", "café") / "0.png")
+    _png(pixels, tmp_path / "split" / "validation" / unicodedata.normalize("NFD", "café") / "0.png")
+    split = scan_folder(str(tmp_path / "split"))  # the same name, composed on one system, decomposed on another
+    assert split.splits["train"][1] == split.splits["validation"][1] == [unicodedata.normalize("NFC", "café")]
+
+
 def test_image_modes_and_exif_orientation_are_normalised(tmp_path) -> None:
     from PIL import Image
 
@@ -539,7 +556,18 @@ def test_a_corrupt_image_is_named_in_one_line_or_skipped_and_counted(compose, di
         train(compose(*overrides, "trainer.dry_run=true"))
     result = train(compose(*overrides, "dataset.bad_images=skip", "trainer.max_steps=1", out=tmp_path / "run2"))
     assert "accuracy" in result
-    assert "skipped 1 unreadable images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "skipped 1 unreadable image " in out
+    assert "· train 400 · validation 100" in out  # what trained: the 401 files less the skipped one
+
+
+def test_an_empty_image_cell_names_its_table_and_row(compose, digits, tmp_path) -> None:
+    table = tmp_path / "train.csv"
+    rows = (digits / "train.csv").read_text().splitlines()
+    table.write_text("\n".join([rows[0], *[f"{digits}/{r}" for r in rows[1:20]], ",7"]) + "\n")
+    args = ["dataset=image_files", f"dataset.train_file={table}", *SMALL, "model=tiny_resnet", *MODELS["tiny_resnet"]]
+    with pytest.raises(FtcliError, match=r"^empty image in row 20 of train.csv \(column 'image', dataset.image_colu"):
+        train(compose(*args, "trainer.dry_run=true"))
 
 
 def test_a_missing_path_in_a_table_is_named(compose, digits, tmp_path) -> None:

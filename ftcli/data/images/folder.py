@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def scan_folder(data_dir: str) -> Folder:
         raise FtcliError(f"dataset.data_dir={data_dir}: no such folder")
     names = {p.name.lower(): p for p in _class_folders(root)}
     layout = {"train": names.get("train")}
-    if layout["train"] is not None:
+    if layout["train"] is not None and _class_folders(layout["train"]):  # train/<class>/…, not a class named train
         layout["validation"] = next((names[n] for n in VALIDATION_DIRS if n in names), None)
         layout["test"] = names.get("test")
     else:
@@ -74,7 +75,7 @@ def scan_folder(data_dir: str) -> Folder:
             if not found:
                 raise FtcliError(f"dataset.data_dir={data_dir}: class folder {c} has no images; add some or remove it")
             paths += found
-            labels += [c.name] * len(found)
+            labels += [unicodedata.normalize("NFC", c.name)] * len(found)  # é typed or é composed: one class
         out.splits[split], out.where[split] = (paths, labels), str(folder)
     train_classes = set(out.splits["train"][1])
     for split in ("validation", "test"):

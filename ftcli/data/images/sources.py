@@ -52,7 +52,9 @@ def _folder(dataset: DatasetConfig) -> Raw:
     splits = {s: datasets.Dataset.from_dict({column: p, label: y}) for s, (p, y) in folder.splits.items()}
     if folder.ignored:
         shown = ", ".join(Path(p).name for p in folder.ignored[:3])
-        console.print(f"{dataset.data_dir}: {len(folder.ignored)} files that are not images left out ({shown} …)")
+        n = len(folder.ignored)
+        files = f"{n} files that are" if n != 1 else "1 file that is"
+        console.print(f"{dataset.data_dir}: {files} not an image left out ({shown} …)")
     return Raw(splits, folder.where)
 
 
@@ -70,7 +72,8 @@ def encode_images(ds: Any, column: str, resizer: Resizer, cache_dir: Path, skip:
     console.print(f"images: {len(labels):,} × {resizer.size[0]}×{resizer.size[1]} ({how})", highlight=False)
     if decoded.skipped:
         shown = "; ".join(decoded.skipped[:3]) + (" …" if len(decoded.skipped) > 3 else "")
-        console.print(f"[yellow]skipped {len(decoded.skipped)} unreadable images[/] (dataset.bad_images=skip): {shown}")
+        n = len(decoded.skipped)
+        console.print(f"[yellow]skipped {n} unreadable image{'s' * (n != 1)}[/] (dataset.bad_images=skip): {shown}")
 
     def whole() -> tuple[Any, Any]:  # only when augmented training batches are asked for
         return _whole_images(sources, resizer, cache_dir, content, skip)

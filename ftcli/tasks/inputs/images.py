@@ -25,7 +25,7 @@ from ftcli.data.images.batches import eval_loader, pixel_batches, train_loader
 from ftcli.data.images.folder import IMAGE_EXTENSIONS
 from ftcli.data.images.resize import resizer_of
 from ftcli.data.images.sources import IMAGE, encode_images, image_splits
-from ftcli.data.tables import Raw
+from ftcli.data.tables import Raw, drop_empty
 from ftcli.models.architectures import classifier_of, standard_roles
 from ftcli.models.loading import from_checkpoint
 from ftcli.models.vision import (
@@ -60,7 +60,9 @@ class ImageInputs:
         return [("dataset.image_column", dataset.image_column or IMAGE)]
 
     def raw(self, dataset: DatasetConfig) -> Raw:
-        return image_splits(dataset)
+        """The image rows; an empty image cell in a table names its file and row (bad_images=skip: left out)."""
+        skip = dataset.bad_images == "skip"
+        return drop_empty(image_splits(dataset), self.columns(dataset), skip, "image", "dataset.bad_images")
 
     def processor(self, model: ModelConfig, data: TaskData) -> Any:
         return load_processor(model, self.cache_dir, data.dataset.image_size or own_size(model))
