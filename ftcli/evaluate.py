@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.registry import train_metric
+from ftcli.config.schemas import EvalOptions
 from ftcli.config.validate import validate
 from ftcli.data.labels import LabelError
 from ftcli.metrics.compare import LOWER_IS_BETTER
@@ -131,6 +132,11 @@ def checkpoint_labels(task: Task, model: Any, processor: Any, dataset_cfg: Any, 
         names = task.load_data(dataset_cfg, seed).label_names
         task.zero_shot.relabel(model, processor, names, [str(t) for t in options.templates], "eval.templates")
         return names
+    if list(options.templates) != EvalOptions().templates:  # a trained head: its prompts were fixed in training
+        console.print(
+            "[yellow]note:[/] eval.templates is ignored: this checkpoint's head was trained (the templates make the "
+            "zero-shot head of a CLIP folder from elsewhere)"
+        )
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
 
 

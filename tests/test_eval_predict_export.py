@@ -374,3 +374,19 @@ def test_prediction_files_round_trip_awkward_text(ext: str, tmp_path) -> None:
     back = read_rows(tmp_path / f"p{ext}", "minimal")
     assert [r["text"] for r in back] == [r["text"] for r in rows]
     assert [r["label"] for r in back] == ["pos", "neg"]
+
+
+def test_eval_templates_on_a_trained_head_are_said_to_be_ignored(capsys) -> None:
+    from types import SimpleNamespace
+
+    from ftcli.config.schemas import EvalOptions
+    from ftcli.evaluate import checkpoint_labels
+
+    trained = SimpleNamespace(plain=lambda model: False)  # a run's own CLIP checkpoint: its head was trained
+    task = SimpleNamespace(zero_shot=trained)
+    model = SimpleNamespace(config=SimpleNamespace(num_labels=2, id2label={0: "cat", 1: "dog"}))
+    assert checkpoint_labels(task, model, None, None, 0, EvalOptions()) == ["cat", "dog"]
+    assert "eval.templates" not in capsys.readouterr().out
+    options = EvalOptions(templates=["a drawing of a {}."])
+    assert checkpoint_labels(task, model, None, None, 0, options) == ["cat", "dog"]
+    assert "eval.templates is ignored: this checkpoint's head was trained" in capsys.readouterr().out

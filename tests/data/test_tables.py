@@ -232,3 +232,9 @@ def test_a_literal_nan_target_is_not_a_number(compose, tmp_path) -> None:
     f = _write(tmp_path / "d.csv", rows)
     with pytest.raises(FtcliError, match=r"label 'nan' is not a number in row 4 of d\.csv"):
         load_data(_files(compose, f), seed=0, task="text_regression")
+
+
+def test_a_constant_target_is_refused_not_scored_zero(compose, tmp_path) -> None:
+    f = _write(tmp_path / "d.csv", [{"review": f"text {i}", "stars": "3"} for i in range(20)])
+    with pytest.raises(FtcliError, match=r"every target is 3; a constant target has no correlation"):
+        load_data(_files(compose, f), seed=0, task="text_regression")

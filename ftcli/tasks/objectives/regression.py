@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import DatasetConfig
 from ftcli.data.labels import encode_float_labels
 from ftcli.data.tables import Raw, require_columns
@@ -32,7 +33,15 @@ class Regression:
         """Every split with float ``labels``; a value that is not a number names its file and row."""
         column = dataset.label_column
         require_columns(raw, [*inputs, ("dataset.label_column", column)])
-        return Labelled({s: encode_float_labels(ds, column, raw.where[s]) for s, ds in raw.splits.items()}, [SCORE])
+        splits = {s: encode_float_labels(ds, column, raw.where[s]) for s, ds in raw.splits.items()}
+        for split, ds in splits.items():
+            values = np.unique(np.asarray(ds["labels"], dtype=np.float64))
+            if len(values) == 1 and (split == "train" or len(ds) > 1):  # Pearson and Spearman: 0/0
+                raise FtcliError(
+                    f"column '{column}' of {raw.where[split]}: every target is {values[0]:g}; a constant target has "
+                    "no correlation to measure (Pearson and Spearman are undefined) and nothing to learn"
+                )
+        return Labelled(splits, [SCORE])
 
     def loss(self, model: Any, batch: dict[str, Any]) -> Any:
         return torch.nn.functional.mse_loss(logits_of(model, batch).float().squeeze(-1), batch["labels"].float())
