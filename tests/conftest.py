@@ -6,11 +6,25 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.runs import TINY, train_once
+from helpers.runs import ROOT, TINY, train_once
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _run_dirs() -> set[Path]:
+    return {p for root in ("outputs", "multirun") for p in (ROOT / root).glob("*/*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_into_the_checkout():
+    """Tests write only under tmp_path: a run dir that appears in the checkout (Hydra's default outputs/…, from a
+    command run without hydra.run.dir) fails the session."""
+    before = _run_dirs()
+    yield
+    new = sorted(str(p.relative_to(ROOT)) for p in _run_dirs() - before)
+    assert not new, f"tests wrote run dirs into the checkout: {', '.join(new[:5])}"
 
 
 @pytest.fixture(scope="session")

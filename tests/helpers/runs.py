@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,12 @@ def train_once(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, name: 
 
 
 def ftcli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess (what a user types)."""
+    """Run the real CLI in a subprocess (what a user types). An eval, predict or export that names no run dir gets a
+    fresh temporary one: tests write nothing inside the checkout (Hydra's default is outputs/<command>/<time>)."""
+    if args[:1] in (("eval",), ("predict",), ("export",)) and not any(
+        a.startswith(("hydra.run.dir=", "hydra.sweep.dir=", "-")) for a in args
+    ):
+        args = (*args, f"hydra.run.dir={tempfile.mkdtemp(prefix=f'ftcli-test-{args[0]}-')}")
     return subprocess.run(
         [sys.executable, "-m", "ftcli.cli", *args],
         cwd=cwd or ROOT,

@@ -63,8 +63,9 @@ def test_leaderboard_in_a_log_file_has_one_line_per_trial(tmp_path: Path, no_col
     assert ERROR in (sweep / "leaderboard.csv").read_text()  # the full text is in the CSV
 
 
-def test_run_summary_in_a_pipe_is_not_folded(cache_dir: Path, no_columns: None) -> None:
-    r = ftcli("train", *TINY, "trainer.dry_run=true", env={"FTCLI_CACHE_DIR": str(cache_dir)})
+def test_run_summary_in_a_pipe_is_not_folded(cache_dir: Path, no_columns: None, tmp_path: Path) -> None:
+    args = [*TINY, "trainer.dry_run=true", f"hydra.run.dir={tmp_path / 'run'}"]
+    r = ftcli("train", *args, env={"FTCLI_CACHE_DIR": str(cache_dir)})
     assert r.returncode == 0, r.stderr[-2000:]
     summary = [line for line in r.stdout.splitlines() if "strategy=feature_extract" in line]
     assert len(summary) == 1 and "validation 128" in summary[0], r.stdout
