@@ -59,7 +59,8 @@ def peak_rss(proc: subprocess.Popen) -> dict[int, float]:
 
 def _is_worker(p) -> bool:  # type: ignore[no-untyped-def]
     try:
-        return "ftcli.launch" in " ".join(p.cmdline())
+        line = " ".join(p.cmdline())  # a worker: python -m ftcli.train <run>/launch.yaml (not torchrun's parent)
+        return "launch.yaml" in line and "torch.distributed.run" not in line
     except Exception:
         return False
 
