@@ -82,13 +82,13 @@ def decode_all(
             info = json.loads(meta.read_text())
             kept, found = np.asarray(info["kept"], dtype=np.int64), info.get("sizes")
             sizes = np.asarray(found, dtype=np.int64).reshape(-1, 2) if canvas else None
-            pixels, skipped = np.load(npy, mmap_mode="r"), list(info["skipped"])
+            pixels, left_out = np.load(npy, mmap_mode="r"), [str(why) for why in info["skipped"]]
         except (OSError, ValueError, KeyError, TypeError):  # a damaged entry is rebuilt, not trusted
             npy.unlink(missing_ok=True)
         else:
-            if skipped and not skip:  # cached by a bad_images=skip run: this run's policy still applies
-                _refuse(skipped[0], len(skipped) - 1)
-            return Decoded(pixels, kept, skipped, key, True, sizes)
+            if left_out and not skip:  # cached by a bad_images=skip run: this run's policy still applies
+                _refuse(left_out[0], len(left_out) - 1)
+            return Decoded(pixels, kept, left_out, key, True, sizes)
     h, w = (canvas, canvas) if canvas else resizer.size
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_suffix(f".tmp{os.getpid()}.npy")
