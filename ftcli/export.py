@@ -24,6 +24,20 @@ def validation_batches(task: Task, run_cfg: Any, processor: Any, samples: int | 
     return task.eval_loader(task.encode(ds, data, processor, run_cfg.model), processor, 64)
 
 
+def plain_config(config: Any) -> dict[str, Any]:
+    """An ONNX folder's config.json: id2label for whoever reads the logits, and nothing that needs code. ftcli's
+    pooled head is written as its backbone's own config (``bert`` …) with the labels, not ``ftcli_pooled`` with an
+    ``auto_map``: ``AutoTokenizer.from_pretrained(folder)`` reads config.json first and would ask "Do you wish to
+    run the custom code?" for code that an ONNX folder does not need."""
+    found = config.to_dict()
+    found.pop("auto_map", None)
+    backbone = found.pop("backbone", None)
+    if not isinstance(backbone, dict):
+        return found
+    kept = {k: found[k] for k in ("id2label", "label2id", "problem_type", "pooling") if k in found}
+    return {**backbone, **kept, "architectures": None}
+
+
 def run_export(cfg: Any) -> dict[str, Any]:
     """``ftcli export``: write the exported model into ``cfg.output`` (or the run dir)."""
     validate(cfg)
@@ -50,7 +64,7 @@ def run_export(cfg: Any) -> dict[str, Any]:
     path = out / "model.onnx"
     names = export_onnx(model, task.onnx.onnx_spec(model, processor), path, cfg.opset)
     processor.save_pretrained(out)
-    model.config.save_pretrained(out)  # id2label for whoever reads the logits
+    (out / "config.json").write_text(json.dumps(plain_config(model.config), indent=2, sort_keys=True) + "\n")
     result: dict[str, Any] = {"output": str(path), "inputs": names}
     if cfg.verify and run_cfg is not None:
         batches = validation_batches(task, run_cfg, processor, cfg.verify_samples)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +217,14 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
         with torch.inference_mode():
             ours = model.eval()(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits.numpy()
         np.testing.assert_allclose(theirs, ours, atol=1e-4)
+    # the folder alone, in a fresh interpreter with no one to answer a prompt: its config needs no code
+    config = json.loads((tmp_path / "onnx" / "config.json").read_text())
+    assert "auto_map" not in config and config["id2label"] == {str(i): n for i, n in model.config.id2label.items()}
+    script = "import sys; from transformers import AutoTokenizer; AutoTokenizer.from_pretrained(sys.argv[1])"
+    env = {**os.environ, "PYTHONPATH": ""}
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "onnx")], stdin=subprocess.DEVNULL,
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0 and "custom code" not in r.stdout + r.stderr and "ftcli_pooled" not in r.stderr
 
 
 def test_safetensors_export_is_a_clean_folder_that_predicts_the_same(tiny_run, compose, tmp_path) -> None:
