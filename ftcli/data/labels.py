@@ -44,6 +44,14 @@ def class_names(ds: Any, column: str, where: str) -> tuple[list[str], str]:
         return [str(n) for n in names], "the dataset's class names"
     values = ds.unique(column)
     check_class_values(ds, column, values, where)
+    numbers = {v: _number(v) for v in values if isinstance(v, str)}
+    if numbers and None not in numbers.values():  # a CSV of numbers: 1.5 among them is a number to predict
+        fraction = next((v for v, n in numbers.items() if n is not None and not n.is_integer()), None)
+        if fraction is not None:
+            raise LabelError(
+                f"label {fraction.strip()} in row {_row_of(ds, column, fraction)} of {where} is not a class id: the "
+                "labels look like numbers to predict — for a regression use task=text_regression"
+            )
     if all(_is_int(v) or (isinstance(v, float) and v.is_integer()) for v in values):
         top = int(max(values))
         return [str(i) for i in range(top + 1)], f"class ids 0–{top} (an integer column in {where})"
@@ -70,9 +78,9 @@ def encode_class_labels(ds: Any, column: str, names: list[str], where: str) -> A
     bad = [v for v in values if _class_id(v, index, len(names)) is None]
     if bad:
         row = _row_of(ds, column, bad[0])
-        others = f" (nor are {', '.join(repr(v) for v in bad[1:5])})" if len(bad) > 1 else ""
+        others = f" (nor are {', '.join(_shown(v) for v in bad[1:5])})" if len(bad) > 1 else ""
         raise LabelError(
-            f"label {bad[0]!r} in row {row} of {where} is outside the label set {names}{others}; "
+            f"label {_shown(bad[0])} in row {row} of {where} is outside the label set {names}{others}; "
             "set dataset.label_names, or fix the data"
         )
     mapping = {v: _class_id(v, index, len(names)) for v in values}
@@ -89,6 +97,19 @@ def _class_id(value: Any, index: dict[str, int], n: int) -> int | None:
     if _is_int(value):
         return int(value) if 0 <= value < n else None
     return None
+
+
+def _shown(value: Any) -> str:
+    """A label as a message shows it: a number as written (5), a name quoted ('meh')."""
+    return value.strip() if isinstance(value, str) and _number(value) is not None else repr(value)
+
+
+def _number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def ids_allowed(names: Any) -> bool:
