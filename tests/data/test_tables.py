@@ -146,7 +146,7 @@ def test_hub_dataset_from_a_local_folder(compose, tmp_path) -> None:
             ["dataset.text_column=body"],
             "dataset.text_column=body: no such column in the train split; it has review, stars",
         ),
-        (["dataset.label_names=[neg]"], "outside the label set"),
+        (["dataset.label_names=[neg,meh]"], "outside the label set"),
     ],
 )
 def test_bad_data_is_named(compose, tmp_path, overrides, message) -> None:
