@@ -46,9 +46,10 @@ def train_once(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, name: 
 
 def ftcli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess (what a user types). An eval, predict or export that names no run dir gets a
-    fresh temporary one: tests write nothing inside the checkout (Hydra's default is outputs/<command>/<time>)."""
+    fresh temporary one: tests write nothing inside the checkout (Hydra's default is outputs/<command>/<time>).
+    A prediction of one text or image (``text=``, ``image=``) writes no run dir: it is left as the user types it."""
     if args[:1] in (("eval",), ("predict",), ("export",)) and not any(
-        a.startswith(("hydra.run.dir=", "hydra.sweep.dir=", "-")) for a in args
+        a.startswith(("hydra.run.dir=", "hydra.sweep.dir=", "-", "text=", "image=")) for a in args
     ):
         args = (*args, f"hydra.run.dir={tempfile.mkdtemp(prefix=f'ftcli-test-{args[0]}-')}")
     return subprocess.run(
