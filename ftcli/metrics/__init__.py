@@ -1,0 +1,1 @@
+"""Metrics in numpy: leaves that training, evaluation and prediction share."""
