@@ -135,7 +135,8 @@ def find_best_thresh(
     n = len(scores)
     if not (len(predictions) == len(na_scores) == len(answerable) == n) or n == 0:
         raise ValueError("find_best_thresh needs one prediction, score, no-answer score and flag per question")
-    current = best = sum(1 for a in answerable if not a)
+    current: float = sum(1 for a in answerable if not a)
+    best = current
     best_thresh = initial_thresh
     for i in sorted(range(n), key=lambda k: na_scores[k]):
         # the script tests the raw prediction string here, not its normalised form
