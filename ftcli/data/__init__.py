@@ -1,0 +1,1 @@
+"""Reading and shaping data: tables, text, words, images, audio, question answering, relations, batching."""
