@@ -31,16 +31,36 @@ example abstains when null score − best span score is above a threshold.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
+import torch
 
-from ftcli.config import FtcliError
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import DatasetConfig
+from ftcli.data.tables import SPLITS, Raw, load_raw
+from ftcli.data.text import tokenizer_fingerprint
 
 QA_FORMATS = (".json", ".jsonl", ".csv", ".tsv")
+ROW = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "title": datasets.Value("string"),
+        "context": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answers": {
+            "text": datasets.Sequence(datasets.Value("string")),
+            "answer_start": datasets.Sequence(datasets.Value("int64")),
+        },
+    }
+)
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+NO_OFFSET = (-1, -1)  # a question or special token in a stored window (Arrow holds no None inside a list)
 
 
 # ---------------------------------------------------------------- reading
@@ -398,3 +418,98 @@ def _example_answer(
         "score_diff": float(diff),
         "n_best": candidates,
     }
+
+
+# ---------------------------------------------------------------- splits, stored windows, batches
+
+
+def load_qa(cfg: DatasetConfig) -> Raw:
+    """Every configured split as checked SQuAD rows (files: :func:`read_qa_file`; hub datasets: their rows)."""
+    if cfg.source != "files":
+        raw = load_raw(cfg)
+        rows = {s: check_qa_rows(ds, raw.where[s]) for s, ds in raw.splits.items()}
+        return Raw({s: datasets.Dataset.from_list(r, features=ROW) for s, r in rows.items()}, raw.where)
+    if not cfg.train_file:
+        raise FtcliError("dataset.train_file is required for dataset=files")
+    splits, where = {}, {}
+    for split in SPLITS:
+        path = getattr(cfg, f"{split}_file")
+        if path:
+            splits[split] = datasets.Dataset.from_list(read_qa_file(Path(path).expanduser()), features=ROW)
+            where[split] = Path(path).name
+    return Raw(splits, where)
+
+
+def encode_windows(ds: Any, tokenizer: Any, max_length: int, doc_stride: int, answers: str = "answers") -> Any:
+    """A split of rows → one row per window: model inputs, ``labels`` [start, end] (CLS where the window lacks the
+    answer), and what decoding needs: ``example`` (the row), ``offsets``, ``cls_index``, ``context``, ``golds``."""
+    key = f"{ds._fingerprint}-{tokenizer_fingerprint(tokenizer)}-{max_length}-{doc_stride}-qa"
+
+    def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        rows = [{"answers": a} for a in batch[answers]]
+        windows = tokenize_windows(tokenizer, batch["question"], batch["context"], max_length, doc_stride)
+        starts, ends = answer_positions(windows, rows)
+        out = {k: windows[k] for k in MODEL_INPUTS if k in windows}
+        out["labels"] = [[s, e] for s, e in zip(starts, ends, strict=True)]
+        out["example"] = [indices[i] for i in windows["example_index"]]
+        out["offsets"] = [[list(o) if o else list(NO_OFFSET) for o in w] for w in windows["offset_mapping"]]
+        out["cls_index"] = windows["cls_index"]
+        out["context"] = [batch["context"][i] for i in windows["example_index"]]
+        out["golds"] = [batch[answers][i]["text"] for i in windows["example_index"]]
+        return out
+
+    return ds.map(
+        encode,
+        batched=True,
+        with_indices=True,
+        batch_size=1000,
+        remove_columns=ds.column_names,
+        new_fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
+        desc="question windows",
+    )
+
+
+def stored_windows(ds: Any) -> tuple[dict[str, list[Any]], list[str], list[list[str]]]:
+    """What :func:`decode_answers` reads, from a split of stored windows: (windows with examples renumbered from 0,
+    each example's context, each example's gold answers)."""
+    examples = list(ds["example"])
+    order = {e: i for i, e in enumerate(dict.fromkeys(examples))}
+    contexts, golds = [""] * len(order), [[] for _ in order]
+    for e, context, gold in zip(examples, ds["context"], ds["golds"], strict=True):
+        contexts[order[e]], golds[order[e]] = context, list(gold)
+    windows = {
+        "offset_mapping": [[tuple(o) if o[0] >= 0 else None for o in w] for w in ds["offsets"]],
+        "example_index": [order[e] for e in examples],
+        "cls_index": list(ds["cls_index"]),
+    }
+    return windows, contexts, golds
+
+
+def collate_windows(tokenizer: Any, keep: tuple[str, ...] = ()) -> Any:
+    """Pad windows to the longest (right); ``labels`` [start, end] stacked; ``keep``: more integer columns."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pads = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
+
+    def fn(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        width = max(len(r["input_ids"]) for r in rows)
+        batch = {
+            k: torch.tensor([list(r[k]) + [pad] * (width - len(r[k])) for r in rows], dtype=torch.long)
+            for k, pad in pads.items()
+            if k in rows[0]
+        }
+        for k in ("labels", *keep):
+            if k in rows[0]:
+                batch[k] = torch.tensor([r[k] for r in rows], dtype=torch.long)
+        return batch
+
+    return fn
+
+
+def window_batches(tokenizer: Any, windows: Mapping[str, list[Any]], batch_size: int) -> Iterable[dict[str, Any]]:
+    """Padded batches of windows made on the fly (``ftcli predict``), each with ``idx``, in window order."""
+    collate = collate_windows(tokenizer)
+    n = len(windows["input_ids"])
+    for first in range(0, n, batch_size):
+        idx = list(range(first, min(first + batch_size, n)))
+        rows = [{k: windows[k][i] for k in MODEL_INPUTS if k in windows} for i in idx]
+        yield {**collate(rows), "idx": torch.tensor(idx)}

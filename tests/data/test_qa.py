@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftcli.config import FtcliError
+from ftcli.config.errors import FtcliError
 from ftcli.data.qa import answer_positions, check_qa_rows, decode_answers, read_qa_file, tokenize_windows
 
 CONTEXT = "Maria Lopez joined Helix Biotech in Paris. She was born in Lima."
@@ -147,7 +147,7 @@ QUESTION = "who said it ?"  # 4 tokens: with [CLS] and two [SEP], 16 - 7 = 9 con
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
-    from ftcli.models import train_wordpiece
+    from ftcli.models.wordpiece import train_wordpiece
 
     texts = [LONG, QUESTION, CONTEXT, "Café Müller  opened in São Paulo, (near the river)."] * 20
     tok = train_wordpiece(texts, 400, tmp_path_factory.mktemp("vocab"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.config import FtcliError
+from ftcli.config.errors import FtcliError
 from ftcli.data.relations import (
     Span,
     check_relation_row,
@@ -190,7 +190,7 @@ def test_the_marker_vocabulary_and_seed_words() -> None:
 
 
 def test_start_markers_are_found_among_a_tokenizers_tokens(tmp_path: Path) -> None:
-    from ftcli.models import train_wordpiece
+    from ftcli.models.wordpiece import train_wordpiece
 
     tok = train_wordpiece([TEXT, "Helix hired Maria Lopez ."] * 10, 200, tmp_path)
     examples = check_relation_rows([TACRED], "x")
