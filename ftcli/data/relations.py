@@ -33,9 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 
-from ftcli.config import FtcliError
+from ftcli.config.errors import FtcliError
+from ftcli.config.schemas import DatasetConfig
+from ftcli.data.tables import SPLITS, Raw, load_raw
 
 NO_RELATION = "no_relation"
 MARKER_STYLES = ("typed", "plain")
@@ -351,3 +354,63 @@ def start_marker_positions(tokens: Sequence[str]) -> tuple[int, int] | None:
     subj = next((i for i, t in enumerate(tokens) if t.startswith("[S") and MARKER.fullmatch(t)), None)
     obj = next((i for i, t in enumerate(tokens) if t.startswith("[O") and MARKER.fullmatch(t)), None)
     return None if subj is None or obj is None else (subj, obj)
+
+
+# ---------------------------------------------------------------- splits as flat rows
+
+
+ROW = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "subj_start": datasets.Value("int64"),
+        "subj_end": datasets.Value("int64"),
+        "subj_type": datasets.Value("string"),
+        "obj_start": datasets.Value("int64"),
+        "obj_end": datasets.Value("int64"),
+        "obj_type": datasets.Value("string"),
+        "relation": datasets.Value("string"),
+        "where": datasets.Value("string"),
+    }
+)
+COLUMNS = tuple(k for k in ROW if k != "relation")  # what a checked example keeps besides its relation
+
+
+def flat_row(ex: RelationExample) -> dict[str, Any]:
+    """A checked example as one flat row: the sentence, character spans (end exclusive), types, relation."""
+    return {
+        "id": ex.id,
+        "text": ex.text,
+        "subj_start": ex.subj.start,
+        "subj_end": ex.subj.end,
+        "subj_type": ex.subj.type,
+        "obj_start": ex.obj.start,
+        "obj_end": ex.obj.end,
+        "obj_type": ex.obj.type,
+        "relation": ex.relation,
+        "where": ex.where,
+    }
+
+
+def example_of(row: Mapping[str, Any]) -> RelationExample:
+    """A flat row back as an example (to mark it)."""
+    subj = Span(int(row["subj_start"]), int(row["subj_end"]), row.get("subj_type"))
+    obj = Span(int(row["obj_start"]), int(row["obj_end"]), row.get("obj_type"))
+    return RelationExample(str(row["id"]), str(row["text"]), subj, obj, row.get("relation"), str(row["where"]))
+
+
+def load_relations(cfg: DatasetConfig) -> Raw:
+    """Every configured split as checked flat rows (files: :func:`read_relation_file`; hub datasets: their rows)."""
+    if cfg.source != "files":
+        raw = load_raw(cfg)
+        examples = {s: check_relation_rows(ds, raw.where[s]) for s, ds in raw.splits.items()}
+        where = raw.where
+    else:
+        if not cfg.train_file:
+            raise FtcliError("dataset.train_file is required for dataset=files")
+        paths = {s: getattr(cfg, f"{s}_file") for s in SPLITS if getattr(cfg, f"{s}_file")}
+        examples = {s: read_relation_file(Path(p).expanduser()) for s, p in paths.items()}
+        where = {s: Path(p).name for s, p in paths.items()}
+    return Raw(
+        {s: datasets.Dataset.from_list([flat_row(e) for e in ex], features=ROW) for s, ex in examples.items()}, where
+    )

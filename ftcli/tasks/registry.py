@@ -19,6 +19,7 @@ from ftcli.config.tasks.glue import GlueTaskConfig
 from ftcli.config.tasks.image_classification import ImageClassificationConfig
 from ftcli.config.tasks.image_regression import ImageRegressionConfig
 from ftcli.config.tasks.question_answering import QuestionAnsweringConfig
+from ftcli.config.tasks.relation_extraction import RelationExtractionConfig
 from ftcli.config.tasks.text_classification import TextClassificationConfig
 from ftcli.config.tasks.text_multilabel import TextMultiLabelConfig
 from ftcli.config.tasks.text_regression import TextRegressionConfig
@@ -26,6 +27,7 @@ from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.images.cache import default_cache_dir
 from ftcli.tasks.inputs.clip import ClipCaptions, ClipImages, ZeroShotBaseline
 from ftcli.tasks.inputs.images import ImageInputs
+from ftcli.tasks.inputs.marked import MarkedText
 from ftcli.tasks.inputs.questions import QuestionInputs
 from ftcli.tasks.inputs.text import TextInputs
 from ftcli.tasks.inputs.words import WordsInputs
@@ -35,6 +37,7 @@ from ftcli.tasks.objectives.contrastive import Contrastive
 from ftcli.tasks.objectives.glue import Glue
 from ftcli.tasks.objectives.multilabel import MultiLabel, read_thresholds
 from ftcli.tasks.objectives.regression import Regression
+from ftcli.tasks.objectives.relations import Relations
 from ftcli.tasks.objectives.tagging import Tagging
 from ftcli.tasks.task import Task
 
@@ -94,6 +97,9 @@ TASKS: dict[type[TaskConfig], Builder] = {
     ClipClassificationConfig: _clip,
     ClipContrastiveConfig: _contrastive,
     QuestionAnsweringConfig: _qa,
+    RelationExtractionConfig: lambda cfg, cache, _: _plain(
+        RelationExtractionConfig, MarkedText(cfg, cache), Relations(cfg)
+    ),
 }
 _MISSING = [s.__name__ for s in subclasses(TaskConfig) if s.option and s not in TASKS]
 if _MISSING:
