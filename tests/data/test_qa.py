@@ -12,6 +12,7 @@ import pytest
 
 from ftcli.config.errors import FtcliError
 from ftcli.data.qa import answer_positions, check_qa_rows, decode_answers, read_qa_file, tokenize_windows
+from ftcli.models.wordpiece import train_wordpiece
 
 CONTEXT = "Maria Lopez joined Helix Biotech in Paris. She was born in Lima."
 ROWS = [
@@ -147,8 +148,6 @@ QUESTION = "who said it ?"  # 4 tokens: with [CLS] and two [SEP], 16 - 7 = 9 con
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
-    from ftcli.models.wordpiece import train_wordpiece
-
     texts = [LONG, QUESTION, CONTEXT, "Café Müller  opened in São Paulo, (near the river)."] * 20
     tok = train_wordpiece(texts, 400, tmp_path_factory.mktemp("vocab"))
     assert len(tok(LONG, add_special_tokens=False)["input_ids"]) == 20  # each word is one token

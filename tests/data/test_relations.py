@@ -20,6 +20,7 @@ from ftcli.data.relations import (
     read_relation_file,
     start_marker_positions,
 )
+from ftcli.models.wordpiece import train_wordpiece
 
 TACRED = {
     "id": "r1",
@@ -190,8 +191,6 @@ def test_the_marker_vocabulary_and_seed_words() -> None:
 
 
 def test_start_markers_are_found_among_a_tokenizers_tokens(tmp_path: Path) -> None:
-    from ftcli.models.wordpiece import train_wordpiece
-
     tok = train_wordpiece([TEXT, "Helix hired Maria Lopez ."] * 10, 200, tmp_path)
     examples = check_relation_rows([TACRED], "x")
     tok.add_tokens(marker_vocabulary(examples, "typed"), special_tokens=True)
