@@ -47,7 +47,8 @@ class RelationClassifierConfig(PretrainedConfig):
 
 def first_of(input_ids: torch.Tensor, ids: list[int]) -> torch.Tensor:
     """Each row's first position holding one of ``ids`` (0, the first token, where none is there)."""
-    found = torch.isin(input_ids, torch.tensor(ids, dtype=input_ids.dtype, device=input_ids.device))
+    wanted = torch.tensor(ids, dtype=input_ids.dtype, device=input_ids.device)
+    found = (input_ids.unsqueeze(-1) == wanted).any(-1)  # not torch.isin: ONNX has no searchsorted
     return found.int().argmax(dim=1)
 
 

@@ -46,7 +46,7 @@ CARD = Card(
     "text-classification",
     "AutoModelForSequenceClassification",
     example_call='run("[S:PERSON] Maria Lopez [/S:PERSON] joined [O:ORGANIZATION] Helix [/O:ORGANIZATION] .")',
-    predict_example='text="[S:PERSON]Maria Lopez[/S:PERSON] joined [O:ORGANIZATION]Helix[/O:ORGANIZATION]"',
+    predict_example="'text=\"[S:PERSON]Maria Lopez[/S:PERSON] joined [O:ORGANIZATION]Helix[/O:ORGANIZATION]\"'",
 )
 MARKED = "marked"  # the column of marked sentences the tokenizer reads
 
@@ -119,7 +119,10 @@ class MarkedText:
     # ---- predict: marked text, or rows with offsets -------------------------------------------------
     def single_input(self, cfg: Any) -> tuple[dict[str, Any], list[str]]:
         if cfg.get("text") is None:
-            raise FtcliError('this checkpoint reads relations: give text="[S]Maria Lopez[/S] joined [O]Helix[/O]"')
+            raise FtcliError(
+                """this checkpoint reads relations: give 'text="[S]Maria Lopez[/S] joined [O]Helix[/O]"' (Hydra needs """
+                "the inner quotes around brackets), or input=<file>"
+            )
         return {"text": cfg.text}, ["text"]
 
     def input_rows(self, src: Path) -> list[dict[str, Any]] | None:
