@@ -62,13 +62,14 @@ def run_export(cfg: Any) -> dict[str, Any]:
     if task.onnx is None:
         raise FtcliError(f"format=onnx: a {task.name} checkpoint has no ONNX export; use format=safetensors")
     path = out / "model.onnx"
-    names = export_onnx(model, task.onnx.onnx_spec(model, processor), path, cfg.opset)
+    spec = task.onnx.onnx_spec(model, processor)
+    names = export_onnx(model, spec, path, cfg.opset)
     processor.save_pretrained(out)
     (out / "config.json").write_text(json.dumps(plain_config(model.config), indent=2, sort_keys=True) + "\n")
     result: dict[str, Any] = {"output": str(path), "inputs": names}
     if cfg.verify and run_cfg is not None:
         batches = validation_batches(task, run_cfg, processor, cfg.verify_samples)
-        worst, rows = verify_onnx(model, path, names, batches)
+        worst, rows = verify_onnx(model, path, names, batches, spec.outputs)
         result.update(max_abs_diff=worst, verified_on=rows)
         (out / "onnx_check.json").write_text(json.dumps(result, indent=2))
         if worst > cfg.atol:
@@ -76,5 +77,5 @@ def run_export(cfg: Any) -> dict[str, Any]:
         console.print(f"onnxruntime vs PyTorch on {rows} validation examples: max |Δlogit| {worst:.2e}")
     if cfg.verify and run_cfg is None:
         console.print(f"[yellow]not verified: {ckpt} has no {RUN_CONFIG} naming its validation data")
-    console.print(f"ONNX model ({', '.join(names)} → logits) → {path}")
+    console.print(f"ONNX model ({', '.join(names)} → {', '.join(spec.outputs)}) → {path}")
     return result

@@ -23,8 +23,11 @@ from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_
 def run_predict(cfg: Any) -> dict[str, Any]:
     """``ftcli predict``: one input printed (``text=``, ``image=``), or ``input=`` rows written to ``output=``."""
     validate(cfg)
-    if sum(cfg.get(k) is not None for k in ("text", "image", "input")) != 1:
-        raise FtcliError('predict needs exactly one of text="...", image=<file> or input=<file> (with output=<file>)')
+    if sum(cfg.get(k) is not None for k in ("text", "image", "question", "input")) != 1:
+        raise FtcliError(
+            'predict needs exactly one of text="...", image=<file>, question="..." (with context="...") or '
+            "input=<file> (with output=<file>)"
+        )
     ckpt = resolve_checkpoint(cfg.checkpoint)
     model, processor, run_cfg = load_checkpoint(ckpt)
     task = task_of(run_cfg, ckpt)

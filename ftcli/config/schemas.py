@@ -276,6 +276,8 @@ class PredictConfig:
     text: str | None = None  # one input: print its label and probabilities
     text_pair: str | None = None  # sentence-pair models: the second text
     image: str | None = None  # image models: one image file
+    question: str | None = None  # question answering: one question (with context)
+    context: str | None = None  # ... and the passage that holds its answer
     labels: list[str] | None = None  # CLIP: zero-shot over these class names instead of the trained ones
     input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)

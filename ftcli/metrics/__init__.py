@@ -1,2 +1,2 @@
-"""Metrics in numpy: classification, regression, multi-label, entities, retrieval, calibration.
-Import no other ftcli folder."""
+"""Metrics in numpy: classification, regression, multi-label, entities, retrieval, calibration, SQuAD
+EM/F1, TACRED micro F1. Import no other ftcli folder."""

@@ -17,20 +17,22 @@ from ftcli.runtime.inference import infer
 
 
 class LogitsOnly(nn.Module):
-    """The model with positional tensor inputs (in ``names`` order) and one output, the logits: what ONNX
-    consumers want, for any task's inputs (token ids and masks, pixels …)."""
+    """The model with positional tensor inputs (in ``names`` order) and only its logits as outputs (``outputs``:
+    ``logits``, or a QA model's ``start_logits`` and ``end_logits``): what ONNX consumers want, for any task's
+    inputs (token ids and masks, pixels …)."""
 
-    def __init__(self, model: nn.Module, names: list[str]) -> None:
+    def __init__(self, model: nn.Module, names: list[str], outputs: tuple[str, ...] = ("logits",)) -> None:
         super().__init__()
-        self.model, self.names = model, tuple(names)
+        self.model, self.names, self.outputs = model, tuple(names), tuple(outputs)
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, tensors, strict=True))).logits
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(**dict(zip(self.names, tensors, strict=True)))
+        return tuple(getattr(out, name) for name in self.outputs)
 
 
 def export_onnx(model: nn.Module, spec: Any, path: Path, opset: int) -> list[str]:
-    """Write ``path`` from ``spec`` (input names, a sample of each, the axes that may vary; one output ``logits``);
-    return its input names."""
+    """Write ``path`` from ``spec`` (input names, a sample of each, the axes that may vary; its outputs, ``logits``
+    unless it says otherwise); return its input names."""
     model = model.float().eval()
     big = sum(p.numel() * 4 for p in model.parameters()) > 1.8e9  # protobuf's 2 GB limit
     for name in ("onnx_ir", "onnxscript"):  # their per-pass INFO lines drown what matters
@@ -38,11 +40,11 @@ def export_onnx(model: nn.Module, spec: Any, path: Path, opset: int) -> list[str
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name.*")  # shared Dims: the names are kept anyway
         torch.onnx.export(
-            LogitsOnly(model, spec.names).eval(),
+            LogitsOnly(model, spec.names, spec.outputs).eval(),
             spec.sample,
             str(path),
             input_names=spec.names,
-            output_names=["logits"],
+            output_names=list(spec.outputs),
             opset_version=opset,
             dynamo=True,
             dynamic_shapes={"tensors": tuple(spec.dynamic.get(n, {}) for n in spec.names)},
@@ -52,8 +54,11 @@ def export_onnx(model: nn.Module, spec: Any, path: Path, opset: int) -> list[str
     return list(spec.names)
 
 
-def verify_onnx(model: nn.Module, path: Path, names: list[str], batches: Any) -> tuple[float, int]:
-    """Largest |logit difference| between onnxruntime and PyTorch over ``batches``, and the rows compared."""
+def verify_onnx(
+    model: nn.Module, path: Path, names: list[str], batches: Any, outputs: tuple[str, ...] = ("logits",)
+) -> tuple[float, int]:
+    """Largest |logit difference| between onnxruntime and PyTorch over ``batches`` (every output), and the rows
+    compared."""
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -63,9 +68,13 @@ def verify_onnx(model: nn.Module, path: Path, names: list[str], batches: Any) ->
     model = model.float().eval()
 
     def worst(batch: dict[str, Any]) -> dict[str, Any]:
-        ours = model(**{k: batch[k] for k in names}).logits
-        theirs = session.run(["logits"], {k: batch[k].numpy().astype(dtypes[k]) for k in names})[0]
-        return {"diff": (ours - torch.from_numpy(theirs)).abs().flatten(1).amax(1)}
+        out = model(**{k: batch[k] for k in names})
+        theirs = session.run(list(outputs), {k: batch[k].numpy().astype(dtypes[k]) for k in names})
+        diffs = [
+            (getattr(out, o) - torch.from_numpy(t)).abs().flatten(1).amax(1)
+            for o, t in zip(outputs, theirs, strict=True)
+        ]
+        return {"diff": torch.stack(diffs).amax(0)}
 
     diffs = infer(worst, batches)["diff"]
     return float(diffs.max()), len(diffs)

@@ -18,6 +18,8 @@ from ftcli.config.tasks.clip_contrastive import ClipContrastiveConfig
 from ftcli.config.tasks.glue import GlueTaskConfig
 from ftcli.config.tasks.image_classification import ImageClassificationConfig
 from ftcli.config.tasks.image_regression import ImageRegressionConfig
+from ftcli.config.tasks.question_answering import QuestionAnsweringConfig
+from ftcli.config.tasks.relation_extraction import RelationExtractionConfig
 from ftcli.config.tasks.text_classification import TextClassificationConfig
 from ftcli.config.tasks.text_multilabel import TextMultiLabelConfig
 from ftcli.config.tasks.text_regression import TextRegressionConfig
@@ -25,13 +27,17 @@ from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.images.cache import default_cache_dir
 from ftcli.tasks.inputs.clip import ClipCaptions, ClipImages, ZeroShotBaseline
 from ftcli.tasks.inputs.images import ImageInputs
+from ftcli.tasks.inputs.marked import MarkedText
+from ftcli.tasks.inputs.questions import QuestionInputs
 from ftcli.tasks.inputs.text import TextInputs
 from ftcli.tasks.inputs.words import WordsInputs
+from ftcli.tasks.objectives.answers import SpanAnswers, read_null_threshold
 from ftcli.tasks.objectives.classification import Classification
 from ftcli.tasks.objectives.contrastive import Contrastive
 from ftcli.tasks.objectives.glue import Glue
 from ftcli.tasks.objectives.multilabel import MultiLabel, read_thresholds
 from ftcli.tasks.objectives.regression import Regression
+from ftcli.tasks.objectives.relations import Relations
 from ftcli.tasks.objectives.tagging import Tagging
 from ftcli.tasks.task import Task
 
@@ -68,6 +74,11 @@ def _contrastive(cfg: Any, cache: Path, _: Path | None) -> Task:
     )
 
 
+def _qa(cfg: Any, cache: Path, checkpoint: Path | None) -> Task:
+    objective = SpanAnswers(cfg, read_null_threshold(checkpoint))  # the threshold ftcli eval tuned and stored
+    return _plain(QuestionAnsweringConfig, QuestionInputs(cfg, cache), objective, fitted=objective)
+
+
 def _multilabel(cfg: Any, cache: Path, checkpoint: Path | None) -> Task:
     objective = MultiLabel(cfg, read_thresholds(checkpoint))  # thresholds ftcli eval tuned and stored
     return _text(cfg, cache, objective, TextMultiLabelConfig, fitted=objective)
@@ -85,6 +96,10 @@ TASKS: dict[type[TaskConfig], Builder] = {
     ImageRegressionConfig: lambda cfg, cache, _: _plain(ImageRegressionConfig, ImageInputs(cache), Regression()),
     ClipClassificationConfig: _clip,
     ClipContrastiveConfig: _contrastive,
+    QuestionAnsweringConfig: _qa,
+    RelationExtractionConfig: lambda cfg, cache, _: _plain(
+        RelationExtractionConfig, MarkedText(cfg, cache), Relations(cfg)
+    ),
 }
 _MISSING = [s.__name__ for s in subclasses(TaskConfig) if s.option and s not in TASKS]
 if _MISSING:

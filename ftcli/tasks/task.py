@@ -60,11 +60,12 @@ class Loaded:
 
 @dataclass(frozen=True)
 class OnnxSpec:
-    """A model's inputs as ONNX sees them: their names, a sample of each, the axes that may vary."""
+    """A model's inputs as ONNX sees them: their names, a sample of each, the axes that may vary; its outputs."""
 
     names: list[str]
     sample: tuple[Any, ...]
     dynamic: dict[str, dict[int, Any]]
+    outputs: tuple[str, ...] = ("logits",)  # the model output's fields ONNX returns (QA: start and end logits)
 
 
 class Inputs(Protocol):
