@@ -1,0 +1,111 @@
+"""scripts/bench_stats.py, bench_report.py and bench_readme.py: the statistics and the README splice the
+benchmark's claims rest on, against hand-computed cases and numpy as a reference."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import bench_readme  # noqa: E402
+import bench_report  # noqa: E402
+import bench_stats  # noqa: E402
+
+
+def test_quantile_matches_numpy_linear_interpolation() -> None:
+    values = sorted(np.random.default_rng(0).normal(size=37).tolist())
+    for q in (0.0, 0.025, 0.3, 0.5, 0.975, 1.0):
+        assert bench_stats._quantile(values, q) == pytest.approx(np.percentile(values, 100 * q))
+
+
+def test_speedup_is_peer_over_ours_per_round() -> None:
+    iv = bench_stats.speedup([10.0, 20.0, 5.0], [15.0, 20.0, 20.0])  # ratios 1.5, 1.0, 4.0
+    assert iv.values == [1.5, 1.0, 4.0]
+    assert iv.estimate == 1.5
+    assert iv.low is not None and iv.high is not None
+    assert 1.0 <= iv.low <= iv.estimate <= iv.high <= 4.0
+
+
+def test_constant_ratios_have_a_point_interval() -> None:
+    iv = bench_stats.speedup([10.0] * 7, [12.0] * 7)
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((1.2, 1.2, 1.2))
+    assert bench_stats.speed_verdict(iv) == "faster"
+    assert bench_stats.meets(iv, 1.1) and not bench_stats.meets(iv, 1.3)
+
+
+def test_two_values_bootstrap_median_spans_both() -> None:
+    # resampled medians of [1, 3]: 1 (p 1/4), 2 (p 1/2), 3 (p 1/4) → the 2.5% and 97.5% quantiles are 1 and 3
+    iv = bench_stats.bootstrap([1.0, 3.0], bench_stats.statistics.median)
+    assert (iv.estimate, iv.low, iv.high) == (2.0, 1.0, 3.0)
+
+
+def test_one_round_claims_nothing() -> None:
+    iv = bench_stats.speedup([10.0], [30.0])
+    assert iv.low is None and bench_stats.speed_verdict(iv) == "one round: no interval"
+    assert not bench_stats.meets(iv, 1.1)
+
+
+def test_an_interval_holding_one_is_parity_even_with_a_high_median() -> None:
+    iv = bench_stats.Interval([0.8, 1.4, 1.5], 1.4, 0.8, 1.5)
+    assert bench_stats.speed_verdict(iv) == "parity"
+    assert not bench_stats.meets(iv, 1.3)  # the median reaches it, the interval does not clear 1.0
+    assert bench_stats.speed_verdict(bench_stats.Interval([0.8], 0.8, 0.7, 0.9)) == "slower"
+
+
+def test_accuracy_difference_is_mean_points_and_equal_when_it_holds_zero() -> None:
+    iv = bench_stats.difference([0.80, 0.81, 0.79], [0.80, 0.80, 0.80])
+    assert iv.values == pytest.approx([0.0, 1.0, -1.0])
+    assert iv.estimate == pytest.approx(0.0)
+    assert bench_stats.accuracy_verdict(iv) == "equal"
+    higher = bench_stats.difference([0.9] * 5, [0.8] * 5)
+    assert bench_stats.accuracy_verdict(higher) == "higher" and higher.estimate == pytest.approx(10.0)
+
+
+def _contender(name: str, role: str, walls: list[float | None], accs: list[float]) -> dict:
+    runs = [
+        {"round": i, "ok": w is not None, "wall_s": w or 0.0, "accuracy": a}
+        for i, (w, a) in enumerate(zip(walls, accs, strict=True))
+    ]
+    return {"name": name, "role": role, "settings": "", "runs": runs}
+
+
+def test_analyse_pairs_only_rounds_both_finished_and_picks_the_fastest_peer() -> None:
+    row = {
+        "title": "(x)",
+        "ours": "ftcli",
+        "target": 1.1,
+        "contenders": [
+            _contender("ftcli", "ftcli", [10.0, 10.0, None], [0.8, 0.8, 0.8]),
+            _contender("slow", "peer", [30.0, 30.0, 30.0], [0.8, 0.8, 0.8]),
+            _contender("fast", "peer", [12.0, 11.0, 5.0], [0.7, 0.8, 0.8]),
+            _contender("floor", "context", [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]),
+        ],
+    }
+    bench_report.analyse(row)
+    assert row["strongest"] == "fast"  # median 11 s; the context row does not count
+    fast = row["comparisons"]["fast"]
+    assert fast["rounds"] == [0, 1]  # round 2 failed on ftcli's side: its pair is dropped
+    assert fast["speedup"]["values"] == pytest.approx([1.2, 1.1])
+    assert fast["accuracy_points"]["values"] == pytest.approx([10.0, 0.0])
+    assert row["target_met"] is True
+
+
+def test_readme_splice_replaces_only_between_markers() -> None:
+    readme = "# x\n## Performance\nprose\n<!-- bench:begin -->\nold\n<!-- bench:end -->\nafter\n"
+    out = bench_readme.splice(readme, "| new |\n")
+    assert out == "# x\n## Performance\nprose\n<!-- bench:begin -->\n| new |\n<!-- bench:end -->\nafter\n"
+    with pytest.raises(ValueError):
+        bench_readme.splice("no markers", "t")
+
+
+def test_readme_refuses_a_partial_run() -> None:
+    whole = {"quick": False, "rounds": 7, "rows": list("abcdef"), "timm_train": "train.py"}
+    assert bench_readme.why_not(whole) is None
+    assert "smoke" in bench_readme.why_not({**whole, "quick": True})
+    assert "7" in bench_readme.why_not({**whole, "rounds": 3})
+    assert "d, e" in bench_readme.why_not({**whole, "rows": list("abcf")})
+    assert "timm" in bench_readme.why_not({**whole, "timm_train": None})
