@@ -1,5 +1,5 @@
 """``python -m ftcli`` / ``accelerate launch -m ftcli train ...``: the CLI."""
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 
 main()

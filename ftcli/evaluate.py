@@ -9,16 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
-from ftcli.checkpoint import find_checkpoints, load_checkpoint, task_of
-from ftcli.config import LOWER_IS_BETTER, FtcliError, train_metric, validate
-from ftcli.runtime import inference_batch_size, make_accelerator
-from ftcli.tasks import Task
+from ftcli.config.errors import FtcliError
+from ftcli.config.registry import train_metric
+from ftcli.config.validate import validate
+from ftcli.data.labels import LabelError
+from ftcli.metrics.compare import LOWER_IS_BETTER
+from ftcli.reporting.progress import console
+from ftcli.reporting.report import print_report, summary_line, write_comparison, write_report
+from ftcli.runtime.accelerator import inference_batch_size, make_accelerator
+from ftcli.tasks.task import Evaluation, Task
+from ftcli.training.checkpoint import find_checkpoints, load_checkpoint, task_of
 
 
 def run_labels(ckpts: list[Path]) -> list[str]:
     """Short names for checkpoints in a comparison: the run dir and the overrides that differ between runs."""
-    from omegaconf import OmegaConf
 
     runs = [c.parent.parent if c.parent.name == "checkpoints" else c for c in ckpts]
     overrides = []
@@ -61,8 +67,6 @@ def run_eval(cfg: Any) -> dict[str, Any]:
         accelerator.free_memory()  # drop this model before the next one loads
     metric = rows[0]["metric"]
     if accelerator.is_main_process:
-        from ftcli.report import write_comparison
-
         write_comparison(rows, out, metric)
     accelerator.end_training()
     pick = min if metric in LOWER_IS_BETTER else max
@@ -76,7 +80,6 @@ def eval_dataset_config(cfg: Any, run_cfg: Any) -> Any:
     ``dataset=<option>`` replaces it; ``dataset.<key>=<value>`` alone changes that key of the run's own
     dataset (e.g. ``dataset.max_eval_samples=200`` or ``dataset.validation_file=other.csv``).
     """
-    from omegaconf import OmegaConf
 
     group, keys = _dataset_overrides()
     if group or run_cfg is None:
@@ -92,13 +95,12 @@ def eval_checkpoint(
 ) -> tuple[dict[str, Any], Any]:
     """Metrics (and the task's extras: calibration, intervals) of one checkpoint on ``cfg.eval.split``;
     files into ``out``. Returns the metrics and the dataset config used (for further checkpoints)."""
-    from omegaconf import OmegaConf
 
     model, processor, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
     task = task_of(run_cfg, ckpt)
     seed = run_cfg.trainer.seed if run_cfg is not None else 42
     dataset_cfg = dataset_cfg or eval_dataset_config(cfg, run_cfg)
-    names = task.checkpoint_labels(model, processor, dataset_cfg, seed, cfg.eval)  # CLIP from elsewhere: the data's
+    names = checkpoint_labels(task, model, processor, dataset_cfg, seed, cfg.eval)  # CLIP from elsewhere: the data's
     dataset_cfg = _with_label_names(dataset_cfg, names, ckpt)
     trained_with = run_cfg.trainer.eval_batch_size if run_cfg is not None else None
     batch_size = inference_batch_size(cfg.eval.batch_size or trained_with, accelerator.device)
@@ -109,23 +111,31 @@ def eval_checkpoint(
     outputs, labels, seconds = outputs_of(cfg.eval.split)
     metrics = task.metrics(outputs, labels, names)
     metrics["samples_per_s"] = len(labels) / max(seconds, 1e-9)
-    metrics.update(task.eval_extras(outputs, labels, cfg.eval, seed, other=lambda split: outputs_of(split)[:2]))
+    how = Evaluation(cfg.eval, seed, other=lambda split: outputs_of(split)[:2])
+    metrics.update(task.eval_extras(outputs, labels, names, how))
     metric = train_metric(run_cfg) if run_cfg is not None else task.metric
-    metrics.update(checkpoint=str(ckpt), split=cfg.eval.split, dataset=dataset_cfg.name, task=task.schema.option)
+    metrics.update(checkpoint=str(ckpt), split=cfg.eval.split, dataset=dataset_cfg.name, task=task.name)
     metrics["metric"] = metric
     if accelerator.is_main_process:
-        stored = task.save_fitted(ckpt, metrics)  # e.g. tuned thresholds: predict and later evals use them
+        stored = task.fitted.save_fitted(ckpt, metrics) if task.fitted else None  # tuned thresholds: kept
         if stored:
-            from ftcli.progress import console
-
             console.print(stored)
         write_results(metrics, names, out, ckpt, cfg.eval.plots, many)
     return metrics, dataset_cfg
 
 
+def checkpoint_labels(task: Task, model: Any, processor: Any, dataset_cfg: Any, seed: int, options: Any) -> list[str]:
+    """The names of a checkpoint's outputs, in order; a CLIP folder not written by ftcli (zero-shot evaluation, no
+    training): the data's class names, and the head made from them with ``eval.templates``."""
+    if task.zero_shot is not None and task.zero_shot.plain(model):
+        names = task.load_data(dataset_cfg, seed).label_names
+        task.zero_shot.relabel(model, processor, names, [str(t) for t in options.templates], "eval.templates")
+        return names
+    return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
 def _with_label_names(dataset_cfg: Any, names: list[str], ckpt: Path) -> Any:
     """A copy of the dataset config whose labels map through the model's own names, not the data's order."""
-    from omegaconf import OmegaConf
 
     dataset_cfg = OmegaConf.create(OmegaConf.to_container(dataset_cfg))
     if not dataset_cfg.get("label_names"):
@@ -155,9 +165,9 @@ def split_outputs(
         if split not in data.splits:
             raise FtcliError(f"eval.split={split}: dataset {dataset_cfg.name} has {', '.join(data.splits)}")
         with acc.main_process_first():
-            ds = task.encode(data.splits[split], data.columns, processor, model_cfg)
+            ds = task.encode(data.splits[split], data, processor, model_cfg)
         start = time.perf_counter()
-        outputs, labels = task.outputs(model, acc.prepare(task.eval_loader(ds, processor, batch_size)), acc)
+        outputs, labels = task.outputs(model, acc.prepare(task.eval_loader(ds, processor, batch_size)), processor, acc)
         return outputs, labels, time.perf_counter() - start
 
     return outputs_of
@@ -165,7 +175,6 @@ def split_outputs(
 
 def _naming_labels(outputs_of: SplitOutputs, checkpoint: Any, names: list[str]) -> SplitOutputs:
     """Labels outside the checkpoint's label set: say that the set came from the checkpoint."""
-    from ftcli.data import LabelError
 
     def checked(split: str) -> tuple[np.ndarray, np.ndarray, float]:
         try:
@@ -178,8 +187,6 @@ def _naming_labels(outputs_of: SplitOutputs, checkpoint: Any, names: list[str]) 
 
 def write_results(metrics: dict[str, Any], names: list[str], out: Path, ckpt: Path, plots: bool, many: bool) -> None:
     """eval.json, the report with its pictures, and the terminal summary (one line when several follow)."""
-    from ftcli.progress import console
-    from ftcli.report import print_report, summary_line, write_report
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(metrics, indent=2))

@@ -1,6 +1,6 @@
 """``ftcli leaderboard <sweep dir>``: every trial of a sweep, ranked, as a table, CSV and Markdown.
 
-Reads what the trials left on disk (``status.json`` from :mod:`ftcli.sweep`, else Hydra's
+Reads what the trials left on disk (``status.json`` from :mod:`ftcli.training.trials`, else Hydra's
 ``.hydra/overrides.yaml`` and train's ``metrics.json``), so it works on a finished sweep, a running one
 and one that crashed half way. No torch here: it must answer in a blink.
 """
@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftcli.config import LOWER_IS_BETTER, FtcliError, TaskConfig, subclasses
+from ftcli.config.errors import FtcliError
+from ftcli.config.registry import subclasses
+from ftcli.config.schemas import TaskConfig
+from ftcli.metrics.compare import LOWER_IS_BETTER
 
 # every metric a task reports (what --metric may name)
 METRICS = tuple(dict.fromkeys(m for s in subclasses(TaskConfig) for m in s.metrics))
@@ -62,7 +65,7 @@ def _load_yaml_list(path: Path) -> list[str]:
 
 def read_trial(root: Path, job: Path) -> Trial:
     """One trial from its dir: status.json when ftcli ran it, else what Hydra and train wrote."""
-    from ftcli.sweep import read_status
+    from ftcli.training.trials import read_status
 
     name = str(job.relative_to(root)) if job != root else "."
     metrics_file = job / "metrics.json"
@@ -199,7 +202,7 @@ def main(argv: list[str]) -> None:
 
     from rich.table import Table
 
-    from ftcli.progress import console
+    from ftcli.reporting.progress import console
 
     root: Path = args.sweep_dir
     trials = find_trials(root)

@@ -1,141 +1,84 @@
-"""``ftcli predict``: the task's prediction for one input, or for every row of a CSV/TSV/JSON(L) file
-(images: also every image in a folder, or in a .txt list of paths)."""
+"""``ftcli predict``: the task's prediction for one input, or for every row of a CSV/TSV/JSON(L) file (images: also
+every image in a folder, or in a .txt list of paths)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
-from ftcli.config import FtcliError
-
-FORMATS = (".csv", ".tsv", ".json", ".jsonl")
-
-
-def read_rows(path: Path, quoting: str) -> list[dict[str, Any]]:
-    """The rows of a CSV/TSV (header line first) or JSON Lines / JSON array file, as dicts."""
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise FtcliError(f"input={path}: no such file")
-    if suffix not in FORMATS:
-        raise FtcliError(f"input={path}: unknown format; use one of {', '.join(FORMATS)}")
-    text = path.read_text(encoding="utf-8")
-    if suffix in (".json", ".jsonl"):
-        try:
-            if text.lstrip().startswith("["):
-                return list(json.loads(text))
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as e:
-            raise FtcliError(f"input={path}: not JSON Lines nor a JSON array ({e})") from e
-    return list(csv.DictReader(io.StringIO(text, newline=""), **_dialect(suffix, quoting)))
-
-
-def _dialect(suffix: str, quoting: str, writing: bool = False) -> dict[str, Any]:
-    """csv options: tab for .tsv; quoting=none for GLUE-style files with bare quotes inside the text."""
-    opts: dict[str, Any] = {"delimiter": "\t" if suffix == ".tsv" else ","}
-    opts["quoting"] = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
-    if writing and quoting == "none":  # a delimiter inside a field cannot be quoted: escape it
-        opts["escapechar"] = "\\"
-    return opts
-
-
-def flatten(pred: dict[str, Any]) -> dict[str, Any]:
-    """A prediction as flat columns for CSV/TSV: a dict value (the probabilities) becomes one column each."""
-    flat: dict[str, Any] = {}
-    for key, value in pred.items():
-        if isinstance(value, dict):
-            prefix = "prob" if key == "probabilities" else key
-            flat.update({f"{prefix}_{k}": f"{v:.6f}" for k, v in value.items()})
-        elif isinstance(value, list):  # several labels, entity spans: one JSON cell
-            flat[key] = json.dumps(value, ensure_ascii=False)
-        else:
-            flat[key] = f"{value:.6f}" if isinstance(value, float) else value
-    return flat
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]], preds: list[dict[str, Any]], quoting: str) -> None:
-    """The input rows plus each prediction's fields (``predicted_<field>`` where the rows have that column
-    already, e.g. a gold ``label``); dict fields flattened to columns in CSV/TSV, kept whole in JSON(L)."""
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise FtcliError(f"output={path}: unknown format; use one of {', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    taken = set(rows[0]) if rows else set()
-    preds = [
-        {(f"predicted_{k}" if k in taken and not isinstance(v, dict) else k): v for k, v in p.items()} for p in preds
-    ]
-    if suffix in (".json", ".jsonl"):
-        out = [{**r, **p} for r, p in zip(rows, preds, strict=True)]
-        text = (
-            json.dumps(out, ensure_ascii=False, indent=1)
-            if suffix == ".json"
-            else "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out)
-        )
-        path.write_text(text, encoding="utf-8")
-        return
-    flat = [flatten(p) for p in preds]
-    columns = list(rows[0]) if rows else []
-    header = [*columns, *(flat[0] if flat else {})]
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, **_dialect(suffix, quoting, writing=True))
-        w.writerow(header)
-        for r, p in zip(rows, flat, strict=True):
-            w.writerow([r.get(c, "") for c in columns] + list(p.values()))
+from ftcli.config.errors import FtcliError
+from ftcli.config.validate import validate
+from ftcli.data.rows import FORMATS, read_rows, write_rows
+from ftcli.reporting.progress import console
+from ftcli.runtime.accelerator import inference_batch_size, make_accelerator
+from ftcli.tasks.task import Loaded, Task
+from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_of
 
 
 def run_predict(cfg: Any) -> dict[str, Any]:
     """``ftcli predict``: one input printed (``text=``, ``image=``), or ``input=`` rows written to ``output=``."""
-    from omegaconf import OmegaConf
-
-    from ftcli.checkpoint import load_checkpoint, resolve_checkpoint, task_of
-    from ftcli.config import validate
-    from ftcli.progress import console
-    from ftcli.runtime import inference_batch_size, make_accelerator
-    from ftcli.tasks.base import Loaded
-
     validate(cfg)
     if sum(cfg.get(k) is not None for k in ("text", "image", "input")) != 1:
         raise FtcliError('predict needs exactly one of text="...", image=<file> or input=<file> (with output=<file>)')
     ckpt = resolve_checkpoint(cfg.checkpoint)
     model, processor, run_cfg = load_checkpoint(ckpt)
     task = task_of(run_cfg, ckpt)
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    predictor = task.predictor
+    if predictor is None:
+        raise FtcliError(f"checkpoint={ckpt}: a {task.name} checkpoint has no predict")
     model_cfg = run_cfg.model if run_cfg is not None else OmegaConf.create({"max_length": 512})
     accelerator = make_accelerator(cfg.hardware)
     model.to(accelerator.device)
+    names = output_names(task, model, processor, cfg)
     loaded = Loaded(model, processor, model_cfg, accelerator)
     dataset = run_cfg.dataset if run_cfg is not None else None
     if cfg.input is None:
-        row, columns = task.single_input(cfg)
-        outputs = task.predict_outputs(loaded, [row], columns, 1)
-        pred = task.predictions(outputs, names)[0]
+        row, columns = predictor.single_input(cfg)
+        pred = task.objective.predictions(predictor.predict(loaded, [row], columns, 1, Path(".")), names)[0]
         show(pred)
         return pred
     src = Path(cfg.input).expanduser()
     quoting = input_quoting(cfg, dataset, src)
-    rows = task.input_rows(src)  # images: a folder or a list of paths
+    rows = predictor.input_rows(src)  # images: a folder or a list of paths
     rows = read_rows(src, quoting) if rows is None else rows
     if not rows:
         raise FtcliError(f"input={cfg.input}: no rows")
-    columns = task.input_columns_of(cfg, dataset, rows, str(cfg.input))
+    columns = predictor.input_columns(cfg, dataset, rows, str(cfg.input))
     start = time.perf_counter()
-    batch_size = inference_batch_size(cfg.batch_size, accelerator.device)
-    outputs = task.predict_outputs(loaded, rows, columns, batch_size)
+    base = src.resolve().parent if src.is_file() else Path(".")  # relative paths in a file: relative to its folder
+    outputs = predictor.predict(loaded, rows, columns, inference_batch_size(cfg.batch_size, accelerator.device), base)
     rate = len(rows) / max(time.perf_counter() - start, 1e-9)
     suffix = src.suffix if src.suffix.lower() in FORMATS else ".csv"  # a folder or a .txt list: CSV
     dest = Path(cfg.output).expanduser() if cfg.output else Path(cfg.output_dir) / f"predictions{suffix}"
-    write_rows(dest, rows, task.predictions(outputs, names), quoting)
+    write_rows(dest, rows, task.objective.predictions(outputs, names), quoting)
     result: dict[str, Any] = {"rows": len(rows), "output": str(dest), "samples_per_s": rate}
     result.update(agreement(task, outputs, rows, dataset, names))
-    metric = task.metric
-    against = f" · {metric} against its labels {result[metric]:.4f}" if metric in result else ""
+    against = f" · {task.metric} against its labels {result[task.metric]:.4f}" if task.metric in result else ""
     console.print(f"{len(rows)} rows ({rate:.0f}/s) → {dest}{against}")
     return result
+
+
+def output_names(task: Task, model: Any, processor: Any, cfg: Any) -> list[str]:
+    """The names of the model's outputs: its own labels, or (``labels=[…]``, a CLIP/SigLIP checkpoint) other class
+    names, its head made zero-shot from them."""
+    labels = cfg.get("labels")
+    if labels is None:
+        return [model.config.id2label[i] for i in range(model.config.num_labels)]
+    names = [str(n) for n in labels]
+    if task.zero_shot is None:
+        raise FtcliError(
+            f"labels={names}: only a CLIP or SigLIP checkpoint classifies over other labels (zero-shot); this one "
+            f"is a {task.name} checkpoint: leave labels out"
+        )
+    if len(names) < 2 or len(set(names)) != len(names) or not all(n.strip() for n in names):
+        raise FtcliError(f"labels={names}: give at least two distinct, non-empty class names, e.g. labels=[cat,dog]")
+    task.zero_shot.relabel(model, processor, names)
+    return names
 
 
 def input_quoting(cfg: Any, dataset: Any, src: Path) -> str:
@@ -147,17 +90,15 @@ def input_quoting(cfg: Any, dataset: Any, src: Path) -> str:
     return str(dataset.quoting) if same_kind else "minimal"
 
 
-def agreement(task: Any, outputs: np.ndarray, rows: list[dict[str, Any]], dataset: Any, names: list[str]) -> dict:
+def agreement(task: Task, outputs: np.ndarray, rows: list[dict[str, Any]], dataset: Any, names: list[str]) -> dict:
     """When the file has the training data's label column, how well the predictions match it."""
     label_col = dataset.label_column if dataset is not None else "label"
-    gold = task.gold([r.get(label_col) for r in rows], names) if label_col in rows[0] else None
+    gold = task.objective.gold([r.get(label_col) for r in rows], names) if label_col in rows[0] else None
     return {} if gold is None else {task.metric: task.metrics(outputs, gold, names)[task.metric]}
 
 
 def show(pred: dict[str, Any]) -> None:
     """One prediction on the terminal: the answer in bold, then what supports it."""
-    from ftcli.progress import console
-
     for value in pred.values():
         if isinstance(value, dict):
             for k, v in value.items():

@@ -41,7 +41,7 @@ def imagenet_check() -> list[str]:
     from PIL import Image
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from ftcli.vision import packaged_folder
+    from ftcli.models.packaged import packaged_folder
 
     cache = Path(os.environ.get("FTCLI_CACHE_DIR") or Path.home() / ".cache" / "ftcli").expanduser()
     folder = packaged_folder("timm/tf_efficientnet_lite0.in1k", cache)

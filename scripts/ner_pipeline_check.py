@@ -17,7 +17,7 @@ from pathlib import Path
 
 def validation_texts(run_cfg: object) -> list[str]:
     """The checkpoint's validation sentences, their tokens joined by spaces (what predict reads)."""
-    from ftcli.checkpoint import task_of
+    from ftcli.training.checkpoint import task_of
 
     task = task_of(run_cfg)
     data = task.load_data(run_cfg.dataset, run_cfg.trainer.seed)  # type: ignore[attr-defined]
@@ -31,10 +31,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from accelerate import Accelerator
+    from ftcli.tasks.base import Loaded
     from transformers import pipeline
 
-    from ftcli.checkpoint import load_checkpoint, resolve_checkpoint, task_of
-    from ftcli.tasks.base import Loaded
+    from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_of
 
     ckpt = resolve_checkpoint(args.checkpoint)
     model, tokenizer, run_cfg = load_checkpoint(ckpt)

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, ftcli, load_data, predict
+from helpers.runs import TINY, compose_cmd, ftcli, load_data, predict
 
-from ftcli.checkpoint import find_checkpoints
 from ftcli.evaluate import run_eval
+from ftcli.training.checkpoint import find_checkpoints
 
 HAS_PLOTS = importlib.util.find_spec("matplotlib") is not None
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx"))
@@ -25,19 +25,6 @@ def tiny_run(tiny_full):
     """The shared short full fine-tuning run of the tiny model: its run dir (metrics.jsonl, checkpoints)."""
     out, cfg, result = tiny_full
     return out, result, cfg
-
-
-def compose_cmd(config: str, *overrides: str, out: Path):
-    """predict/export configs (they have no cache_dir, so the shared ``compose`` fixture does not fit)."""
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config import config_dir, register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="test"):
-        cfg = compose(config_name=config, overrides=list(overrides))
-    cfg.output_dir = str(out)
-    return cfg
 
 
 def _png_with_content(path: Path) -> None:
@@ -209,8 +196,8 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
-    from ftcli.checkpoint import load_checkpoint
     from ftcli.export import run_export
+    from ftcli.training.checkpoint import load_checkpoint
 
     run, _, train_cfg = tiny_run
     res = run_export(compose_cmd("export", f"checkpoint={run}", f"output={tmp_path}/onnx", out=tmp_path / "run"))
@@ -232,8 +219,8 @@ def test_onnx_export_matches_pytorch_on_the_validation_set(tiny_run, compose, tm
 def test_safetensors_export_is_a_clean_folder_that_predicts_the_same(tiny_run, compose, tmp_path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ftcli.checkpoint import load_checkpoint
     from ftcli.export import run_export
+    from ftcli.training.checkpoint import load_checkpoint
 
     run, _, _ = tiny_run
     res = run_export(
@@ -253,8 +240,8 @@ def test_safetensors_export_merges_a_lora_adapter(tiny_run, compose, tmp_path) -
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
-    from ftcli.checkpoint import load_checkpoint
     from ftcli.export import run_export
+    from ftcli.training.checkpoint import load_checkpoint
 
     run, _, _ = tiny_run
     base, tok, _ = load_checkpoint(run / "checkpoints" / "best")
@@ -358,7 +345,7 @@ def test_evaluation_moves_each_batch_off_the_device() -> None:
 def test_free_text_survives_hydras_override_parser(text: str) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from ftcli.cli import quote_free_text
+    from ftcli.cli.args import quote_free_text
 
     parsed = OverridesParser.create().parse_overrides([quote_free_text(f"text={text}")])[0]
     assert parsed.value() == text
@@ -366,7 +353,8 @@ def test_free_text_survives_hydras_override_parser(text: str) -> None:
 
 @pytest.mark.parametrize("config", ["predict", "export"])
 def test_predict_and_export_configs_compose_validate_and_name_bad_keys(config: str, tmp_path) -> None:
-    from ftcli.config import FtcliError, validate
+    from ftcli.config.errors import FtcliError
+    from ftcli.config.validate import validate
 
     validate(compose_cmd(config, "checkpoint=somewhere", out=tmp_path))
     bad = "batch_size=0" if config == "predict" else "format=tflite"
@@ -376,12 +364,12 @@ def test_predict_and_export_configs_compose_validate_and_name_bad_keys(config: s
 
 @pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl", ".json"])
 def test_prediction_files_round_trip_awkward_text(ext: str, tmp_path) -> None:
-    from ftcli.predict import read_rows, write_rows
+    from ftcli.data.rows import read_rows, write_rows
 
     rows = [{"text": 'a \\ back, "quoted"\tand\na new line', "id": "1"}, {"text": "plain", "id": "2"}]
-    from ftcli.tasks.text_classification import TextClassification
+    from ftcli.tasks.objectives.classification import Classification
 
-    preds = TextClassification(None).predictions(np.log(np.array([[0.2, 0.8], [0.6, 0.4]])), ["neg", "pos"])
+    preds = Classification().predictions(np.log(np.array([[0.2, 0.8], [0.6, 0.4]])), ["neg", "pos"])
     write_rows(tmp_path / f"p{ext}", rows, preds, "minimal")
     back = read_rows(tmp_path / f"p{ext}", "minimal")
     assert [r["text"] for r in back] == [r["text"] for r in rows]

@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles (imports inside functions included), no function over 80 lines."""
+"""The package's shape: folders import only the folders below them (the layer table), no import cycles (imports
+inside functions included), no function over 80 lines."""
 
 from __future__ import annotations
 
@@ -69,6 +70,66 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return found
+
+
+# Which ftcli folders each folder may import (its own sub-folders always). The top-level modules are the commands
+# (train, evaluate, predict, export, leaderboard); nothing imports the cli. The files shipped inside checkpoints
+# import nothing of ftcli at all: transformers copies them beside the weights.
+BELOW_TASKS = {"config", "metrics", "runtime", "reporting", "data", "models"}
+LAYERS: dict[str, set[str]] = {
+    "config": set(),
+    "metrics": set(),
+    "models.shipped": set(),
+    "runtime": {"config"},
+    "reporting": {"config", "metrics"},
+    "data": {"config", "metrics", "runtime", "reporting"},
+    "models": {"config", "metrics", "runtime", "reporting"},
+    "tasks": BELOW_TASKS,
+    "training": {*BELOW_TASKS, "tasks"},
+    "commands": {*BELOW_TASKS, "tasks", "training"},
+    "cli": {*BELOW_TASKS, "tasks", "training", "commands"},
+}
+
+
+def layer(module: str) -> str:
+    """The row of the layer table a module is in: its folder (``models.shipped`` apart), else a command."""
+    parts = module.split(".")[1:]
+    if parts[:1] == ["__main__"]:
+        return "cli"
+    if ".".join(parts[:2]) in LAYERS:
+        return ".".join(parts[:2])
+    return parts[0] if parts and parts[0] in LAYERS else "commands"
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import against the layer table: ``importer (its layer) → imported (its layer)``."""
+    found = []
+    for name, targets in sorted(graph.items()):
+        mine = layer(name)
+        for target in sorted(targets):
+            theirs = layer(target)
+            folder = theirs.split(".")[0]  # models.shipped is part of models for whoever imports it
+            if folder != mine.split(".")[0] and folder not in LAYERS[mine] or mine == "models.shipped":
+                found.append(f"{name} ({mine}) → {target} ({theirs})")
+    return found
+
+
+def test_every_import_follows_the_layer_table() -> None:
+    found = modules()
+    graph = {name: imports(name, path, set(found)) for name, path in found.items()}
+    assert violations(graph) == []
+
+
+def test_the_layer_check_fails_on_an_import_against_the_table(tmp_path: Path) -> None:
+    """A deliberately wrong import, inside a function as well as at the top: data may not import tasks, config
+    nothing, the shipped modeling code nothing of ftcli."""
+    (tmp_path / "a.py").write_text("def f():\n    from ftcli.tasks.registry import build_task\n")
+    edges = imports("ftcli.data.a", tmp_path / "a.py", {"ftcli.tasks.registry"})
+    known = {"ftcli.tasks.registry": set(), "ftcli.data.a": edges}
+    assert violations(known) == ["ftcli.data.a (data) → ftcli.tasks.registry (tasks)"]
+    graph = {"ftcli.config.x": {"ftcli.metrics.y"}, "ftcli.models.shipped.m": {"ftcli.models.text"}}
+    assert len(violations(graph)) == 2
+    assert violations({"ftcli.tasks.t": {"ftcli.models.shipped.m"}, "ftcli.train": {"ftcli.training.loop"}}) == []
 
 
 def test_the_import_graph_has_no_cycle() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, load_data
+from helpers.runs import TINY, load_data
 
 from ftcli.evaluate import run_eval
 from ftcli.train import train
@@ -54,7 +54,7 @@ def test_pooled_checkpoint_loads_in_plain_transformers_and_predicts_like_ftcli(t
     cfg = json.loads((best / "config.json").read_text())
     assert cfg["auto_map"]["AutoModelForSequenceClassification"].startswith("modeling_ftcli.")
     assert cfg["id2label"] == {"0": "negative", "1": "positive"}
-    from ftcli.checkpoint import load_checkpoint
+    from ftcli.training.checkpoint import load_checkpoint
 
     model, tok, _ = load_checkpoint(best)
     with torch.inference_mode():
@@ -78,7 +78,7 @@ def test_native_head_checkpoint_loads_without_custom_code(compose, tmp_path) -> 
     train(cfg)
     best = Path(cfg.output_dir) / "checkpoints" / "best"
     assert "auto_map" not in json.loads((best / "config.json").read_text())
-    from ftcli.checkpoint import load_checkpoint
+    from ftcli.training.checkpoint import load_checkpoint
 
     model, tok, _ = load_checkpoint(best)
     with torch.inference_mode():
@@ -87,8 +87,8 @@ def test_native_head_checkpoint_loads_without_custom_code(compose, tmp_path) -> 
 
 
 def test_feature_extract_keeps_backbone_bit_identical_and_reuses_the_cache(compose, tmp_path) -> None:
-    from ftcli.checkpoint import load_checkpoint
-    from ftcli.models import build_model, load_tokenizer
+    from ftcli.models.text import build_model, load_tokenizer
+    from ftcli.training.checkpoint import load_checkpoint
 
     cfg = compose(*TINY, "strategy=feature_extract", "trainer.epochs=2", out=tmp_path / "a")
     data = load_data(cfg.dataset, cfg.trainer.seed)
@@ -134,7 +134,7 @@ def test_dry_run_reports_trainable_parameters_without_training(compose) -> None:
 
 
 def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path, monkeypatch) -> None:
-    from ftcli.tasks.text import TextTask
+    from ftcli.tasks.inputs.text import TextInputs
 
     overrides = (*TINY, "strategy=feature_extract", "dataset.max_train_samples=300")
     train(compose(*overrides, out=tmp_path / "cold"))
@@ -142,7 +142,7 @@ def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path,
     def forbidden(*args, **kwargs):
         raise AssertionError("features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr(TextTask, "frozen_features", forbidden)
+    monkeypatch.setattr(TextInputs, "compute", forbidden)
     train(compose(*overrides, out=tmp_path / "warm"))  # same key: cache hit
     train(compose(*overrides, "strategy.pooling=cls", out=tmp_path / "cls"))  # every pooling is cached
     with pytest.raises(AssertionError, match="recomputed"):
@@ -150,8 +150,8 @@ def test_a_second_feature_extract_run_never_runs_the_backbone(compose, tmp_path,
 
 
 def test_tokenisation_is_cached_across_calls(compose) -> None:
-    from ftcli.models import load_tokenizer
-    from ftcli.tokens import tokenize
+    from ftcli.data.text import tokenize
+    from ftcli.models.text import load_tokenizer
 
     cfg = compose(*TINY)
     data = load_data(cfg.dataset, 0)
@@ -167,7 +167,7 @@ def test_tokenisation_is_cached_across_calls(compose) -> None:
 @pytest.mark.parametrize("k", [2, 3, 5])
 def test_metrics_agree_with_scikit_learn(k: int) -> None:
     sk = pytest.importorskip("sklearn.metrics")
-    from ftcli.metrics import classification_metrics as compute_metrics
+    from ftcli.metrics.classification import classification_metrics as compute_metrics
 
     rng = np.random.default_rng(k)
     labels = rng.integers(0, k, size=400)
@@ -186,8 +186,8 @@ def test_metrics_agree_with_scikit_learn(k: int) -> None:
 
 
 def test_last_equal_to_best_is_linked_not_rewritten(tiny_run, tmp_path) -> None:
-    from ftcli.checkpoint import load_checkpoint
-    from ftcli.files import link_checkpoint, verify_manifest
+    from ftcli.runtime.files import link_checkpoint, verify_manifest
+    from ftcli.training.checkpoint import load_checkpoint
 
     _, _, out = tiny_run
     best = out / "checkpoints" / "best"
@@ -199,12 +199,12 @@ def test_last_equal_to_best_is_linked_not_rewritten(tiny_run, tmp_path) -> None:
 
 
 def test_head_only_run_writes_its_best_head_once_and_eval_reproduces_it(compose, tmp_path, monkeypatch) -> None:
-    import ftcli.checkpoint
+    import ftcli.training.checkpoint
 
     writes: list[str] = []
-    real = ftcli.checkpoint.save_checkpoint
+    real = ftcli.training.checkpoint.save_checkpoint
     monkeypatch.setattr(
-        ftcli.checkpoint, "save_checkpoint", lambda *a, **k: (writes.append(Path(a[2]).name), real(*a, **k))[1]
+        ftcli.training.checkpoint, "save_checkpoint", lambda *a, **k: (writes.append(Path(a[2]).name), real(*a, **k))[1]
     )
     overrides = ("strategy=feature_extract", "trainer.epochs=4", "trainer.eval_every_steps=1", "strategy.lr=0.05")
     cfg = compose(*TINY, *overrides)

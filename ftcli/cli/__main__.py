@@ -1,0 +1,5 @@
+"""``python -m ftcli.cli``: the CLI."""
+
+from ftcli.cli.main import main
+
+main()

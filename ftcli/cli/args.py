@@ -1,0 +1,133 @@
+"""Reading ftcli's command line before Hydra does: which arguments are overrides, free text quoted for Hydra,
+sweeps expanded for the up-front check, and the one-line answer to a mistake."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+# Hydra flags that take a value, and flags after which no job runs (no preflight needed).
+VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
+
+
+NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
+
+
+# Hydra modes that print instead of running: with -m Hydra refuses them with a ValueError traceback.
+PRINT_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr and exit status 2: how ftcli answers a user mistake."""
+    print(f"ftcli: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair", "image")) -> str:
+    """``text=it's great, really`` → a Hydra-quoted value, so commas and quotes in free text (and file names)
+    just work."""
+    key, sep, value = arg.partition("=")
+    if not sep or key not in keys or value[:1] in ("'", '"'):
+        return arg
+    import re
+
+    # Hydra unescapes a backslash only before a quote or at the end of a quoted value
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"{key}='{escaped}'"
+
+
+def split_overrides(args: list[str]) -> tuple[list[str], bool]:
+    """The key=value overrides among Hydra's arguments, and whether a job will run at all."""
+    overrides, runs, skip = [], True, False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in NO_RUN_FLAGS:
+            runs = False
+        elif a in VALUE_FLAGS:
+            skip = True
+        elif not a.startswith("-") and "=" in a and not a.startswith("hydra."):
+            overrides.append(a)
+    return overrides, runs
+
+
+def positional_end(args: list[str]) -> int:
+    """Where another override goes: after the last positional argument (Hydra's parser wants them together),
+    else at the end."""
+    end, skip = len(args), False
+    last = None
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+        elif a in VALUE_FLAGS:
+            skip = True
+        elif not a.startswith("-"):
+            last = i
+    return end if last is None else last + 1
+
+
+def with_overrides(args: list[str], *extra: str) -> list[str]:
+    at = positional_end(args)
+    return [*args[:at], *extra, *args[at:]]
+
+
+def resolvable(args: list[str]) -> list[str]:
+    """``--cfg ... --resolve`` without Hydra's InterpolationValidationError / KeyError tracebacks."""
+    if not any(a.startswith("hydra.runtime.output_dir=") for a in args):
+        # output_dir is ${hydra:runtime.output_dir}, which Hydra sets only when a job runs: the run dir it would be
+        args = with_overrides(args, "hydra.runtime.output_dir=${hydra:run.dir}")
+    at = next((i for i, a in enumerate(args[:-1]) if a in ("--cfg", "-c") and args[i + 1] == "hydra"), None)
+    if at is not None and _flag_value(args, "--package", "-p") is None:
+        # Hydra's run dir names the model and strategy, which --cfg hydra leaves out: print it from the whole config
+        args = [*args[:at], "--cfg", "all", "--package", "hydra", *args[at + 2 :]]
+    return args
+
+
+def answers_only(command: str, overrides: list[str]) -> bool:
+    """Commands that only print an answer: ``predict text=...`` (``image=...``) and ``train trainer.dry_run=true``."""
+    values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
+    if command == "predict":
+        return ("text" in values or "image" in values) and values.get("input", "null") == "null"
+    return command == "train" and values.get("trainer.dry_run", "").lower() == "true"
+
+
+def expand_sweeps(overrides: list[str]) -> list[list[str]]:
+    """Override lists that cover every value of every sweep (each value once, not the full grid)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    base, sweeps = [], []
+    for o in parsed:
+        if not o.is_sweep_override():
+            base.append(str(o.input_line))
+            continue
+        try:
+            values = list(o.sweep_string_iterator())
+        except Exception:  # intervals and other non-discrete sweeps: checked when each job composes
+            continue
+        sweeps.append([f"{o.get_key_element()}={v}" for v in values])
+    combos = [base + [s[0] for s in sweeps]]
+    for i, values in enumerate(sweeps):
+        for v in values[1:]:
+            combos.append(base + [s[0] if j != i else v for j, s in enumerate(sweeps)])
+    return combos
+
+
+def _flag_value(args: list[str], *flags: str) -> str | None:
+    for i, a in enumerate(args[:-1]):
+        if a in flags:
+            return args[i + 1]
+    return None
