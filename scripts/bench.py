@@ -635,6 +635,7 @@ def run_one(c: Contender, seed: int, job: Path, args: argparse.Namespace, warm: 
         "cpu_s": m.cpu_s,
         "other_cores": m.other_cores,
         "load1": m.load1,
+        "paused_s": m.paused_s,
         "ok": m.returncode == 0,
     }
     if not record["ok"]:
@@ -668,6 +669,7 @@ def run_row(row: Row, args: argparse.Namespace, work: Path, rng: random.Random) 
             acc = f" · accuracy {rec['accuracy']:.4f}" if rec.get("accuracy") is not None else ""
             status = f"{rec['wall_s']:.1f} s{acc}" if rec["ok"] else f"FAILED ({rec['error'][:300]})"
             load = f" · others {rec['other_cores']:.2f} cores" if rec.get("other_cores") is not None else ""
+            load += f" · paused {rec['paused_s']:.0f} s (not counted)" if rec["paused_s"] else ""
             print(f"  ({row.id}) round {r + 1}/{args.rounds} · {c.name}: {status}{load}", flush=True)
         if not args.keep:
             shutil.rmtree(round_dir, ignore_errors=True)
@@ -813,7 +815,11 @@ def build_rows(args: argparse.Namespace, work: Path) -> list[Row | dict[str, Any
             rows.append(row_frozen_images(args, images))
     if "f" in args.only:
         rows.append({"id": "f", "title": "(f) generative fine-tuning vs TRL SFTTrainer", "skipped": row_sft()})
-    return rows
+    return sorted(rows, key=lambda row: args.only.index(_id(row)))  # the order --only gives
+
+
+def _id(row: Row | dict[str, Any]) -> str:
+    return row["id"] if isinstance(row, dict) else row.id
 
 
 def meta(args: argparse.Namespace, rows: list[dict[str, Any]], argv: list[str]) -> dict[str, Any]:
@@ -838,6 +844,8 @@ def meta(args: argparse.Namespace, rows: list[dict[str, Any]], argv: list[str]) 
             "load1": statistics.median([r["load1"] for r in runs] or [0.0]),
         },
         "rows": [row["id"] for row in rows],
+        "rows_planned": list(args.only),
+        "paused_s": sum(r.get("paused_s", 0.0) for r in runs),
     }
 
 
@@ -848,16 +856,16 @@ def main() -> None:
     print(f"ftcli bench · rows {','.join(args.only)} · {args.rounds} round(s) · {machine()} · work {work}", flush=True)
     warm_up(args)
     rng = random.Random(args.order_seed)
-    results = []
+    results: list[dict[str, Any]] = []
     for row in build_rows(args, work):
         if isinstance(row, dict):
             print(f"{row['title']}: {row['skipped']}", flush=True)
             results.append(row)
-            continue
-        print(f"{row.title}", flush=True)
-        results.append(run_row(row, args, work, rng))
-    result = {"meta": meta(args, results, argv), "rows": results}
-    js, md = write(result, args.out)
+        else:
+            print(f"{row.title}", flush=True)
+            results.append(run_row(row, args, work, rng))
+        # written after every row: a run stopped early keeps its finished rows, and says which are missing
+        js, md = write({"meta": meta(args, results, argv), "rows": results}, args.out)
     print("\n" + md.read_text())
     print(f"written: {md} and {js}")
     if not args.keep:

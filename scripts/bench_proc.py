@@ -5,6 +5,11 @@ loading, training and evaluation are all inside it, for every contender alike. `
 own peak RSS and CPU seconds (with its waited-for children: data-loader workers, compile workers). The
 machine's load during the job is the CPU time ``/proc/stat`` counts on all cores minus the job's own, over
 the wall time: "other cores busy" — 0.0 on a quiet machine, 1.0 when another process held a whole core.
+
+On a shared machine the bench and its job may be stopped (SIGSTOP … SIGCONT) while someone else's work
+runs. The parent polls the child every 50 ms; a gap of over a second between two polls is time the bench
+itself was stopped, and the job with it: it is recorded as ``paused_s`` and left out of ``wall_s``
+(``raw_wall_s`` keeps the clock's reading).
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+POLL_S = 0.05
+PAUSE_GAP_S = 1.0  # a gap between polls this long is the bench being stopped, not a slow poll
 
 
 @dataclass
 class Measured:
     """What the parent measures of a child process, whatever the child is."""
 
-    wall_s: float
+    wall_s: float  # the clock's reading less the time the bench was stopped
     peak_rss_mb: float
     cpu_s: float  # the job's user + system seconds
     other_cores: float | None  # cores' worth of CPU others used during the job (None without /proc/stat)
@@ -32,6 +39,8 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+    paused_s: float = 0.0  # time the bench (and its job) spent stopped by someone else, left out of wall_s
+    raw_wall_s: float = 0.0
 
 
 def busy_seconds() -> float | None:
@@ -51,32 +60,39 @@ def run_job(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float | Non
         busy0, start = busy_seconds(), time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env=env, start_new_session=True)
         deadline = None if timeout is None else start + timeout
-        status, usage = _wait(proc, deadline)
-        wall = time.perf_counter() - start
+        status, usage, paused = _wait(proc, deadline)
+        raw = time.perf_counter() - start
+        wall = raw - paused
         busy1 = busy_seconds()
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     cpu = usage.ru_utime + usage.ru_stime
-    other = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0 - cpu) / wall)
+    other = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0 - cpu) / raw)
     code = os.waitstatus_to_exitcode(status) if status is not None else 124
-    return Measured(wall, usage.ru_maxrss / 1024, cpu, other, load1, code, stdout, stderr)
+    return Measured(wall, usage.ru_maxrss / 1024, cpu, other, load1, code, stdout, stderr, paused, raw)
 
 
-def _wait(proc: subprocess.Popen, deadline: float | None) -> tuple[int | None, Any]:
-    """wait4 on the child; past the deadline, kill its process group (the job's own children too)."""
+def _wait(proc: subprocess.Popen, deadline: float | None) -> tuple[int | None, Any, float]:
+    """wait4 on the child, polling; past the deadline (pauses not counted), kill its process group (the
+    job's own children too). Returns the status, the child's rusage and the seconds the bench was stopped."""
     import signal
 
+    paused, last = 0.0, time.perf_counter()
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG if deadline else 0)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        now = time.perf_counter()
+        if now - last > PAUSE_GAP_S:
+            paused += now - last - POLL_S
+        last = now
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
-            return status, usage
-        if deadline and time.perf_counter() > deadline:
+            return status, usage, paused
+        if deadline and now - paused > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             _, _, usage = os.wait4(proc.pid, 0)
             proc.returncode = -9
-            return None, usage
-        time.sleep(0.05)
+            return None, usage, paused
+        time.sleep(POLL_S)
 
 
 def fresh_env(base: dict[str, str], job_dir: Path, threads: int | None, cold: bool, warm_dir: Path | None) -> dict:

@@ -145,6 +145,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine load while it ran (other processes' CPU, in cores, per job): median {meta['load']['median']:.2f}, "
         f"max {meta['load']['max']:.2f}; 1-minute load average at job starts: median {meta['load']['load1']:.2f}.",
     ]
+    if meta.get("paused_s"):
+        head[-1] += (
+            f" The bench was stopped by other work for {meta['paused_s']:.0f} s in all; those intervals are left "
+            "out of the jobs' wall times."
+        )
+    missing = [r for r in meta.get("rows_planned", []) if r not in meta["rows"]]
+    if missing:
+        head += ["", f"**Rows not run: {', '.join(missing)}** — the run was stopped before it reached them."]
     if meta["quick"] or meta["rounds"] < 7:
         head += ["", "**A smoke test (fewer than 7 rounds or reduced sizes): not a measurement.**"]
     out = [*head, "", *summary_table(result["rows"])]

@@ -1,9 +1,10 @@
-"""scripts/bench_stats.py, bench_report.py and bench_readme.py: the statistics and the README splice the
-benchmark's claims rest on, against hand-computed cases and numpy as a reference."""
+"""scripts/bench_stats.py, bench_report.py, bench_readme.py and bench_proc.py: the statistics, the README
+splice and the job clock the benchmark's claims rest on, against hand-computed cases and numpy as a reference."""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
+import bench_proc  # noqa: E402
 import bench_readme  # noqa: E402
 import bench_report  # noqa: E402
 import bench_stats  # noqa: E402
@@ -109,3 +111,38 @@ def test_readme_refuses_a_partial_run() -> None:
     assert "7" in bench_readme.why_not({**whole, "rounds": 3})
     assert "d, e" in bench_readme.why_not({**whole, "rows": list("abcf")})
     assert "timm" in bench_readme.why_not({**whole, "timm_train": None})
+
+
+def test_a_stopped_bench_leaves_the_stop_out_of_the_jobs_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sleep, calls = time.sleep, []
+
+    def stalled_once(seconds: float) -> None:  # the parent's first poll comes 1.5 s late, as after SIGSTOP/SIGCONT
+        calls.append(seconds)
+        real_sleep(1.5 if len(calls) == 1 else seconds)
+
+    monkeypatch.setattr(time, "sleep", stalled_once)
+    m = bench_proc.run_job([sys.executable, "-c", "import time; time.sleep(2.5)"], Path.cwd(), {}, 60)
+    assert m.returncode == 0
+    assert m.paused_s == pytest.approx(1.45, abs=0.1)
+    assert m.wall_s == pytest.approx(m.raw_wall_s - m.paused_s) and m.raw_wall_s >= 2.5
+
+
+def test_the_report_names_rows_a_stopped_run_did_not_reach() -> None:
+    row = {
+        "id": "c",
+        "title": "(c)",
+        "setup": "",
+        "ours": "ftcli",
+        "target": 1.5,
+        "notes": [],
+        "contenders": [
+            _contender("ftcli", "ftcli", [10.0] * 7, [0.8] * 7),
+            _contender("p", "peer", [20.0] * 7, [0.8] * 7),
+        ],
+    }
+    load = {"median": 0.0, "max": 0.0, "load1": 0.0}
+    meta = {"command": "x", "date": "d", "machine": "m", "threads": "t", "rounds": 7, "seeds": "42–48"}
+    meta.update(versions="v", quick=False, load=load, rows=["c"], rows_planned=["c", "a", "d"], paused_s=0.0)
+    md = bench_report.markdown({"meta": meta, "rows": [bench_report.analyse(row)]})
+    assert "**Rows not run: a, d**" in md
+    assert "| (c) | p | ×2.00 [2.00, 2.00] | faster | ≥ ×1.5 ✓ |" in md
