@@ -655,9 +655,26 @@ def round_order(contenders: list[Contender], rng: random.Random) -> list[Contend
     return [c for unit in units for c in unit]
 
 
-def run_row(row: Row, args: argparse.Namespace, work: Path, rng: random.Random) -> dict[str, Any]:
-    """``args.rounds`` rounds of the row's contenders, each round in a new random order, seed 42 + round."""
-    orders = []
+def run_row(
+    row: Row, args: argparse.Namespace, work: Path, rng: random.Random, done: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """``args.rounds`` rounds of the row's contenders, each round in a new random order, seed 42 + round;
+    ``done`` gets the row as it stands after every round (a run stopped mid-row keeps its whole rounds)."""
+    orders: list[list[str]] = []
+    result = {
+        "id": row.id,
+        "title": row.title,
+        "setup": row.setup,
+        "ours": row.ours,
+        "target": TARGETS.get(row.id),
+        "notes": row.notes,
+        "orders": orders,
+        "rounds_done": 0,
+        "contenders": [
+            {"name": c.name, "role": c.role, "settings": c.settings, "cold": c.cold, "runs": c.runs}
+            for c in row.contenders
+        ],
+    }
     for r in range(args.rounds):
         seed, order = SEED + r, round_order(row.contenders, rng)
         orders.append([c.name for c in order])
@@ -673,19 +690,9 @@ def run_row(row: Row, args: argparse.Namespace, work: Path, rng: random.Random) 
             print(f"  ({row.id}) round {r + 1}/{args.rounds} · {c.name}: {status}{load}", flush=True)
         if not args.keep:
             shutil.rmtree(round_dir, ignore_errors=True)
-    return {
-        "id": row.id,
-        "title": row.title,
-        "setup": row.setup,
-        "ours": row.ours,
-        "target": TARGETS.get(row.id),
-        "notes": row.notes,
-        "orders": orders,
-        "contenders": [
-            {"name": c.name, "role": c.role, "settings": c.settings, "cold": c.cold, "runs": c.runs}
-            for c in row.contenders
-        ],
-    }
+        result["rounds_done"] = r + 1
+        done(result)
+    return result
 
 
 def _slug(name: str | None) -> str:
@@ -857,15 +864,19 @@ def main() -> None:
     warm_up(args)
     rng = random.Random(args.order_seed)
     results: list[dict[str, Any]] = []
+
+    def report(rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+        # written after every round: a run stopped early keeps its finished rounds, and says what is missing
+        return write({"meta": meta(args, rows, argv), "rows": rows}, args.out)
+
     for row in build_rows(args, work):
         if isinstance(row, dict):
             print(f"{row['title']}: {row['skipped']}", flush=True)
             results.append(row)
         else:
             print(f"{row.title}", flush=True)
-            results.append(run_row(row, args, work, rng))
-        # written after every row: a run stopped early keeps its finished rows, and says which are missing
-        js, md = write({"meta": meta(args, results, argv), "rows": results}, args.out)
+            results.append(run_row(row, args, work, rng, lambda partial: report([*results, partial])))
+        js, md = report(results)
     print("\n" + md.read_text())
     print(f"written: {md} and {js}")
     if not args.keep:

@@ -22,8 +22,11 @@ ALL_ROWS = {"a", "b", "c", "d", "e", "f"}
 MIN_ROUNDS = 7
 
 
-def why_not(meta: dict) -> str | None:
+def why_not(meta: dict, rows: list[dict] | None = None) -> str | None:
     """Why this run cannot stand for the README's table, or None."""
+    short = [r["id"] for r in rows or [] if r.get("rounds_done", MIN_ROUNDS) < MIN_ROUNDS]
+    if short:
+        return f"rows {', '.join(short)} stopped before their last round"
     if meta.get("quick"):
         return "a --quick run is a smoke test"
     if meta.get("rounds", 0) < MIN_ROUNDS:
@@ -51,8 +54,8 @@ def main() -> None:
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
     p.add_argument("--force", action="store_true", help="splice a partial or quick run too")
     args = p.parse_args()
-    meta = json.loads((args.run / "bench.json").read_text())["meta"]
-    reason = why_not(meta)
+    result = json.loads((args.run / "bench.json").read_text())
+    reason = why_not(result["meta"], result["rows"])
     if reason and not args.force:
         sys.exit(f"bench_readme: not spliced into {args.readme.name}: {reason} (--force to do it anyway)")
     args.readme.write_text(splice(args.readme.read_text(), (args.run / "bench.md").read_text()))

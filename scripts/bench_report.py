@@ -87,6 +87,10 @@ def _num(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _short(row: Row, meta: dict[str, Any]) -> bool:
+    return row.get("rounds_done", meta["rounds"]) < meta["rounds"]
+
+
 def summary_table(rows: list[Row]) -> list[str]:
     lines = [
         "| row | ftcli vs the strongest peer | whole-process speed-up, median [95% CI] | verdict | target "
@@ -153,6 +157,9 @@ def markdown(result: dict[str, Any]) -> str:
     missing = [r for r in meta.get("rows_planned", []) if r not in meta["rows"]]
     if missing:
         head += ["", f"**Rows not run: {', '.join(missing)}** — the run was stopped before it reached them."]
+    short = [f"{r['id']} ({r['rounds_done']} of {meta['rounds']})" for r in rows if _short(r, meta)]
+    if short:
+        head += ["", f"**Rows stopped before their last round: {', '.join(short)} rounds done.**"]
     if meta["quick"] or meta["rounds"] < 7:
         head += ["", "**A smoke test (fewer than 7 rounds or reduced sizes): not a measurement.**"]
     out = [*head, "", *summary_table(result["rows"])]

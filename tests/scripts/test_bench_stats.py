@@ -111,6 +111,7 @@ def test_readme_refuses_a_partial_run() -> None:
     assert "7" in bench_readme.why_not({**whole, "rounds": 3})
     assert "d, e" in bench_readme.why_not({**whole, "rows": list("abcf")})
     assert "timm" in bench_readme.why_not({**whole, "timm_train": None})
+    assert "c stopped" in bench_readme.why_not(whole, [{"id": "b", "rounds_done": 7}, {"id": "c", "rounds_done": 4}])
 
 
 def test_a_stopped_bench_leaves_the_stop_out_of_the_jobs_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,4 +146,28 @@ def test_the_report_names_rows_a_stopped_run_did_not_reach() -> None:
     meta.update(versions="v", quick=False, load=load, rows=["c"], rows_planned=["c", "a", "d"], paused_s=0.0)
     md = bench_report.markdown({"meta": meta, "rows": [bench_report.analyse(row)]})
     assert "**Rows not run: a, d**" in md
+    assert "stopped before their last round" not in md
+    row["rounds_done"] = 3
+    assert "**Rows stopped before their last round: c (3 of 7) rounds done.**" in bench_report.markdown(
+        {"meta": meta, "rows": [row]}
+    )
     assert "| (c) | p | ×2.00 [2.00, 2.00] | faster | ≥ ×1.5 ✓ |" in md
+
+
+def test_a_row_hands_over_every_finished_round(tmp_path: Path) -> None:
+    import argparse
+    import random
+
+    import bench
+
+    def contender(name: str, role: str) -> bench.Contender:
+        code = "print('{\"accuracy\": 0.5}')"
+        return bench.Contender(name, role, "", lambda seed, job: [sys.executable, "-c", code], bench.read_peer)
+
+    row = bench.Row("c", "(c)", "", "ftcli", [contender("ftcli", "ftcli"), contender("p", "peer")])
+    args = argparse.Namespace(rounds=2, threads=None, keep=False)
+    seen: list[tuple[int, list[int]]] = []
+    done = lambda r: seen.append((r["rounds_done"], [len(c["runs"]) for c in r["contenders"]]))  # noqa: E731
+    out = bench.run_row(row, args, tmp_path, random.Random(0), done)
+    assert seen == [(1, [1, 1]), (2, [2, 2])]
+    assert out["rounds_done"] == 2 and all(run["accuracy"] == 0.5 for c in out["contenders"] for run in c["runs"])
