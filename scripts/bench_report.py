@@ -2,8 +2,10 @@
 
 ``analyse(row)`` compares ftcli with every other contender of its row over the rounds where both ran:
 the median paired whole-process speed-up with its bootstrap 95% interval, the mean paired accuracy
-difference with its interval, and picks the row's strongest peer (the fastest peer by median whole-process
-time). ``markdown(result)`` is what README.md includes between its bench markers, as is.
+difference with its interval, and picks the row's strongest peer: the one ftcli's median paired speed-up is
+lowest against (the fastest relative to ftcli round by round, less swayed by a shared machine's changing load
+than medians of raw wall times). ``markdown(result)`` is what README.md includes between its bench
+markers, as is. ``python scripts/bench_report.py DIR`` writes DIR/bench.md again from DIR/bench.json.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def analyse(row: Row) -> Row:
         if c["name"] != row["ours"]:
             row["comparisons"][c["name"]] = compare(ours, c)
     peers = [c for c in row["contenders"] if c["role"] == "peer" and row["comparisons"].get(c["name"])]
-    row["strongest"] = min(peers, key=lambda c: median_of(c, "wall_s") or float("inf"))["name"] if peers else None
+    row["strongest"] = (
+        min(peers, key=lambda c: row["comparisons"][c["name"]]["speedup"]["estimate"])["name"] if peers else None
+    )
     row["target_met"] = None
     if row["strongest"] and row.get("target"):
         iv = Interval(**row["comparisons"][row["strongest"]]["speedup"])
@@ -188,3 +192,10 @@ def write(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     js.write_text(json.dumps(result, indent=1))
     md.write_text(markdown(result))
     return js, md
+
+
+if __name__ == "__main__":  # bench.md again from bench.json's runs (the statistics are recomputed, nothing else)
+    import sys
+
+    folder = Path(sys.argv[1])
+    print(write(json.loads((folder / "bench.json").read_text()), folder)[1])

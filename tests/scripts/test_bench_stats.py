@@ -171,3 +171,17 @@ def test_a_row_hands_over_every_finished_round(tmp_path: Path) -> None:
     out = bench.run_row(row, args, tmp_path, random.Random(0), done)
     assert seen == [(1, [1, 1]), (2, [2, 2])]
     assert out["rounds_done"] == 2 and all(run["accuracy"] == 0.5 for c in out["contenders"] for run in c["runs"])
+
+
+def test_the_strongest_peer_is_the_one_ftcli_gains_least_on_round_by_round() -> None:
+    row = {
+        "title": "(x)",
+        "ours": "ftcli",
+        "target": 1.5,
+        "contenders": [  # the load fell after round 1: raw medians would pick "b", the pairs say "a"
+            _contender("ftcli", "ftcli", [100.0, 50.0, 50.0], [0.8] * 3),
+            _contender("a", "peer", [105.0, 52.0, 53.0], [0.8] * 3),
+            _contender("b", "peer", [160.0, 51.0, 60.0], [0.8] * 3),
+        ],
+    }
+    assert bench_report.analyse(row)["strongest"] == "a"
