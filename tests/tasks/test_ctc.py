@@ -99,7 +99,7 @@ def test_the_asr_pipeline_agrees_with_ftcli_predict(trained, tmp_path) -> None:
     out = tmp_path / "preds.csv"
     result = run_predict(compose_cmd("predict", f"checkpoint={ckpt}", f"input={table}", f"output={out}",
                                      "audio_column=path", out=tmp_path))  # fmt: skip
-    ours = [row["transcript_1"] if "transcript_1" in row else row["transcript"] for row in csv.DictReader(out.open())]
+    ours = [row["predicted_transcript"] for row in csv.DictReader(out.open())]  # the table's own: "transcript"
     run = pipeline("automatic-speech-recognition", model=str(ckpt), device="cpu")
     theirs = []
     for r in rows:
