@@ -133,6 +133,7 @@ def test_the_audio_classification_pipeline_agrees_with_ftcli_predict(trained, tm
     assert ours == theirs and len(ours) == 12
 
 
+@pytest.mark.slow  # torch's dynamo exporter takes a minute over wav2vec2's convolutions
 def test_onnx_export_matches_pytorch(trained, tmp_path) -> None:
     from ftcli.export import run_export
 

@@ -334,15 +334,14 @@ def predict_clips(loaded: Loaded, rows: list[dict[str, Any]], columns: list[str]
 
 
 def audio_onnx_spec(processor: Any) -> OnnxSpec:
-    """input_values [batch, samples] (wav2vec2-style: with attention_mask) or the spectrogram the extractor makes;
-    the batch and the clip's length may vary."""
+    """input_values [batch, samples] (wav2vec2-style: with an int64 attention_mask) or the spectrogram the extractor
+    makes; the batch and the clip's length may vary."""
     extractor = extractor_of(processor)
     waves, lengths = pad([np.random.default_rng(0).standard_normal(16000).astype(np.float32)] * 2)
     lengths[1] = 12000
-    inputs = features_of(waves, lengths, extractor)
+    inputs = {k: v.long() if k == "attention_mask" else v for k, v in features_of(waves, lengths, extractor).items()}
     batch, time = torch.export.Dim("batch"), torch.export.Dim("samples", min=4000)
     names = list(inputs)
-    axes: dict[str, dict[int, Any]] = {n: {0: batch, 1: time} for n in names} if reads_waveforms(extractor) else {}
-    if not reads_waveforms(extractor):
-        axes = {n: {0: batch} for n in names}
+    waveform = reads_waveforms(extractor)  # a spectrogram's frames are fixed by its extractor (AST: max_length)
+    axes: dict[str, dict[int, Any]] = {n: {0: batch, 1: time} if waveform else {0: batch} for n in names}
     return OnnxSpec(names, tuple(inputs[n] for n in names), axes)
