@@ -32,9 +32,11 @@ def audio_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _tokenizer(names: list[str], tmp_path: Path):
+    from transformers import Wav2Vec2FeatureExtractor
+
     from ftcli.models.audio import ctc_processor
 
-    return ctc_processor(object(), names, tmp_path).tokenizer
+    return ctc_processor(Wav2Vec2FeatureExtractor(), names, tmp_path).tokenizer
 
 
 def test_greedy_decoding_and_the_vocabulary_agree_with_the_ctc_tokenizer(tmp_path) -> None:
@@ -58,7 +60,8 @@ def test_the_loss_is_transformers_ctc_loss_and_the_rates_are_jiwers() -> None:
 
     torch.manual_seed(0)
     config = AutoConfig.for_model("wav2vec2", hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, conv_dim=[16] * 5, vocab_size=12, pad_token_id=0,
+                                  intermediate_size=64, conv_dim=[16] * 5, conv_stride=[5, 4, 4, 2, 2],
+                                  conv_kernel=[10, 8, 4, 4, 4], vocab_size=12, pad_token_id=0,
                                   ctc_loss_reduction="mean", ctc_zero_infinity=True,
                                   feat_extract_norm="layer")  # fmt: skip
     model = AutoModelForCTC.from_config(config).eval()
