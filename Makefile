@@ -10,7 +10,7 @@ FTCLI  := $(VENV)/bin/ftcli
 # is the CUDA build (it runs on CPU too); override for another index, e.g.
 #   make setup TORCH="torch==2.14.1 torchvision==0.29.1 --index-url <your wheel index>"
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= minilm,lora,vision,plots,sweep,export,track,dev
+EXTRAS ?= minilm,lora,vision,audio,plots,sweep,export,track,dev
 
 help:  ## list targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'

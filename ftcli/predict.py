@@ -1,5 +1,5 @@
-"""``ftcli predict``: the task's prediction for one input, or for every row of a CSV/TSV/JSON(L) file (images: also
-every image in a folder, or in a .txt list of paths)."""
+"""``ftcli predict``: the task's prediction for one input, or for every row of a CSV/TSV/JSON(L) file (images and
+audio: also every file in a folder, or in a .txt list of paths)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_
 
 
 def run_predict(cfg: Any) -> dict[str, Any]:
-    """``ftcli predict``: one input printed (``text=``, ``image=``), or ``input=`` rows written to ``output=``."""
+    """``ftcli predict``: one input printed (``text=``, ``image=``, ``audio=``), or ``input=`` rows written to
+    ``output=``."""
     validate(cfg)
-    if sum(cfg.get(k) is not None for k in ("text", "image", "question", "input")) != 1:
+    if sum(cfg.get(k) is not None for k in ("text", "image", "audio", "question", "input")) != 1:
         raise FtcliError(
-            'predict needs exactly one of text="...", image=<file>, question="..." (with context="...") or '
-            "input=<file> (with output=<file>)"
+            'predict needs exactly one of text="...", image=<file>, audio=<file>, question="..." (with context="...") '
+            "or input=<file> (with output=<file>)"
         )
     ckpt = resolve_checkpoint(cfg.checkpoint)
     model, processor, run_cfg = load_checkpoint(ckpt)

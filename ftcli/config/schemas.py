@@ -65,7 +65,9 @@ class TaskConfig(Schema):
     subclasses this one; ``option`` names its YAML and ``metrics`` what ``trainer.metric`` may pick."""
 
     metrics: ClassVar[tuple[str, ...]] = ()  # the first one is trainer.metric's default
-    inputs: ClassVar[str] = "text"  # what its rows hold: "text" or "image" (dataset keys are checked against it)
+    inputs: ClassVar[str] = (
+        "text"  # what its rows hold: "text", "image" or "audio" (dataset keys are checked against it)
+    )
     name: str = MISSING
 
 
@@ -146,7 +148,7 @@ class LpFtConfig(StrategyConfig):
 @dataclass
 class DatasetConfig(Schema):
     name: str = MISSING
-    source: str = opt("files", choices=("files", "hub", "imagefolder"))
+    source: str = opt("files", choices=("files", "hub", "imagefolder", "audiofolder"))
     path: str | None = None  # hub: dataset id or local folder for datasets.load_dataset
     config_name: str | None = None  # hub: the dataset's configuration ("sst2" of "glue")
     train_split: str = "train"
@@ -174,6 +176,16 @@ class DatasetConfig(Schema):
     hflip: bool = True  # random horizontal flip (off for digits, text, anything with a handedness)
     bad_images: str = opt("error", choices=("error", "skip"))  # unreadable/missing: stop naming it, or skip counted
     empty_text: str = opt("error", choices=("error", "skip"))  # an empty text or caption cell: name its row, or skip
+    # audio (task=audio_classification, speech_recognition); data_dir and augment above serve them too
+    audio_column: str | None = None  # files: audio paths (relative to the file); hub: an Audio feature
+    max_seconds: float | None = opt(30.0, gt=0.0)  # longest clip (at the model's rate); None: any length
+    truncate: bool = False  # a longer clip: stop naming it, or (true) keep its first max_seconds (counted)
+    bad_audio: str = opt("error", choices=("error", "skip"))  # unreadable/empty: stop naming it, or skip counted
+    # training batches (augment=true): each clip's speed, shift, gain and noise drawn uniformly from these
+    speed: list[float] = opt(factory=lambda: [0.9, 1.1])  # playback rate (tempo and pitch; Kaldi's 0.9–1.1)
+    shift_seconds: float = opt(0.1, ge=0.0)  # moved up to this, either way, within the clip
+    gain_db: list[float] = opt(factory=lambda: [-6.0, 6.0])
+    snr_db: list[float] | None = opt(factory=lambda: [10.0, 40.0])  # white noise at this SNR; None: no noise
 
 
 @dataclass
@@ -211,7 +223,8 @@ class TrainerConfig:
     eval_batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU (activations stay in cache), 128 on GPU/TPU
     grad_accum: int = opt(1, ge=1)
     seed: int = 42
-    # picks checkpoints/best; None: the task's first metric (accuracy, pearson …); loss, mse, mae are minimised
+    # picks checkpoints/best; None: the task's first metric (accuracy, pearson, cer …); loss, mse, mae, cer and wer
+    # are minimised
     metric: str | None = None
     early_stopping_patience: int | None = opt(None, ge=1)  # evaluations without improvement
     eval_every_steps: int | None = opt(None, ge=1)  # None: once per epoch
@@ -278,12 +291,14 @@ class PredictConfig:
     image: str | None = None  # image models: one image file
     question: str | None = None  # question answering: one question (with context)
     context: str | None = None  # ... and the passage that holds its answer
+    audio: str | None = None  # audio models: one audio file (its label, or its transcript)
     labels: list[str] | None = None  # CLIP: zero-shot over these class names instead of the trained ones
     input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on
     text_pair_column: str | None = None
     image_column: str | None = None  # image paths in input=<table>; None: "image", else the training data's
+    audio_column: str | None = None  # audio paths in input=<table>; None: "audio", else the training data's
     quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
     batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
     hardware: HardwareConfig = MISSING

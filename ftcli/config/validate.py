@@ -111,24 +111,39 @@ def _strategy_errors(st: DictConfig) -> list[str]:
 def _dataset_errors(ds: DictConfig) -> list[str]:
     """The augmentation ranges: two numbers, low to high, in their domain."""
     errors = []
-    for key, top in (("crop_scale", 1.0), ("crop_ratio", None)):
+    for key, top in (("crop_scale", 1.0), ("crop_ratio", None), ("speed", None)):
         pair = list(ds.get(key) or [])
         if len(pair) != 2 or not all(isinstance(v, (int, float)) for v in pair) or not 0 < pair[0] <= pair[1]:
             errors.append(f"dataset.{key}={pair}: must be [low, high] with 0 < low <= high")
         elif top is not None and pair[1] > top:
             errors.append(f"dataset.{key}={pair}: high must be <= {top}")
+    for key in ("gain_db", "snr_db"):
+        if ds.get(key) is None and key == "snr_db":
+            continue
+        pair = list(ds.get(key) or [])
+        if len(pair) != 2 or not all(isinstance(v, (int, float)) for v in pair) or pair[0] > pair[1]:
+            errors.append(f"dataset.{key}={pair}: must be [low, high] with low <= high (decibels)")
     return errors
 
 
 def _inputs_errors(ds: DictConfig, task: type[TaskConfig]) -> list[str]:
-    """Image data under a text task: say which task (and which dataset options) read images."""
+    """Image or audio data under a task that reads something else: say which tasks (and dataset options) read them."""
     images = "task=image_classification (dataset=imagefolder, image_files or image_hub choose it)"
-    if task.inputs == "image":
-        return []
-    if ds.get("source") == "imagefolder":
-        return [f"dataset.source=imagefolder: an image folder needs {images}"]
-    if ds.get("image_column"):
-        return [f"dataset.image_column={ds.image_column}: images need {images}; task={task.option} reads text"]
+    audio = "task=audio_classification or speech_recognition (dataset=audiofolder, audio_files or audio_hub)"
+    if task.inputs != "image":
+        if ds.get("source") == "imagefolder":
+            return [f"dataset.source=imagefolder: an image folder needs {images}"]
+        if ds.get("image_column"):
+            return [
+                f"dataset.image_column={ds.image_column}: images need {images}; task={task.option} reads {task.inputs}"
+            ]
+    if task.inputs != "audio":
+        if ds.get("source") == "audiofolder":
+            return [f"dataset.source=audiofolder: an audio folder needs {audio}"]
+        if ds.get("audio_column"):
+            return [
+                f"dataset.audio_column={ds.audio_column}: audio needs {audio}; task={task.option} reads {task.inputs}"
+            ]
     return []
 
 

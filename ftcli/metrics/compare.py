@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 # Metrics that are minimised; every other metric is maximised (checkpoints/best, sweeps, the leaderboard).
-LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
+LOWER_IS_BETTER = frozenset({"loss", "mse", "mae", "cer", "wer"})
 
 
 def is_better(metric: str, new: float, best: float | None) -> bool:

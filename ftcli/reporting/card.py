@@ -38,6 +38,8 @@ METRIC_TYPES = {
     "recall": ("recall", "Recall", None),
     "f1_micro": ("f1", "F1 (micro)", {"average": "micro"}),
     "subset_accuracy": ("accuracy", "Subset accuracy", None),
+    "cer": ("cer", "CER", None),  # speech recognition: corpus-level character and word error rates
+    "wer": ("wer", "WER", None),
 }
 STRATEGY_TEXT = {
     "full": "every weight trains",

@@ -13,6 +13,7 @@ from typing import Any
 from ftcli.config.errors import FtcliError
 from ftcli.config.registry import schema_of, subclasses
 from ftcli.config.schemas import TaskConfig
+from ftcli.config.tasks.audio_classification import AudioClassificationConfig
 from ftcli.config.tasks.clip_classification import ClipClassificationConfig
 from ftcli.config.tasks.clip_contrastive import ClipContrastiveConfig
 from ftcli.config.tasks.glue import GlueTaskConfig
@@ -20,11 +21,13 @@ from ftcli.config.tasks.image_classification import ImageClassificationConfig
 from ftcli.config.tasks.image_regression import ImageRegressionConfig
 from ftcli.config.tasks.question_answering import QuestionAnsweringConfig
 from ftcli.config.tasks.relation_extraction import RelationExtractionConfig
+from ftcli.config.tasks.speech_recognition import SpeechRecognitionConfig
 from ftcli.config.tasks.text_classification import TextClassificationConfig
 from ftcli.config.tasks.text_multilabel import TextMultiLabelConfig
 from ftcli.config.tasks.text_regression import TextRegressionConfig
 from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.images.cache import default_cache_dir
+from ftcli.tasks.inputs.audio import AudioInputs, SpeechInputs
 from ftcli.tasks.inputs.clip import ClipCaptions, ClipImages, ZeroShotBaseline
 from ftcli.tasks.inputs.images import ImageInputs
 from ftcli.tasks.inputs.marked import MarkedText
@@ -34,6 +37,7 @@ from ftcli.tasks.inputs.words import WordsInputs
 from ftcli.tasks.objectives.answers import SpanAnswers, read_null_threshold
 from ftcli.tasks.objectives.classification import Classification
 from ftcli.tasks.objectives.contrastive import Contrastive
+from ftcli.tasks.objectives.ctc import Transcription
 from ftcli.tasks.objectives.glue import Glue
 from ftcli.tasks.objectives.multilabel import MultiLabel, read_thresholds
 from ftcli.tasks.objectives.regression import Regression
@@ -59,6 +63,11 @@ def _text(cfg: Any, cache: Path, objective: Any, schema: type[TaskConfig], **mor
 def _image(cfg: Any, cache: Path, _: Path | None) -> Task:
     inputs = ImageInputs(cache)
     return _plain(ImageClassificationConfig, inputs, Classification(), features=inputs)
+
+
+def _audio(cfg: Any, cache: Path, _: Path | None) -> Task:
+    inputs = AudioInputs(cfg, cache)
+    return _plain(AudioClassificationConfig, inputs, Classification(), features=inputs)
 
 
 def _clip(cfg: Any, cache: Path, _: Path | None) -> Task:
@@ -99,6 +108,10 @@ TASKS: dict[type[TaskConfig], Builder] = {
     QuestionAnsweringConfig: _qa,
     RelationExtractionConfig: lambda cfg, cache, _: _plain(
         RelationExtractionConfig, MarkedText(cfg, cache), Relations(cfg)
+    ),
+    AudioClassificationConfig: _audio,
+    SpeechRecognitionConfig: lambda cfg, cache, _: _plain(
+        SpeechRecognitionConfig, SpeechInputs(cfg, cache), Transcription(cfg)
     ),
 }
 _MISSING = [s.__name__ for s in subclasses(TaskConfig) if s.option and s not in TASKS]

@@ -1,4 +1,4 @@
-"""An image folder: one sub-folder per class, optionally inside train/ validation/ test/."""
+"""An image (or audio) folder: one sub-folder per class, optionally inside train/ validation/ test/."""
 
 from __future__ import annotations
 
@@ -28,22 +28,23 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _images_in(folder: Path, ignored: list[str]) -> list[str]:
+def _images_in(folder: Path, ignored: list[str], suffixes: tuple[str, ...]) -> list[str]:
     found = []
     for p in sorted(folder.rglob("*")):
         if not p.is_file() or any(part.startswith(".") for part in p.relative_to(folder).parts):
             continue
-        if p.suffix.lower() in IMAGE_EXTENSIONS:
+        if p.suffix.lower() in suffixes:
             found.append(str(p.resolve()))
         else:
             ignored.append(str(p))
     return found
 
 
-def scan_folder(data_dir: str) -> Folder:
+def scan_folder(data_dir: str, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS, what: str = "image") -> Folder:
     """``<data_dir>/<class>/<image>`` (one split), or ``train/``, ``validation/`` (``val``, ``valid``, ``dev``)
     and ``test/`` inside it, each holding class folders. Every class folder must hold an image, and a
-    validation or test class must exist in train: both are said in one line naming the folder."""
+    validation or test class must exist in train: both are said in one line naming the folder. ``suffixes``
+    and ``what``: another kind of file (an audio folder's clips)."""
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise FtcliError(f"dataset.data_dir={data_dir}: no such folder")
@@ -58,22 +59,22 @@ def scan_folder(data_dir: str) -> Folder:
     for split, folder in layout.items():
         if folder is None:
             continue
-        loose = [p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        loose = [p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
         if loose:
             raise FtcliError(
                 f"dataset.data_dir={data_dir}: {folder / loose[0]} is not inside a class folder; "
-                f"images go in {folder}/<class>/"
+                f"{what}s go in {folder}/<class>/"
             )
         classes = _class_folders(folder)
         if not classes:
             raise FtcliError(
-                f"dataset.data_dir={data_dir}: {folder} has no class folders (expected {folder}/<class>/<image>)"
+                f"dataset.data_dir={data_dir}: {folder} has no class folders (expected {folder}/<class>/<{what}>)"
             )
         paths, labels = [], []
         for c in classes:
-            found = _images_in(c, out.ignored)
+            found = _images_in(c, out.ignored, suffixes)
             if not found:
-                raise FtcliError(f"dataset.data_dir={data_dir}: class folder {c} has no images; add some or remove it")
+                raise FtcliError(f"dataset.data_dir={data_dir}: class folder {c} has no {what}s; add some or remove it")
             paths += found
             labels += [unicodedata.normalize("NFC", c.name)] * len(found)  # é typed or é composed: one class
         out.splits[split], out.where[split] = (paths, labels), str(folder)
@@ -83,6 +84,6 @@ def scan_folder(data_dir: str) -> Folder:
         if extra:
             raise FtcliError(
                 f"dataset.data_dir={data_dir}: {out.where[split]}/{extra[0]} is a class that "
-                f"{out.where['train']} does not have; add training images for it or remove the folder"
+                f"{out.where['train']} does not have; add training {what}s for it or remove the folder"
             )
     return out
