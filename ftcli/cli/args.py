@@ -35,7 +35,7 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair", "image")) -> str:
+def quote_free_text(arg: str, keys: tuple[str, ...] = ("text", "text_pair", "image", "prompt", "system_prompt")) -> str:
     """``text=it's great, really`` → a Hydra-quoted value, so commas and quotes in free text (and file names)
     just work."""
     key, sep, value = arg.partition("=")
@@ -97,10 +97,13 @@ def resolvable(args: list[str]) -> list[str]:
 
 
 def answers_only(command: str, overrides: list[str]) -> bool:
-    """Commands that only print an answer: ``predict text=...`` (``image=...``) and ``train trainer.dry_run=true``."""
+    """Commands that only print an answer: ``predict text=...`` (``image=...``, ``prompt=...``), ``chat`` and
+    ``train trainer.dry_run=true``."""
     values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
+    if command == "chat":
+        return True
     if command == "predict":
-        return ("text" in values or "image" in values) and values.get("input", "null") == "null"
+        return any(k in values for k in ("text", "image", "prompt")) and values.get("input", "null") == "null"
     return command == "train" and values.get("trainer.dry_run", "").lower() == "true"
 
 

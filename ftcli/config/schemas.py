@@ -55,6 +55,11 @@ class ModelConfig(Schema):
     classifier_dropout: float = opt(0.1, ge=0.0, lt=1.0)
     config_overrides: dict[str, Any] = opt(factory=dict)  # architecture sizes for init=random
     vocab_size: int | None = opt(None, ge=100)  # init=random: WordPiece vocab trained on the train text
+    # causal LMs whose tokenizer has no chat template: a Jinja template, or "chatml" (ChatML's); None: its own
+    chat_template: str | None = None
+    # causal LMs: load the pretrained weights quantised by bitsandbytes (4bit: QLoRA's NF4 with double quantisation
+    # and bf16 compute) under strategy=lora; needs a CUDA GPU
+    quantization: str = opt("none", choices=("none", "4bit", "8bit"))
     trust_remote_code: bool = False  # run code shipped with a hub model: only when you trust it
     allow_pickle: bool = False  # load .bin/.pt weights (unpickling can run code): only when you trust them
 
@@ -139,6 +144,44 @@ class TokenClassificationConfig(TaskConfig):
     # The model always learns IOB2 tags (what transformers' token-classification pipeline groups).
     tag_scheme: str = opt("auto", choices=("auto", *TAG_SCHEMES))
     stride: int = opt(32, ge=0)  # tokens shared by consecutive windows of a sentence longer than model.max_length
+
+
+@dataclass
+class GenerationConfig:
+    """How a causal LM writes an answer (evaluation, ``ftcli predict``, ``ftcli chat``)."""
+
+    max_new_tokens: int = opt(64, ge=1)  # the answer's length limit in tokens (it stops earlier at end-of-turn)
+    do_sample: bool = False  # greedy decoding unless true
+    temperature: float = opt(1.0, gt=0.0)  # do_sample: < 1 sharpens the distribution, > 1 flattens it
+    top_p: float = opt(1.0, gt=0.0, le=1.0)  # do_sample: nucleus sampling (1.0: the whole vocabulary)
+    seed: int = 0  # do_sample: the same seed draws the same answers
+    stop_strings: list[str] = opt(factory=list)  # the answer ends before the first of these (besides end-of-turn)
+
+
+SYSTEM_PROMPTS = ("default", "none")  # or the system prompt's text itself
+
+
+@dataclass
+class CausalLMConfig(TaskConfig):
+    """Supervised fine-tuning of a causal LM (a generator) on prompt/response rows, chat messages or plain text."""
+
+    option = "causal_lm"
+    # loss/perplexity: next-token NLL of the answers; the rest compare generated answers with the references:
+    # accuracy (the first label word the answer names, when the references are a few label words), exact_match and
+    # token_f1 (SQuAD's normalisation), rouge_l, json_f1 (items of JSON-list answers, each exact), and
+    # scored_accuracy (the label word with the highest next-token logit: one forward pass, no generation)
+    metrics = ("loss", "perplexity", "accuracy", "exact_match", "token_f1", "rouge_l", "json_f1", "scored_accuracy")
+    prompt_column: str = "prompt"  # rows of a prompt and a response ...
+    response_column: str = "response"
+    messages_column: str = "messages"  # ... or chat messages, a list of {role, content}; else dataset.text_column
+    # "default": what the chat template does without one (SmolLM2's adds its own), "none": no system turn, or the text
+    system_prompt: str = "default"
+    train_on_prompt: bool = False  # the loss covers every token, not only the response / assistant turns
+    overflow: str = opt("truncate", choices=("truncate", "drop"))  # rows longer than model.max_length
+    packing: bool = False  # training rows packed into model.max_length (position ids restart per example)
+    generate: bool = True  # evaluation writes answers (false: loss and perplexity only, no generation)
+    baseline: bool = True  # measure the model before training on the validation split (zero-shot), shown beside
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
 
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
@@ -351,6 +394,9 @@ class PredictConfig:
     text_pair: str | None = None  # sentence-pair models: the second text
     image: str | None = None  # image models: one image file
     labels: list[str] | None = None  # CLIP: zero-shot over these class names instead of the trained ones
+    prompt: str | None = None  # causal LMs: one prompt (through the chat template): print the answer
+    # causal LMs: generation keys that differ from the checkpoint's task.generation (max_new_tokens=16 …)
+    generation: dict[str, Any] = opt(factory=dict)
     input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on
@@ -358,6 +404,16 @@ class PredictConfig:
     image_column: str | None = None  # image paths in input=<table>; None: "image", else the training data's
     quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
     batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
+    hardware: HardwareConfig = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class ChatConfig:
+    checkpoint: str = MISSING  # a causal-LM checkpoint folder, a run directory, or a model folder / id
+    # generation keys that differ from the checkpoint's task.generation (max_new_tokens=256, do_sample=true …)
+    generation: dict[str, Any] = opt(factory=dict)
+    system_prompt: str | None = None  # default | none | the text; None: the checkpoint's task.system_prompt
     hardware: HardwareConfig = MISSING
     output_dir: str = MISSING
 

@@ -13,6 +13,7 @@ from typing import Any
 from ftcli.config.errors import FtcliError
 from ftcli.config.registry import schema_of, subclasses
 from ftcli.config.schemas import (
+    CausalLMConfig,
     ClipClassificationConfig,
     ClipContrastiveConfig,
     GlueTaskConfig,
@@ -24,6 +25,7 @@ from ftcli.config.schemas import (
     TokenClassificationConfig,
 )
 from ftcli.data.images.cache import default_cache_dir
+from ftcli.tasks.inputs.chat import ChatInputs, UntrainedBaseline
 from ftcli.tasks.inputs.clip import ClipCaptions, ClipImages, ZeroShotBaseline
 from ftcli.tasks.inputs.images import ImageInputs
 from ftcli.tasks.inputs.text import TextInputs
@@ -33,6 +35,7 @@ from ftcli.tasks.objectives.contrastive import Contrastive
 from ftcli.tasks.objectives.glue import Glue
 from ftcli.tasks.objectives.multilabel import MultiLabel, read_thresholds
 from ftcli.tasks.objectives.regression import Regression
+from ftcli.tasks.objectives.sft import NextToken
 from ftcli.tasks.objectives.tagging import Tagging
 from ftcli.tasks.task import Task
 
@@ -69,6 +72,22 @@ def _contrastive(cfg: Any, cache: Path, _: Path | None) -> Task:
     )
 
 
+def _causal_lm(cfg: Any, cache: Path, _: Path | None) -> Task:
+    inputs, objective = ChatInputs(cfg, cache), NextToken(cfg)
+    baseline = UntrainedBaseline(inputs, objective.metrics) if cfg.get("baseline", True) else None
+    return Task(
+        CausalLMConfig.option,
+        CausalLMConfig.metrics,
+        inputs,
+        objective,
+        inputs.card,
+        predictor=inputs,
+        baseline=baseline,
+        zero_shot=inputs,
+        chat=inputs,
+    )
+
+
 def _multilabel(cfg: Any, cache: Path, checkpoint: Path | None) -> Task:
     objective = MultiLabel(cfg, read_thresholds(checkpoint))  # thresholds ftcli eval tuned and stored
     return _text(cfg, cache, objective, TextMultiLabelConfig, fitted=objective)
@@ -85,6 +104,7 @@ TASKS: dict[type[TaskConfig], Builder] = {
     ImageClassificationConfig: _image,
     ClipClassificationConfig: _clip,
     ClipContrastiveConfig: _contrastive,
+    CausalLMConfig: _causal_lm,
 }
 _MISSING = [s.__name__ for s in subclasses(TaskConfig) if s.option and s not in TASKS]
 if _MISSING:
