@@ -19,9 +19,9 @@ from ftcli.config.schemas import (
     Schema,
     StrategyConfig,
     TaskConfig,
-    TextClassificationConfig,
     TrainConfig,
 )
+from ftcli.config.tasks.text_classification import TextClassificationConfig
 
 T = TypeVar("T")
 

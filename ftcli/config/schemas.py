@@ -74,126 +74,13 @@ class TaskConfig(Schema):
     name: str = MISSING
 
 
-@dataclass
-class TextClassificationConfig(TaskConfig):
-    option = "text_classification"
-    metrics = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
-
-
-@dataclass
-class ImageClassificationConfig(TaskConfig):
-    option = "image_classification"
-    inputs = "image"
-    # top5_accuracy: reported when there are more than 5 classes
-    metrics = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
-
-
 CLASSIFICATION_METRICS = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "mcc", "loss")
 
 
 RETRIEVAL_METRICS = tuple(f"{d}_{m}" for d in ("i2t", "t2i") for m in ("r1", "r5", "r10", "mean_rank"))
 
 
-@dataclass
-class ClipClassificationConfig(TaskConfig):
-    """CLIP's image tower as a classifier whose head starts as the zero-shot classifier (configs/task)."""
-
-    option = "clip_classification"
-    inputs = "image"
-    metrics = CLASSIFICATION_METRICS
-    # prompts per class name, averaged in embedding space ("{}" is the class name)
-    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
-    head_init: str = opt("zeroshot", choices=("zeroshot", "random"))  # random: to measure what zero-shot gives
-
-
-@dataclass
-class ClipContrastiveConfig(TaskConfig):
-    """Both CLIP towers trained on image–caption pairs with CLIP's symmetric InfoNCE (configs/task)."""
-
-    option = "clip_contrastive"
-    inputs = "image"
-    metrics = (*CLASSIFICATION_METRICS[:-1], *RETRIEVAL_METRICS, "loss")  # accuracy: zero-shot, from prompts
-    templates: list[str] = opt(factory=lambda: ["a photo of a {}."])
-    # each row's caption (a missing column is an error); null: templates[0] of the row's label (data without captions)
-    caption_column: str | None = "caption"
-
-
-@dataclass
-class TextRegressionConfig(TaskConfig):
-    option = "text_regression"
-    metrics = ("pearson", "spearman", "mse", "mae", "loss")
-
-
-@dataclass
-class TextMultiLabelConfig(TaskConfig):
-    option = "text_multilabel"
-    metrics = ("f1_micro", "f1_macro", "subset_accuracy", "precision_micro", "recall_micro", "loss")
-    # a label is predicted when its sigmoid reaches this; `ftcli eval eval.tune_thresholds=true` tunes one per
-    # label on validation data and stores them in the checkpoint (predict then uses those)
-    threshold: float = opt(0.5, gt=0.0, lt=1.0)
-
-
-TAG_SCHEMES = ("IOB1", "IOB2", "BIOES")
-
-
-@dataclass
-class TokenClassificationConfig(TaskConfig):
-    option = "token_classification"
-    metrics = ("f1", "precision", "recall", "accuracy", "loss")  # entity-level (seqeval's semantics); accuracy: tags
-    # how the data's tags mark entities; auto: read them as any of the three (B-/I-/E-/S-/O prefixes).
-    # The model always learns IOB2 tags (what transformers' token-classification pipeline groups).
-    tag_scheme: str = opt("auto", choices=("auto", *TAG_SCHEMES))
-    stride: int = opt(32, ge=0)  # tokens shared by consecutive windows of a sentence longer than model.max_length
-
-
-@dataclass
-class GenerationConfig:
-    """How a causal LM writes an answer (evaluation, ``ftcli predict``, ``ftcli chat``)."""
-
-    max_new_tokens: int = opt(64, ge=1)  # the answer's length limit in tokens (it stops earlier at end-of-turn)
-    do_sample: bool = False  # greedy decoding unless true
-    temperature: float = opt(1.0, gt=0.0)  # do_sample: < 1 sharpens the distribution, > 1 flattens it
-    top_p: float = opt(1.0, gt=0.0, le=1.0)  # do_sample: nucleus sampling (1.0: the whole vocabulary)
-    seed: int = 0  # do_sample: the same seed draws the same answers
-    stop_strings: list[str] = opt(factory=list)  # the answer ends before the first of these (besides end-of-turn)
-
-
-SYSTEM_PROMPTS = ("default", "none")  # or the system prompt's text itself
-
-
-@dataclass
-class CausalLMConfig(TaskConfig):
-    """Supervised fine-tuning of a causal LM (a generator) on prompt/response rows, chat messages or plain text."""
-
-    option = "causal_lm"
-    # loss/perplexity: next-token NLL of the answers; the rest compare generated answers with the references:
-    # accuracy (the first label word the answer names, when the references are a few label words), exact_match and
-    # token_f1 (SQuAD's normalisation), rouge_l, json_f1 (items of JSON-list answers, each exact), and
-    # scored_accuracy (the label word with the highest next-token logit: one forward pass, no generation)
-    metrics = ("loss", "perplexity", "accuracy", "exact_match", "token_f1", "rouge_l", "json_f1", "scored_accuracy")
-    prompt_column: str = "prompt"  # rows of a prompt and a response ...
-    response_column: str = "response"
-    messages_column: str = "messages"  # ... or chat messages, a list of {role, content}; else dataset.text_column
-    # "default": what the chat template does without one (SmolLM2's adds its own), "none": no system turn, or the text
-    system_prompt: str = "default"
-    train_on_prompt: bool = False  # the loss covers every token, not only the response / assistant turns
-    overflow: str = opt("truncate", choices=("truncate", "drop"))  # rows longer than model.max_length
-    packing: bool = False  # training rows packed into model.max_length (position ids restart per example)
-    generate: bool = True  # evaluation writes answers (false: loss and perplexity only, no generation)
-    baseline: bool = True  # measure the model before training on the validation split (zero-shot), shown beside
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-
-
 GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
-
-
-@dataclass
-class GlueTaskConfig(TaskConfig):
-    option = "glue"
-    # score: the benchmark's official number for the task (CoLA: MCC; STS-B: mean of Pearson and Spearman;
-    # MRPC, QQP: mean of F1 and accuracy; MNLI: matched accuracy; the others: accuracy)
-    metrics = ("score", "accuracy", "f1", "mcc", "pearson", "spearman", "loss")
-    benchmark: str | None = opt(None, choices=GLUE_TASKS)  # which GLUE task (configs/task/glue.yaml: dataset.task)
 
 
 @dataclass

@@ -14,7 +14,6 @@ from omegaconf.errors import InterpolationResolutionError
 from ftcli.config.errors import FtcliError, did_you_mean, first_line
 from ftcli.config.registry import schema_of
 from ftcli.config.schemas import (
-    CausalLMConfig,
     ChatConfig,
     EvalConfig,
     ExportConfig,
@@ -25,6 +24,7 @@ from ftcli.config.schemas import (
     TaskConfig,
     TrainConfig,
 )
+from ftcli.config.tasks.causal_lm import CausalLMConfig
 
 
 def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:

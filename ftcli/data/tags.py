@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import TAG_SCHEMES
+from ftcli.config.tasks.token_classification import TAG_SCHEMES
 from ftcli.data.conll import LINE
 from ftcli.data.labels import LabelError
 from ftcli.data.tables import Raw

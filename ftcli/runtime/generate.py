@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ftcli.config.schemas import GenerationConfig
+from ftcli.config.tasks.causal_lm import GenerationConfig
 
 
 def generate_ids(

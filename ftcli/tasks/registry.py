@@ -12,18 +12,17 @@ from typing import Any
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.registry import schema_of, subclasses
-from ftcli.config.schemas import (
-    CausalLMConfig,
-    ClipClassificationConfig,
-    ClipContrastiveConfig,
-    GlueTaskConfig,
-    ImageClassificationConfig,
-    TaskConfig,
-    TextClassificationConfig,
-    TextMultiLabelConfig,
-    TextRegressionConfig,
-    TokenClassificationConfig,
-)
+from ftcli.config.schemas import TaskConfig
+from ftcli.config.tasks.causal_lm import CausalLMConfig
+from ftcli.config.tasks.clip_classification import ClipClassificationConfig
+from ftcli.config.tasks.clip_contrastive import ClipContrastiveConfig
+from ftcli.config.tasks.glue import GlueTaskConfig
+from ftcli.config.tasks.image_classification import ImageClassificationConfig
+from ftcli.config.tasks.image_regression import ImageRegressionConfig
+from ftcli.config.tasks.text_classification import TextClassificationConfig
+from ftcli.config.tasks.text_multilabel import TextMultiLabelConfig
+from ftcli.config.tasks.text_regression import TextRegressionConfig
+from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.images.cache import default_cache_dir
 from ftcli.tasks.inputs.chat import ChatInputs, UntrainedBaseline
 from ftcli.tasks.inputs.clip import ClipCaptions, ClipImages, ZeroShotBaseline
@@ -102,6 +101,7 @@ TASKS: dict[type[TaskConfig], Builder] = {
         TokenClassificationConfig, WordsInputs(cfg, cache), Tagging(cfg)
     ),
     ImageClassificationConfig: _image,
+    ImageRegressionConfig: lambda cfg, cache, _: _plain(ImageRegressionConfig, ImageInputs(cache), Regression()),
     ClipClassificationConfig: _clip,
     ClipContrastiveConfig: _contrastive,
     CausalLMConfig: _causal_lm,

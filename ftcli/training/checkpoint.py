@@ -15,7 +15,9 @@ from typing import Any
 from omegaconf import ListConfig, OmegaConf
 
 from ftcli.config.errors import FtcliError, first_line
-from ftcli.config.schemas import CausalLMConfig, ClipClassificationConfig, TextClassificationConfig
+from ftcli.config.tasks.causal_lm import CausalLMConfig
+from ftcli.config.tasks.clip_classification import ClipClassificationConfig
+from ftcli.config.tasks.text_classification import TextClassificationConfig
 from ftcli.data.images.cache import default_cache_dir
 from ftcli.models.clip import FAMILIES, REFUSED
 from ftcli.models.gguf import packaged_causal_lm

@@ -21,7 +21,8 @@ from omegaconf import OmegaConf
 from transformers import AutoTokenizer, TextStreamer
 
 from ftcli.config.errors import FtcliError, first_line
-from ftcli.config.schemas import CausalLMConfig, DatasetConfig, GenerationConfig, ModelConfig
+from ftcli.config.schemas import DatasetConfig, ModelConfig
+from ftcli.config.tasks.causal_lm import CausalLMConfig, GenerationConfig
 from ftcli.data.answers import (
     PackedRows,
     collate_eval,

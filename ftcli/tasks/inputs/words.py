@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import DatasetConfig, ModelConfig, TokenClassificationConfig
+from ftcli.config.schemas import DatasetConfig, ModelConfig
+from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.batching import loader, sorted_batches
 from ftcli.data.conll import load_tagged
 from ftcli.data.tables import Raw

@@ -16,7 +16,8 @@ import datasets
 import numpy as np
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import DatasetConfig, GlueTaskConfig
+from ftcli.config.schemas import DatasetConfig
+from ftcli.config.tasks.glue import GlueTaskConfig
 from ftcli.data.labels import encode_class_labels
 from ftcli.data.tables import Raw
 from ftcli.tasks.objectives.classification import Classification

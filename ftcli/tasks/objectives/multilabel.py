@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import DatasetConfig, TextMultiLabelConfig
+from ftcli.config.schemas import DatasetConfig
+from ftcli.config.tasks.text_multilabel import TextMultiLabelConfig
 from ftcli.data.labels import encode_label_columns, encode_label_lists, label_set
 from ftcli.data.tables import Raw, require_columns
 from ftcli.metrics.calibration import bootstrap_ci

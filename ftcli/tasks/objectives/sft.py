@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import CausalLMConfig, DatasetConfig
+from ftcli.config.schemas import DatasetConfig
+from ftcli.config.tasks.causal_lm import CausalLMConfig
 from ftcli.data.answers import label_words
 from ftcli.data.chat import IGNORE, SftOptions, infer_shape, messages_of, text_of
 from ftcli.data.tables import Raw

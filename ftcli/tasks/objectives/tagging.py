@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import DatasetConfig, TokenClassificationConfig
+from ftcli.config.schemas import DatasetConfig
+from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.tables import Raw, require_columns
 from ftcli.data.tags import read_sentences, with_tag_ids
 from ftcli.data.words import IGNORE

@@ -17,9 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ftcli.config.schemas import (
-    StrategyConfig,
-)
+from ftcli.config.schemas import StrategyConfig
 from ftcli.models.architectures import NO_DECAY, NO_DECAY_TOKENS, Roles, depth_map, is_head, pin_frozen_norms
 
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ftcli.config.schemas import (
-    BitFitConfig,
-    PartialConfig,
-)
+from ftcli.config.schemas import BitFitConfig, PartialConfig
 from ftcli.models.architectures import depth_map
 from ftcli.training.strategies.base import Strategy
 

@@ -16,9 +16,7 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import (
-    LoraConfig,
-)
+from ftcli.config.schemas import LoraConfig
 from ftcli.models.architectures import LORA_TARGETS, Roles, backbone_type, depth_map, is_head, linear_like
 from ftcli.models.text import register_pooled_classifier
 from ftcli.training.checkpoint import load_checkpoint

@@ -5,10 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ftcli.config.errors import FtcliError
-from ftcli.config.schemas import (
-    GradualUnfreezeConfig,
-    LpFtConfig,
-)
+from ftcli.config.schemas import GradualUnfreezeConfig, LpFtConfig
 from ftcli.models.architectures import is_head
 from ftcli.training.strategies.base import Strategy
 
