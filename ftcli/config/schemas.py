@@ -275,6 +275,19 @@ class EvalConfig:
 
 
 @dataclass
+class GenerationOverrides:
+    """``ftcli predict`` / ``ftcli chat``: the keys of a causal LM's ``task.generation`` (config/tasks/causal_lm.py)
+    to change for this command; None keeps the checkpoint's."""
+
+    max_new_tokens: int | None = opt(None, ge=1)
+    do_sample: bool | None = None
+    temperature: float | None = opt(None, gt=0.0)
+    top_p: float | None = opt(None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop_strings: list[str] | None = None
+
+
+@dataclass
 class PredictConfig:
     checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
     text: str | None = None  # one input: print its label and probabilities
@@ -283,7 +296,7 @@ class PredictConfig:
     labels: list[str] | None = None  # CLIP: zero-shot over these class names instead of the trained ones
     prompt: str | None = None  # causal LMs: one prompt (through the chat template): print the answer
     # causal LMs: generation keys that differ from the checkpoint's task.generation (max_new_tokens=16 …)
-    generation: dict[str, Any] = opt(factory=dict)
+    generation: GenerationOverrides = opt(factory=GenerationOverrides)
     input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on
@@ -299,7 +312,7 @@ class PredictConfig:
 class ChatConfig:
     checkpoint: str = MISSING  # a causal-LM checkpoint folder, a run directory, or a model folder / id
     # generation keys that differ from the checkpoint's task.generation (max_new_tokens=256, do_sample=true …)
-    generation: dict[str, Any] = opt(factory=dict)
+    generation: GenerationOverrides = opt(factory=GenerationOverrides)
     system_prompt: str | None = None  # default | none | the text; None: the checkpoint's task.system_prompt
     hardware: HardwareConfig = MISSING
     output_dir: str = MISSING

@@ -356,12 +356,12 @@ def generate_answers(
 
 
 def generation_options(base: Any, overrides: Any, key: str) -> GenerationConfig:
-    """The task's generation settings with a command's overrides (``generation.max_new_tokens=16``): one line
-    naming a bad key or value."""
-    merged = OmegaConf.structured(GenerationConfig)
+    """The task's generation settings with a command's overrides (``generation.max_new_tokens=16``; None keeps the
+    checkpoint's): one line naming a bad value."""
+    changed = {k: v for k, v in dict(overrides or {}).items() if v is not None}
     try:
-        merged = OmegaConf.merge(merged, base, overrides or {})
-    except Exception as e:  # an unknown key or a value of the wrong type
+        merged = OmegaConf.merge(OmegaConf.structured(GenerationConfig), base, changed)
+    except Exception as e:  # a value of the wrong type
         raise FtcliError(f"{key}: {first_line(e)}; its keys: {', '.join(GenerationConfig.__dataclass_fields__)}") from e
     options: GenerationConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     if options.max_new_tokens < 1 or options.temperature <= 0 or not 0 < options.top_p <= 1:
