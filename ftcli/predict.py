@@ -24,10 +24,10 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     """``ftcli predict``: one input printed (``text=``, ``image=``, ``audio=``), or ``input=`` rows written to
     ``output=``."""
     validate(cfg)
-    if sum(cfg.get(k) is not None for k in ("text", "image", "audio", "question", "input")) != 1:
+    if sum(cfg.get(k) is not None for k in ("text", "image", "audio", "question", "prompt", "input")) != 1:
         raise FtcliError(
-            'predict needs exactly one of text="...", image=<file>, audio=<file>, question="..." (with context="...") '
-            "or input=<file> (with output=<file>)"
+            'predict needs exactly one of text="...", image=<file>, audio=<file>, question="..." (with context="..."), '
+            'prompt="..." or input=<file> (with output=<file>)'
         )
     ckpt = resolve_checkpoint(cfg.checkpoint)
     model, processor, run_cfg = load_checkpoint(ckpt)
@@ -39,7 +39,7 @@ def run_predict(cfg: Any) -> dict[str, Any]:
     accelerator = make_accelerator(cfg.hardware)
     model.to(accelerator.device)
     names = output_names(task, model, processor, cfg)
-    loaded = Loaded(model, processor, model_cfg, accelerator)
+    loaded = Loaded(model, processor, model_cfg, accelerator, cfg)
     dataset = run_cfg.dataset if run_cfg is not None else None
     if cfg.input is None:
         row, columns = predictor.single_input(cfg)

@@ -59,7 +59,8 @@ PATH_KEYS = frozenset(
         "hydra.sweep.subdir",
     }
 )
-FREE_TEXT = frozenset({"text", "text_pair", "question", "context"})  # always quoted: a sentence with commas is one text
+# always quoted: a sentence with commas is one text
+FREE_TEXT = frozenset({"text", "text_pair", "question", "context", "prompt", "task.system_prompt"})
 UNQUOTED = re.compile(r"[0-9A-Za-z${}%*+\-./:?@\\_|]*")  # what Hydra reads unquoted (${…} too)
 SWEEP_FUNCTION = re.compile(r"\w+\(.*\)")  # glob(*.csv), range(1,3) …: Hydra's, left alone
 
@@ -134,11 +135,13 @@ def resolvable(args: list[str]) -> list[str]:
 
 
 def answers_only(command: str, overrides: list[str]) -> bool:
-    """Commands that only print an answer: ``predict text=...`` (``image=...``, ``audio=...``) and
+    """Commands that only print an answer: ``predict text=...`` (``image=...``, ``audio=...``, ``prompt=...``), ``chat`` and
     ``train trainer.dry_run=true``."""
     values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
+    if command == "chat":
+        return True
     if command == "predict":
-        return any(k in values for k in ("text", "image", "audio")) and values.get("input", "null") == "null"
+        return any(k in values for k in ("text", "image", "audio", "prompt")) and values.get("input", "null") == "null"
     return command == "train" and values.get("trainer.dry_run", "").lower() == "true"
 
 

@@ -31,6 +31,8 @@ commands:
                on all GPUs / resume a run   ftcli train hardware=multi_gpu · ftcli train resume=latest
   eval         evaluate checkpoints         ftcli eval checkpoint=outputs/<run>/checkpoints/best
   predict      label new text (or images)   ftcli predict checkpoint=outputs/<run> text="what a film"
+               answer a prompt (causal LMs) ftcli predict checkpoint=outputs/<run> prompt="Name a colour."
+  chat         talk to a causal LM          ftcli chat checkpoint=outputs/<run>
   export       ONNX / merged safetensors    ftcli export checkpoint=outputs/<run> format=onnx output=exported
   leaderboard  rank a sweep's trials        ftcli leaderboard multirun/<sweep> [--metric f1_macro]
 
@@ -47,7 +49,7 @@ add --debug for full tracebacks.
 
 
 # command → config name under configs/
-COMMANDS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export"}
+COMMANDS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export", "chat": "chat"}
 
 
 def mark_failed(cfg: Any, message: str) -> None:
@@ -87,6 +89,11 @@ def run_task(command: str, cfg: Any) -> Any:
 
             run_predict(cfg)
             return None  # an answer, not a number to optimise
+        if command == "chat":
+            from ftcli.chat import run_chat
+
+            run_chat(cfg)
+            return None
         if command == "export":
             from ftcli.export import run_export
 

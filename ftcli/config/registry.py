@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from omegaconf import OmegaConf
 
 from ftcli.config.schemas import (
+    ChatConfig,
     DatasetConfig,
     EvalConfig,
     ExportConfig,
@@ -94,6 +95,7 @@ def register_configs() -> None:
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="predict_schema", node=PredictConfig)
     cs.store(name="export_schema", node=ExportConfig)
+    cs.store(name="chat_schema", node=ChatConfig)
     for group, schema in GROUPS.items():
         cs.store(group=group, name="schema", node=schema)
         for sub in subclasses(schema):  # <option>_schema: the option's YAML lists it in its defaults

@@ -55,6 +55,11 @@ class ModelConfig(Schema):
     classifier_dropout: float = opt(0.1, ge=0.0, lt=1.0)
     config_overrides: dict[str, Any] = opt(factory=dict)  # architecture sizes for init=random
     vocab_size: int | None = opt(None, ge=100)  # init=random: WordPiece vocab trained on the train text
+    # causal LMs whose tokenizer has no chat template: a Jinja template, or "chatml" (ChatML's); None: its own
+    chat_template: str | None = None
+    # causal LMs: load the pretrained weights quantised by bitsandbytes (4bit: QLoRA's NF4 with double quantisation
+    # and bf16 compute) under strategy=lora; needs a CUDA GPU
+    quantization: str = opt("none", choices=("none", "4bit", "8bit"))
     trust_remote_code: bool = False  # run code shipped with a hub model: only when you trust it
     allow_pickle: bool = False  # load .bin/.pt weights (unpickling can run code): only when you trust them
 
@@ -284,6 +289,19 @@ class EvalConfig:
 
 
 @dataclass
+class GenerationOverrides:
+    """``ftcli predict`` / ``ftcli chat``: the keys of a causal LM's ``task.generation`` (config/tasks/causal_lm.py)
+    to change for this command; None keeps the checkpoint's."""
+
+    max_new_tokens: int | None = opt(None, ge=1)
+    do_sample: bool | None = None
+    temperature: float | None = opt(None, gt=0.0)
+    top_p: float | None = opt(None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop_strings: list[str] | None = None
+
+
+@dataclass
 class PredictConfig:
     checkpoint: str = MISSING  # a checkpoint folder or a run directory (uses its best checkpoint)
     text: str | None = None  # one input: print its label and probabilities
@@ -293,6 +311,9 @@ class PredictConfig:
     context: str | None = None  # ... and the passage that holds its answer
     audio: str | None = None  # audio models: one audio file (its label, or its transcript)
     labels: list[str] | None = None  # CLIP: zero-shot over these class names instead of the trained ones
+    prompt: str | None = None  # causal LMs: one prompt (through the chat template): print the answer
+    # causal LMs: generation keys that differ from the checkpoint's task.generation (max_new_tokens=16 …)
+    generation: GenerationOverrides = opt(factory=GenerationOverrides)
     input: str | None = None  # CSV/TSV/JSON/JSONL file (images: also a folder or a .txt list of paths)
     output: str | None = None  # where the rows go, with label and probabilities (format by extension)
     text_column: str | None = None  # None: the column the checkpoint was trained on
@@ -301,6 +322,16 @@ class PredictConfig:
     audio_column: str | None = None  # audio paths in input=<table>; None: "audio", else the training data's
     quoting: str | None = opt(None, choices=("minimal", "none"))  # CSV/TSV quotes; None: as the run's dataset
     batch_size: int | None = opt(None, ge=1)  # None: 32 on CPU, 128 on accelerators
+    hardware: HardwareConfig = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class ChatConfig:
+    checkpoint: str = MISSING  # a causal-LM checkpoint folder, a run directory, or a model folder / id
+    # generation keys that differ from the checkpoint's task.generation (max_new_tokens=256, do_sample=true …)
+    generation: GenerationOverrides = opt(factory=GenerationOverrides)
+    system_prompt: str | None = None  # default | none | the text; None: the checkpoint's task.system_prompt
     hardware: HardwareConfig = MISSING
     output_dir: str = MISSING
 

@@ -14,14 +14,17 @@ from omegaconf.errors import InterpolationResolutionError
 from ftcli.config.errors import FtcliError, did_you_mean, first_line
 from ftcli.config.registry import schema_of
 from ftcli.config.schemas import (
+    ChatConfig,
     EvalConfig,
     ExportConfig,
     GradualUnfreezeConfig,
+    LoraConfig,
     LpFtConfig,
     PredictConfig,
     TaskConfig,
     TrainConfig,
 )
+from ftcli.config.tasks.causal_lm import CausalLMConfig
 
 
 def _check_value(key: str, value: Any, meta: dict[str, Any]) -> str | None:
@@ -95,6 +98,8 @@ def validate(cfg: DictConfig) -> None:
         errors += _hardware_errors(cfg.hardware)
     if hasattr(cfg, "strategy") and hasattr(cfg, "hardware"):
         errors += _strategy_on_hardware_errors(cfg.strategy, cfg.hardware)
+    if hasattr(cfg, "model") and cfg.model.get("quantization", "none") != "none":
+        errors += _quantization_errors(cfg)
     resolved = [e for e in errors if not e.startswith(UNRESOLVED)]  # a bad value explains its interpolations
     errors = resolved or [e.removeprefix(UNRESOLVED) for e in errors]
     if errors:
@@ -154,6 +159,21 @@ def _strategy_on_hardware_errors(st: DictConfig, hw: DictConfig) -> list[str]:
             f"strategy={st.name} with hardware.distributed=deepspeed: DeepSpeed gives optimizer state only to the "
             "weights that train at the start, so the ones unfrozen later would never move; use fsdp or ddp"
         ]
+    return []
+
+
+def _quantization_errors(cfg: DictConfig) -> list[str]:
+    """QLoRA: quantised weights only train through LoRA adapters, on a causal LM, on a CUDA GPU."""
+    key = f"model.quantization={cfg.model.quantization}"
+    if cfg.hardware.accelerator in ("cpu", "tpu"):
+        return [
+            f"{key}: bitsandbytes quantisation (QLoRA) needs a CUDA GPU, "
+            f"not hardware.accelerator={cfg.hardware.accelerator}"
+        ]
+    if schema_of("strategy", cfg.strategy) is not LoraConfig:
+        return [f"{key}: quantised weights cannot train themselves; use strategy=lora (QLoRA)"]
+    if schema_of("task", cfg.task) is not CausalLMConfig:
+        return [f"{key}: only task=causal_lm loads quantised weights"]
     return []
 
 
@@ -217,7 +237,7 @@ def explain(exc: BaseException, config_name: str = "train") -> str:
 
 def _keys_beside(full_key: str, config_name: str = "train") -> list[str]:
     """The keys a schema allows next to ``full_key`` (for 'did you mean')."""
-    roots = {"eval": EvalConfig, "predict": PredictConfig, "export": ExportConfig}
+    roots = {"eval": EvalConfig, "predict": PredictConfig, "export": ExportConfig, "chat": ChatConfig}
     node: Any = roots.get(config_name, TrainConfig)
     for part in full_key.split(".")[:-1]:
         hints = typing.get_type_hints(node) if is_dataclass(node) else {}

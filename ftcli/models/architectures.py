@@ -241,6 +241,11 @@ LORA_TARGETS = {
     "electra": ("query", "key", "value", "dense"),
     "distilbert": ("q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"),
     "gpt2": ("c_attn", "c_proj", "c_fc"),
+    # Llama-style decoder blocks (SmolLM2, Qwen2/3, Mistral): attention q/k/v/o and the gated MLP
+    "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "qwen3": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "mistral": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     # ViT's attention and MLP Linears (transformers 5 names them q/k/v/o_proj, fc1/fc2; 4.x query … dense).
     # CNNs: not listed, so every Linear and ungrouped Conv2d inside their stages or blocks.
     "vit": ("q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2", "query", "key", "value", "dense"),

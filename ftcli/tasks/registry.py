@@ -14,6 +14,7 @@ from ftcli.config.errors import FtcliError
 from ftcli.config.registry import schema_of, subclasses
 from ftcli.config.schemas import TaskConfig
 from ftcli.config.tasks.audio_classification import AudioClassificationConfig
+from ftcli.config.tasks.causal_lm import CausalLMConfig
 from ftcli.config.tasks.clip_classification import ClipClassificationConfig
 from ftcli.config.tasks.clip_contrastive import ClipContrastiveConfig
 from ftcli.config.tasks.glue import GlueTaskConfig
@@ -28,6 +29,7 @@ from ftcli.config.tasks.text_regression import TextRegressionConfig
 from ftcli.config.tasks.token_classification import TokenClassificationConfig
 from ftcli.data.images.cache import default_cache_dir
 from ftcli.tasks.inputs.audio import AudioInputs, SpeechInputs
+from ftcli.tasks.inputs.chat import ChatInputs, UntrainedBaseline
 from ftcli.tasks.inputs.clip import ClipCaptions, ClipImages, ZeroShotBaseline
 from ftcli.tasks.inputs.images import ImageInputs
 from ftcli.tasks.inputs.marked import MarkedText
@@ -42,6 +44,7 @@ from ftcli.tasks.objectives.glue import Glue
 from ftcli.tasks.objectives.multilabel import MultiLabel, read_thresholds
 from ftcli.tasks.objectives.regression import Regression
 from ftcli.tasks.objectives.relations import Relations
+from ftcli.tasks.objectives.sft import NextToken
 from ftcli.tasks.objectives.tagging import Tagging
 from ftcli.tasks.task import Task
 
@@ -88,6 +91,22 @@ def _qa(cfg: Any, cache: Path, checkpoint: Path | None) -> Task:
     return _plain(QuestionAnsweringConfig, QuestionInputs(cfg, cache), objective, fitted=objective)
 
 
+def _causal_lm(cfg: Any, cache: Path, _: Path | None) -> Task:
+    inputs, objective = ChatInputs(cfg, cache), NextToken(cfg)
+    baseline = UntrainedBaseline(inputs, objective.metrics) if cfg.get("baseline", True) else None
+    return Task(
+        CausalLMConfig.option,
+        CausalLMConfig.metrics,
+        inputs,
+        objective,
+        inputs.card,
+        predictor=inputs,
+        baseline=baseline,
+        zero_shot=inputs,
+        chat=inputs,
+    )
+
+
 def _multilabel(cfg: Any, cache: Path, checkpoint: Path | None) -> Task:
     objective = MultiLabel(cfg, read_thresholds(checkpoint))  # thresholds ftcli eval tuned and stored
     return _text(cfg, cache, objective, TextMultiLabelConfig, fitted=objective)
@@ -113,6 +132,7 @@ TASKS: dict[type[TaskConfig], Builder] = {
     SpeechRecognitionConfig: lambda cfg, cache, _: _plain(
         SpeechRecognitionConfig, SpeechInputs(cfg, cache), Transcription(cfg)
     ),
+    CausalLMConfig: _causal_lm,
 }
 _MISSING = [s.__name__ for s in subclasses(TaskConfig) if s.option and s not in TASKS]
 if _MISSING:

@@ -50,12 +50,14 @@ class Built:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A checkpoint ready to predict: its model and processor, its run's model config, the accelerator it runs on."""
+    """A checkpoint ready to predict: its model and processor, its run's model config, the accelerator it runs on,
+    and the command's own config (``ftcli predict``'s generation keys)."""
 
     model: Any
     processor: Any
     model_cfg: Any
     accelerator: Any
+    command: Any = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,13 @@ class Predictor(Protocol):
 
 
 @runtime_checkable
+class Chat(Protocol):
+    """``ftcli chat``: the next answer of a conversation, streamed piece by piece as it is written."""
+
+    def reply(self, loaded: Loaded, messages: list[dict[str, str]], stream: Callable[[str], None]) -> str: ...
+
+
+@runtime_checkable
 class ZeroShot(Protocol):
     """A classifier whose head can be made for any label set from the class names (CLIP's text tower)."""
 
@@ -223,6 +232,7 @@ class Task:
     onnx: OnnxExport | None = None
     fitted: Fitted | None = None
     zero_shot: ZeroShot | None = None
+    chat: Chat | None = None
 
     @property
     def metric(self) -> str:

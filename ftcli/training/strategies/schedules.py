@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import GradualUnfreezeConfig, LpFtConfig
+from ftcli.models.architectures import is_head
 from ftcli.training.strategies.base import Strategy
 
 
@@ -46,6 +48,14 @@ class LpFtStrategy(ScheduledStrategy):
     cfg: LpFtConfig
 
     probing = True
+
+    def setup(self, model: nn.Module) -> None:
+        if not any(is_head(model, self.roles, n) for n, _ in model.named_parameters()):
+            raise FtcliError(
+                "strategy=lp_ft: this model has no new head to probe first (its output layer is pretrained, as a "
+                "causal LM's): use full"
+            )
+        super().setup(model)
 
     def trains(self, name: str, depth: int, layers: int, head: bool) -> bool:
         return head or not self.probing
