@@ -135,7 +135,7 @@ def resolvable(args: list[str]) -> list[str]:
 
 
 def answers_only(command: str, overrides: list[str]) -> bool:
-    """Commands that only print an answer: ``predict text=...`` (``image=...``, ``audio=...``, ``prompt=...``), ``chat`` and
+    """Commands that only print an answer: ``predict text=...`` (``image=``, ``audio=``, ``prompt=``), ``chat`` and
     ``train trainer.dry_run=true``."""
     values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
     if command == "chat":
