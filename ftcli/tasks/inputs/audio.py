@@ -134,7 +134,7 @@ class AudioInputs:
         return self.head(model) is not None
 
     def identity(self, model: Any, processor: Any, ds: Any, seed: int) -> dict[str, Any]:
-        return {**model_identity(model, seed), "clips": ds.key, "extractor": extractor_of(processor).to_json_string()}
+        return {**model_identity(model), "clips": ds.key, "extractor": extractor_of(processor).to_json_string()}
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
         """What the head reads, for every clip: wav2vec2-style models' last hidden states averaged over the clip's
