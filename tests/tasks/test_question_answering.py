@@ -137,16 +137,13 @@ def test_plain_transformers_answers_what_ftcli_predict_answers(run, data, tmp_pa
 
 def test_predict_one_question_prints_its_answer(run) -> None:
     out, _ = run
-    r = ftcli(
-        "predict",
-        f"checkpoint={out}",
-        "question=Who runs Orion ?",
-        "context=Orion was founded by Nina . Kenji runs Orion .",
-        "hardware=cpu",
-        FP32,
+    question, context = (
+        "question=Where is Orion based ?",
+        "context=Orion was founded by Nina . Orion is based in Lima .",
     )
+    r = ftcli("predict", f"checkpoint={out}", question, context, "hardware=cpu", FP32)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split()[0] in {"Nina", "Kenji"}  # a name of the context, not of the question
+    assert r.stdout.splitlines()[0].strip() == "Lima"  # the answer first, then its start, end and score
     none = ftcli("predict", f"checkpoint={out}", "question=Who?", "context= ", "hardware=cpu")
     assert none.returncode == 2 and "a question with no context" in none.stderr
 
