@@ -356,8 +356,8 @@ def _token_span(offsets: Sequence[tuple[int, int] | None], start_char: int, end_
 
 def decode_answers(
     windows: Mapping[str, list[Any]],
-    start_logits: Sequence[Sequence[float]],
-    end_logits: Sequence[Sequence[float]],
+    start_logits: Sequence[Sequence[float]] | np.ndarray,
+    end_logits: Sequence[Sequence[float]] | np.ndarray,
     contexts: Sequence[str],
     n_best: int = 20,
     max_answer_length: int = 30,
@@ -474,10 +474,11 @@ def stored_windows(ds: Any) -> tuple[dict[str, list[Any]], list[str], list[list[
     each example's context, each example's gold answers)."""
     examples = list(ds["example"])
     order = {e: i for i, e in enumerate(dict.fromkeys(examples))}
-    contexts, golds = [""] * len(order), [[] for _ in order]
+    contexts: list[str] = [""] * len(order)
+    golds: list[list[str]] = [[] for _ in order]
     for e, context, gold in zip(examples, ds["context"], ds["golds"], strict=True):
         contexts[order[e]], golds[order[e]] = context, list(gold)
-    windows = {
+    windows: dict[str, list[Any]] = {
         "offset_mapping": [[tuple(o) if o[0] >= 0 else None for o in w] for w in ds["offsets"]],
         "example_index": [order[e] for e in examples],
         "cls_index": list(ds["cls_index"]),

@@ -136,3 +136,67 @@ def score_rows(n: int, seed: int) -> list[tuple[str, float]]:
         words = [rng.choice(SCORE_WORDS) for _ in range(rng.randint(3, 12))]
         rows.append((" ".join(words), float(sum(w in UP for w in words) - sum(w in DOWN for w in words))))
     return rows
+
+
+QA_ORGS = ["Helix", "Apex", "Orion", "Summit", "Cobalt", "Falcon", "Lumen", "Nimbus", "Vertex", "Zephyr"]
+QA_PEOPLE = ["Maria", "John", "Aiko", "Olga", "Samuel", "Priya", "Tariq", "Elena", "Kenji", "Nina"]
+QA_CITIES = ["Paris", "Oslo", "Lima", "Quito", "Accra", "Seoul", "Prague", "Lisbon", "Manila", "Dakar"]
+
+
+def qa_rows(n: int, seed: int, unanswerable: float = 0.0) -> list[dict]:
+    """Flat SQuAD rows: a paragraph says who founded a made-up company and where it is, in either order; the
+    question asks who or where, so a model must read it (the paragraph's first name is right half the time). With
+    ``unanswerable`` > 0, that share asks about a company the paragraph does not mention (answers empty)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        org, other = rng.sample(QA_ORGS, 2)
+        facts = [
+            (f"{org} was founded by ", rng.choice(QA_PEOPLE), f"Who founded {org} ?"),
+            (f"{org} is based in ", rng.choice(QA_CITIES), f"Where is {org} based ?"),
+        ]
+        rng.shuffle(facts)
+        context, starts = "", []
+        for before, answer, _ in facts:
+            starts.append(len(context) + len(before))
+            context += f"{before}{answer} . "
+        k = rng.randrange(2)
+        question, answer = facts[k][2], facts[k][1]
+        if rng.random() < unanswerable:
+            question, answer = question.replace(org, other), None
+        answers = {"text": [answer], "answer_start": [starts[k]]} if answer else {"text": [], "answer_start": []}
+        rows.append({"id": f"q{seed}-{i}", "context": context.strip(), "question": question, "answers": answers})
+    return rows
+
+
+def relation_rows(n: int, seed: int) -> list[dict]:
+    """TACRED token rows: a sentence names two people and a company; one founded it, the other works there
+    (either order, active or passive). Each row asks about one (person, company) or the (person, person) pair, so
+    the entity types alone cannot tell founded_by from employee_of: only which words are marked can."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        org = rng.choice(QA_ORGS)
+        founder, worker = rng.sample(QA_PEOPLE, 2)
+        if rng.random() < 0.5:
+            words = [founder, "founded", org, "and", "hired", worker, "."]
+        else:
+            words = [worker, "works", "for", org, ",", "which", "was", "founded", "by", founder, "."]
+        at = {w: words.index(w) for w in (org, founder, worker)}
+        subj, obj, relation = rng.choice(
+            [(founder, org, "per:founded"), (worker, org, "per:employee_of"), (founder, worker, "no_relation")]
+        )
+        rows.append(
+            {
+                "id": f"r{seed}-{i}",
+                "token": words,
+                "subj_start": at[subj],
+                "subj_end": at[subj],
+                "obj_start": at[obj],
+                "obj_end": at[obj],
+                "subj_type": "PERSON",
+                "obj_type": "ORGANIZATION" if obj == org else "PERSON",
+                "relation": relation,
+            }
+        )
+    return rows
