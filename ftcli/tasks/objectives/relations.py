@@ -34,7 +34,8 @@ class Relations:
     def labels(self, raw: Raw, dataset: DatasetConfig, inputs: list[tuple[str, str | None]]) -> Labelled:
         """Every split with integer ``labels``: relation names in ``dataset.label_names``' order, else sorted."""
         require_columns(raw, [*inputs, ("relation rows", RELATION)])
-        names = list(dataset.label_names or class_names(raw.splits["train"], RELATION, raw.where["train"]))
+        given = dataset.label_names or class_names(raw.splits["train"], RELATION, raw.where["train"])
+        names = [str(n) for n in given]
         return Labelled(
             {s: encode_class_labels(ds, RELATION, names, raw.where[s]) for s, ds in raw.splits.items()}, names
         )
