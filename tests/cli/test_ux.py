@@ -152,7 +152,17 @@ def test_ctrl_c_outside_the_training_steps_is_one_line_and_exit_130(tmp_path: Pa
     env = {**os.environ, "FTCLI_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
     env.pop("FTCLI_DEBUG", None)
     cmd = [sys.executable, "-m", "ftcli.cli", "train", *SLOW_PHASE, f"hydra.run.dir={tmp_path / 'run'}"]
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background commands with SIGINT ignored, and Python keeps it so
+    # (`make test &` would fail this test): the child gets the default handling a terminal's Ctrl-C meets.
+    p = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert p.stdout is not None
     seen = []
     for line in p.stdout:
