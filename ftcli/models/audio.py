@@ -80,7 +80,14 @@ def build_classifier(
         model = AutoModelForAudioClassification.from_config(_random_config(cfg, labels, cache_dir))
         return model, f"randomly initialised {model.config.model_type}; head {_head(model)}"
     path = resolve(cfg.name_or_path, cache_dir)
+    before = load_part(AutoConfig.from_pretrained, path, cfg, "not a model")
+    old = [str(v) for _, v in sorted(dict(getattr(before, "id2label", None) or {}).items())]
     model = _load_weights(cfg, AutoModelForAudioClassification, path, ignore_mismatched_sizes=True, **labels)
+    if old == list(names) and any(a.endswith("ForAudioClassification") for a in before.architectures or []):
+        return model, f"head {_head(model)} kept: the checkpoint's labels are this dataset's"
+    for layer in (getattr(model, "projector", None), getattr(model, "classifier", None)):
+        if isinstance(layer, torch.nn.Linear):  # a head of the same size for other labels: not this data's
+            layer.reset_parameters()
     return model, f"new head {_head(model)} for {len(names)} classes"
 
 
