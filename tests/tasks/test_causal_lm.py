@@ -261,11 +261,12 @@ def test_bad_rows_are_named_by_file_and_row_before_anything_trains(data, compose
 
 
 @pytest.mark.parametrize(
-    ("model", "rows"),
-    [("tiny_llama", "train.jsonl"), ("tiny_llama", "text.jsonl")],
+    ("rows", "packing"),
+    [("train.jsonl", False), ("train.jsonl", True), ("text.jsonl", False)],
 )
-def test_prompt_response_rows_and_plain_text_train_a_llama(data, compose, model: str, rows: str) -> None:
+def test_prompt_response_rows_packed_or_not_and_plain_text_train_a_llama(data, compose, rows, packing) -> None:
     val = "text.jsonl" if rows == "text.jsonl" else "val.jsonl"
     extra = ["dataset.text_column=text"] if rows == "text.jsonl" else []
-    result = train(compose(*_overrides(data, model, rows, val), *extra, "strategy=full", "trainer.epochs=1"))
+    overrides = [*_overrides(data, "tiny_llama", rows, val), *extra, f"task.packing={packing}", "trainer.epochs=1"]
+    result = train(compose(*overrides, "strategy=full", "model.max_length=128"))
     assert result["loss"] < result["zeroshot_loss"], result
