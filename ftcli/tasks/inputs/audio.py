@@ -133,7 +133,7 @@ class AudioInputs:
     def applies(self, model: Any) -> bool:
         return self.head(model) is not None
 
-    def identity(self, model: Any, processor: Any, ds: Any, seed: int) -> dict[str, Any]:
+    def identity(self, model: Any, processor: Any, ds: Any) -> dict[str, Any]:
         return {**model_identity(model), "clips": ds.key, "extractor": extractor_of(processor).to_json_string()}
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:

@@ -34,8 +34,10 @@ class Relations:
     def labels(self, raw: Raw, dataset: DatasetConfig, inputs: list[tuple[str, str | None]]) -> Labelled:
         """Every split with integer ``labels``: relation names in ``dataset.label_names``' order, else sorted."""
         require_columns(raw, [*inputs, ("relation rows", RELATION)])
-        given = dataset.label_names or class_names(raw.splits["train"], RELATION, raw.where["train"])
-        names = [str(n) for n in given]
+        if dataset.label_names:
+            names = [str(n) for n in dataset.label_names]
+        else:  # relation names are text: read as written
+            names, _ = class_names(raw.splits["train"], RELATION, raw.where["train"])
         return Labelled(
             {s: encode_class_labels(ds, RELATION, names, raw.where[s]) for s, ds in raw.splits.items()}, names
         )
