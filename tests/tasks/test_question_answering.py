@@ -82,6 +82,7 @@ def _first_person(row: dict) -> str:
     return next(w for w in row["context"].split() if w[0].isupper() and w not in row["question"])
 
 
+@pytest.mark.slow  # the trained QA run (fixture) takes ~2 minutes on 2 cores
 def test_spans_are_learned_far_above_the_first_name_baseline(run) -> None:
     out, result = run
     dev = qa_rows(60, 1)
@@ -91,6 +92,7 @@ def test_spans_are_learned_far_above_the_first_name_baseline(run) -> None:
     assert config["architectures"] == ["BertForQuestionAnswering"]
 
 
+@pytest.mark.slow  # the trained QA run (fixture) takes ~2 minutes on 2 cores
 def test_eval_reproduces_train_with_intervals(run, compose, tmp_path) -> None:
     out, result = run
     metrics = run_eval(compose(f"checkpoint={out}", "hardware=cpu", FP32, config="eval", out=tmp_path / "eval"))
@@ -120,6 +122,7 @@ def _pipeline_answer(model, tok, question: str, context: str, max_answer_len: in
     return offsets[s][0], offsets[e][1]
 
 
+@pytest.mark.slow  # the trained QA run (fixture) takes ~2 minutes on 2 cores
 def test_plain_transformers_answers_what_ftcli_predict_answers(run, data, tmp_path) -> None:
     out, _ = run
     dev = qa_rows(60, 1)
@@ -135,6 +138,7 @@ def test_plain_transformers_answers_what_ftcli_predict_answers(run, data, tmp_pa
     assert all(o["answer"] == r["context"][a:b] for o, r, (a, b) in zip(ours, dev, theirs, strict=True))
 
 
+@pytest.mark.slow  # the trained QA run (fixture) takes ~2 minutes on 2 cores
 def test_predict_one_question_prints_its_answer(run) -> None:
     out, _ = run
     question, context = (
@@ -148,6 +152,7 @@ def test_predict_one_question_prints_its_answer(run) -> None:
     assert none.returncode == 2 and "a question with no context" in none.stderr
 
 
+@pytest.mark.slow  # two QA runs and a tuned eval: ~2 minutes on 2 cores
 def test_squad_v2_tunes_a_threshold_that_predict_then_uses(
     data, compose, tmp_path_factory, cache_dir, tmp_path
 ) -> None:

@@ -64,6 +64,7 @@ def run(data, tmp_path_factory, cache_dir):
     return out, result
 
 
+@pytest.mark.slow  # the trained relation runs (fixture) take ~2 minutes on 2 cores
 def test_typed_markers_beat_the_bare_sentence_and_the_type_pair_baseline(
     run, data, tmp_path_factory, cache_dir
 ) -> None:
@@ -107,6 +108,7 @@ def test_new_markers_start_from_the_mean_of_their_seed_words(compose, data) -> N
     )
 
 
+@pytest.mark.slow  # the trained relation runs (fixture) take ~2 minutes on 2 cores
 def test_eval_reproduces_train_with_tacred_scores_and_a_table(run, compose, tmp_path) -> None:
     out, result = run
     metrics = run_eval(compose(f"checkpoint={out}", "hardware=cpu", FP32, config="eval", out=tmp_path / "eval"))
@@ -116,6 +118,7 @@ def test_eval_reproduces_train_with_tacred_scores_and_a_table(run, compose, tmp_
     assert lo <= metrics["f1"] <= hi
 
 
+@pytest.mark.slow  # the trained relation runs (fixture) take ~2 minutes on 2 cores
 def test_the_plain_pipeline_on_marked_text_agrees_with_predict_from_markers_or_offsets(run, data, tmp_path) -> None:
     out, _ = run
     dev = relation_rows(90, 1)
@@ -149,6 +152,7 @@ def test_the_plain_pipeline_on_marked_text_agrees_with_predict_from_markers_or_o
         assert [o["probabilities"][x["label"]] for x in t] == pytest.approx([x["score"] for x in t], abs=1e-5)
 
 
+@pytest.mark.slow  # the trained relation runs (fixture) take ~2 minutes on 2 cores
 def test_predict_refuses_a_type_it_never_learned(run, tmp_path) -> None:
     out, _ = run
     cfg = compose_cmd(
