@@ -120,8 +120,8 @@ class MarkedText:
     def single_input(self, cfg: Any) -> tuple[dict[str, Any], list[str]]:
         if cfg.get("text") is None:
             raise FtcliError(
-                """this checkpoint reads relations: give 'text="[S]Maria Lopez[/S] joined [O]Helix[/O]"' (Hydra """
-                "needs the inner quotes around brackets), or input=<file>"
+                'this checkpoint reads relations: give text="[S]Maria Lopez[/S] joined [O]Helix[/O]" (subject and '
+                "object marked), or input=<file>"
             )
         return {"text": cfg.text}, ["text"]
 
