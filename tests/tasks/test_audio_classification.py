@@ -97,11 +97,16 @@ def test_feature_extract_is_exact_and_its_second_run_hits_the_cache(compose, mon
         return out
 
     monkeypatch.setattr(AudioInputs, "compute", counting)
-    # a cache of its own: the session cache may already hold these features (the every-strategy test)
-    run = [*SMALL, "strategy=feature_extract", "trainer.epochs=1", f"cache_dir={tmp_path / 'cache'}"]
-    first = train(compose(*run, out=tmp_path / "one"))
+    run = [*SMALL, "strategy=feature_extract", "trainer.epochs=1"]
+
+    def own_cache(out: Path):  # the session cache may already hold these features (the every-strategy test)
+        cfg = compose(*run, out=out)
+        cfg.cache_dir = str(tmp_path / "cache")
+        return cfg
+
+    first = train(own_cache(tmp_path / "one"))
     assert len(calls) == 2  # train and validation, once each
-    second = train(compose(*run, out=tmp_path / "two"))
+    second = train(own_cache(tmp_path / "two"))
     assert len(calls) == 2 and second["accuracy"] == first["accuracy"]  # the second run: cache hits
 
 
