@@ -162,6 +162,7 @@ def test_optuna_search_config_composes(tmp_path: Path) -> None:
 HEADS = "model.config_overrides.num_attention_heads=1,2,3,4"
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_sweep_survives_a_failed_trial_and_resumes_only_that_one(tmp_path: Path, cache_dir: Path) -> None:
     sweep = tmp_path / "sweep"
     args = ["train", "-m", *TINY, "trainer.max_steps=2", HEADS, f"hydra.sweep.dir={sweep}"]

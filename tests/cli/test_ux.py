@@ -31,6 +31,7 @@ def listed_groups(help_text: str) -> dict[str, list[str]]:
     return groups
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_train_help_lists_only_options_that_compose(compose) -> None:
     r = ftcli("train", "--help")
     assert r.returncode == 0, r.stderr
@@ -52,6 +53,7 @@ def test_eval_help_lists_its_own_groups() -> None:
     assert set(listed_groups(r.stdout)) == {"dataset", "hardware", "task"}  # task: what a dataset may pick
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_cfg_job_resolve_prints_the_resolved_config(tmp_path: Path, cache_dir: Path) -> None:
     r = ftcli("train", *TINY, "--cfg", "job", "--resolve", cwd=tmp_path, env={"FTCLI_CACHE_DIR": str(cache_dir)})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -100,6 +102,7 @@ def own_configs(tmp_path: Path) -> Path:
     return conf
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_own_configs_through_config_dir_and_searchpath(own_configs: Path, tmp_path: Path, cache_dir: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -127,6 +130,7 @@ def test_own_configs_through_config_dir_and_searchpath(own_configs: Path, tmp_pa
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_predict_leaves_no_files_and_logs_carry_ftclis_name(tmp_path: Path, cache_dir: Path) -> None:
     run = tmp_path / "run"
     env = {"FTCLI_CACHE_DIR": str(cache_dir)}

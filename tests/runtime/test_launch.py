@@ -167,6 +167,7 @@ def test_resume_mid_epoch_is_bit_identical_and_logs_every_step_once(compose, tmp
     )
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_sigterm_saves_state_exits_and_resume_finishes_the_run(tmp_path, cache_dir) -> None:
     """A real preemption: SIGTERM mid-run → state saved, exit 143; ``resume=<run>`` → same weights as
     a run never stopped."""

@@ -254,6 +254,7 @@ def test_the_plain_pipeline_returns_the_entities_ftcli_predict_returns(run, data
         assert all(text[e["start"] : e["end"]] == e["word"] for e in a)  # offsets into the raw text
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_predict_one_text_prints_entities_with_offsets(run) -> None:
     out, _ = run
     text = "Pele joined Red Cross in Oslo ."

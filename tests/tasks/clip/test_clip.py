@@ -208,6 +208,7 @@ def test_zero_shot_evaluation_of_a_clip_folder_from_elsewhere(contrastive, tmp_p
     assert metrics["accuracy"] == pytest.approx(result["accuracy"])
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_predict_zero_shot_over_any_labels(contrastive, tmp_path: Path) -> None:
     out, _, _ = contrastive
     image_path, _ = digit_png(tmp_path)
@@ -273,6 +274,7 @@ def test_what_trains_under_image_classification(contrastive, tmp_path: Path) -> 
 # the CLI and acceptance
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_cli_prints_the_zero_shot_baseline_and_rejects_bad_options(tmp_path: Path, cache_dir: Path) -> None:
     args = [*SMALL, "dataset=digits_captions", "strategy=full", "trainer.max_steps=3", "trainer.save_checkpoints=false"]
     r = ftcli("train", *args, f"hydra.run.dir={tmp_path / 'r'}", env={"FTCLI_CACHE_DIR": str(cache_dir)})

@@ -103,6 +103,7 @@ def test_checkpoint_in_plain_transformers_reproduces_ftcli(siglip, tmp_path: Pat
     assert top["label"] == max(ours, key=ours.get)
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_predict_zero_shot_over_any_labels(siglip, tmp_path: Path) -> None:
     out, _, _ = siglip
     image_path, label = digit_png(tmp_path)
