@@ -20,6 +20,7 @@ import numpy as np
 
 from ftcli.config.errors import FtcliError
 from ftcli.data.audio.decode import RESAMPLER, decode, fit
+from ftcli.runtime.files import sha256_of
 
 CHUNK = 32  # clips per decode task: spread over threads (soundfile and soxr release the GIL)
 FORMAT = 1  # bumped when the stored layout changes, so old entries are rebuilt instead of misread
@@ -73,8 +74,7 @@ def identity_of(sources: list[Any], content: bool = False) -> str:
 def _file_identity(path: str, content: bool) -> str:
     try:
         if content:
-            with open(path, "rb") as f:
-                return hashlib.file_digest(f, "sha256").hexdigest()
+            return sha256_of(Path(path))
         st = os.stat(path)
         return f"{st.st_size}\0{st.st_mtime_ns}"
     except OSError:

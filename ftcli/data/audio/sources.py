@@ -88,7 +88,7 @@ def cached_clips(ds: Any, column: str, rate: int, cache_dir: Path, dataset: Data
     """A split's clips at ``rate`` Hz within ``dataset.max_seconds``, from the cache (or decoded now and cached);
     what was skipped (``bad_audio=skip``) or cut (``truncate``) is said on the terminal."""
     sources, _ = sources_of(ds, column)
-    identity = identity_of(sources)  # paths: with size and mtime; embedded audio: its bytes
+    identity = identity_of(sources, content=True)  # files by their bytes (a copy with the same mtime is caught)
     start = time.perf_counter()
     clips = decode_all(
         sources,
