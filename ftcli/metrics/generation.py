@@ -14,38 +14,26 @@ from __future__ import annotations
 import json
 import math
 import re
-import string
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ftcli.metrics.qa import exact_match as squad_exact_match
+from ftcli.metrics.qa import f1 as squad_f1
+
 NON_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
-ARTICLES = re.compile(r"\b(a|an|the)\b")
-PUNCTUATION = set(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lower-case, no punctuation, no articles, single spaces."""
-    text = "".join(c for c in text.lower() if c not in PUNCTUATION)
-    return " ".join(ARTICLES.sub(" ", text).split())
 
 
 def exact_match(prediction: str, reference: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(reference))
+    """SQuAD's exact match against one reference (metrics/qa.py: the official normalisation)."""
+    return squad_exact_match(prediction, [reference])
 
 
 def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD's token F1; when either side normalises to nothing, 1 if both do, else 0."""
-    predicted, target = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    if not predicted or not target:
-        return float(predicted == target)
-    common = sum((Counter(predicted) & Counter(target)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(target)
-    return 2 * precision * recall / (precision + recall)
+    """SQuAD's token F1 against one reference; when either side normalises to nothing, 1 if both do, else 0."""
+    return squad_f1(prediction, [reference])
 
 
 def named_label(answer: str, labels: Sequence[str]) -> int:
