@@ -146,6 +146,19 @@ def link_checkpoint(src: Path, dst: Path) -> None:
             os.link(f, target)
 
 
+def with_file(folder: Path, name: str, text: str) -> None:
+    """Rewrite checkpoint ``folder`` whole, atomically, with file ``name`` holding ``text`` (added or replaced): its
+    other files are hard-linked (no weights copied, and a linked last/ keeps its own), the manifest is new."""
+    folder = Path(folder)
+    with atomic_folder(folder) as tmp:
+        for f in _files(folder):
+            if f.relative_to(folder).as_posix() != name:
+                target = tmp / f.relative_to(folder)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(f, target)
+        (tmp / name).write_text(text)
+
+
 def io_failure(e: BaseException) -> str | None:
     """Why a write failed, when it did (safetensors reports the OS error in its own exception type)."""
     full = (errno.ENOSPC, errno.EDQUOT)

@@ -22,7 +22,7 @@ from ftcli.config.tasks.question_answering import QuestionAnsweringConfig
 from ftcli.data.tables import Raw, require_columns
 from ftcli.metrics.calibration import bootstrap_ci
 from ftcli.metrics.qa import best_thresholds, find_best_thresh, has_answer, question_scores, squad_scores
-from ftcli.runtime.files import MANIFEST, atomic_folder
+from ftcli.runtime.files import with_file
 from ftcli.runtime.inference import model_inputs
 from ftcli.tasks.task import Evaluation, Labelled
 
@@ -140,12 +140,7 @@ class SpanAnswers:
         t = tuned["thresholds"]["null_score_diff"]
         record = {"null_threshold": t, "fitted_on": tuned["fitted_on"], "split": metrics.get("split")}
         folder = Path(folder)
-        with atomic_folder(folder) as tmp:  # hard links: no weights copied, and a linked last/ keeps its files
-            for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (MANIFEST, NULL_THRESHOLD)):
-                dest = tmp / f.relative_to(folder)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.hardlink_to(f)
-            (tmp / NULL_THRESHOLD).write_text(json.dumps(record, indent=2) + "\n")
+        with_file(folder, NULL_THRESHOLD, json.dumps(record, indent=2) + "\n")
         return f"no-answer threshold {t:.4f} (fitted on {tuned['fitted_on']}) → {folder / NULL_THRESHOLD}"
 
     def predictions(self, outputs: np.ndarray, names: list[str]) -> list[dict[str, Any]]:

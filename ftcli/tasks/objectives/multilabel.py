@@ -32,7 +32,7 @@ from ftcli.metrics.multilabel import (
     sigmoid,
     tune_thresholds,
 )
-from ftcli.runtime.files import MANIFEST, atomic_folder
+from ftcli.runtime.files import with_file
 from ftcli.runtime.inference import logits_of
 from ftcli.tasks.objectives.classification import temperature
 from ftcli.tasks.task import Evaluation, Labelled
@@ -133,12 +133,7 @@ class MultiLabel:
             return None
         record = {"thresholds": tuned["thresholds"], "fitted_on": tuned["fitted_on"], "split": metrics.get("split")}
         folder = Path(folder)
-        with atomic_folder(folder) as tmp:  # hard links: no weights copied, and a linked last/ keeps its files
-            for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (MANIFEST, THRESHOLDS)):
-                dest = tmp / f.relative_to(folder)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.hardlink_to(f)
-            (tmp / THRESHOLDS).write_text(json.dumps(record, indent=2) + "\n")
+        with_file(folder, THRESHOLDS, json.dumps(record, indent=2) + "\n")
         return f"per-label thresholds (fitted on {tuned['fitted_on']}) → {folder / THRESHOLDS}"
 
     def predictions(self, outputs: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
