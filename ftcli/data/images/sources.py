@@ -5,7 +5,6 @@ resized once into the pixel cache (``cache.py``), the bad-image policy applied; 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -20,42 +19,19 @@ from ftcli.config.schemas import DatasetConfig
 from ftcli.data.images.batches import ImageSet
 from ftcli.data.images.cache import crop_boxes, decode_all, identity_of
 from ftcli.data.images.decode import describe
-from ftcli.data.images.folder import scan_folder
+from ftcli.data.images.folder import IMAGE_EXTENSIONS
 from ftcli.data.images.resize import Resizer
-from ftcli.data.tables import Raw, load_raw
+from ftcli.data.media import file_splits, is_paths
+from ftcli.data.tables import Raw
 from ftcli.reporting.progress import console
 
 IMAGE = "image"  # the column an image folder's rows and predict's rows hold their image in
-STRINGS = ("string", "large_string")  # a column of paths, as datasets types it
 
 
 def image_splits(dataset: DatasetConfig) -> Raw:
     """An image folder's files, or a table's / hub split's image column: paths made absolute (relative to the file
     that lists them), embedded images kept as bytes (decoded once, when cached)."""
-    if dataset.source == "imagefolder":
-        return _folder(dataset)
-    raw = load_raw(dataset)
-    column = dataset.image_column or IMAGE
-    for split, ds in raw.splits.items():
-        if column not in ds.column_names:
-            continue  # require_columns names it
-        base = Path(getattr(dataset, f"{split}_file") or ".").expanduser().resolve().parent
-        raw.splits[split] = _absolute(_undecoded(ds, column), column, base)
-    return raw
-
-
-def _folder(dataset: DatasetConfig) -> Raw:
-    if not dataset.data_dir:
-        raise FtcliError(f"dataset.data_dir is required for dataset={dataset.name} (an image folder)")
-    folder = scan_folder(dataset.data_dir)
-    column, label = dataset.image_column or IMAGE, dataset.label_column
-    splits = {s: datasets.Dataset.from_dict({column: p, label: y}) for s, (p, y) in folder.splits.items()}
-    if folder.ignored:
-        shown = ", ".join(Path(p).name for p in folder.ignored[:3])
-        n = len(folder.ignored)
-        files = f"{n} files that are" if n != 1 else "1 file that is"
-        console.print(f"{dataset.data_dir}: {files} not an image left out ({shown} …)")
-    return Raw(splits, folder.where)
+    return file_splits(dataset, dataset.image_column or IMAGE, datasets.Image, IMAGE_EXTENSIONS, "image")
 
 
 def encode_images(ds: Any, column: str, resizer: Resizer, cache_dir: Path, skip: bool) -> ImageSet:
@@ -81,27 +57,9 @@ def encode_images(ds: Any, column: str, resizer: Resizer, cache_dir: Path, skip:
     return ImageSet(decoded.pixels, decoded.kept, labels, resizer.scale, resizer.shift, decoded.key, whole)
 
 
-def _undecoded(ds: Any, column: str) -> Any:
-    """An Image feature as {bytes, path} (decoded once, by the cache, not on every access)."""
-    feature = ds.features.get(column)
-    return ds.cast_column(column, datasets.Image(decode=False)) if isinstance(feature, datasets.Image) else ds
-
-
-def _absolute(ds: Any, column: str, base: Path) -> Any:
-    """Relative image paths in a table are relative to the table's folder."""
-    if ds.features[column].dtype not in STRINGS:
-        return ds
-
-    def fix(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        return {column: [v if v is None else str(base / os.path.expanduser(v)) for v in batch[column]]}
-
-    key = hashlib.sha256(f"{ds._fingerprint}-{base}-{column}".encode()).hexdigest()[:16]
-    return ds.map(fix, batched=True, new_fingerprint=key, desc="image paths")
-
-
 def _sources(ds: Any, column: str) -> tuple[Any, bool]:
     """The column's images (paths; or, embedded, a lazy sequence of {bytes, path}) and which it is."""
-    if ds.features[column].dtype in STRINGS:
+    if is_paths(ds, column):
         return [v if v is not None else "" for v in ds[column]], False
     return _Rows(ds, column), True
 

@@ -29,6 +29,7 @@ from ftcli.data.audio.features import rate_of, reads_waveforms
 from ftcli.data.audio.sets import AudioSet
 from ftcli.data.audio.sources import AUDIO, audio_splits, cached_clips, kept_labels
 from ftcli.data.batching import loader, sorted_batches, training_batches
+from ftcli.data.media import file_column, listed_files
 from ftcli.data.tables import Raw
 from ftcli.models.architectures import standard_roles
 from ftcli.models.audio import build_classifier, build_ctc, ctc_processor, feature_encoder, frame_mask, load_extractor
@@ -189,24 +190,10 @@ class AudioInputs:
         return {AUDIO: str(audio)}, [AUDIO]
 
     def input_rows(self, src: Path) -> list[dict[str, Any]] | None:
-        """A folder (every audio file in it) or a .txt list of paths (relative to the list's folder), as rows; None
-        for a table (CSV, JSON …), which predict reads (its relative paths are relative to its folder too)."""
-        if src.is_dir():
-            files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            if not files:
-                raise FtcliError(f"input={src}: no audio files in this folder ({', '.join(AUDIO_SUFFIXES)})")
-            return [{AUDIO: str(p)} for p in files]
-        if src.suffix.lower() == ".txt" and src.is_file():
-            lines = [line.strip() for line in src.read_text(encoding="utf-8").splitlines()]
-            return [{AUDIO: line} for line in lines if line and not line.startswith("#")]
-        return None
+        return listed_files(src, AUDIO, AUDIO_SUFFIXES, "audio file")
 
     def input_columns(self, cfg: Any, dataset: Any, rows: list[dict[str, Any]], where: str) -> list[str]:
-        trained = dataset.get("audio_column") if dataset is not None else None
-        column = cfg.get("audio_column") or (AUDIO if AUDIO in rows[0] else trained) or AUDIO
-        if column not in rows[0]:
-            raise FtcliError(f"audio_column={column}: no such column in {where}; it has {', '.join(rows[0])}")
-        return [column]
+        return file_column(cfg, dataset, rows, where, AUDIO)
 
     def predict(
         self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int, base: Path

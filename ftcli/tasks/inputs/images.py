@@ -25,6 +25,7 @@ from ftcli.data.images.batches import eval_loader, pixel_batches, train_loader
 from ftcli.data.images.folder import IMAGE_EXTENSIONS
 from ftcli.data.images.resize import resizer_of
 from ftcli.data.images.sources import IMAGE, encode_images, image_splits
+from ftcli.data.media import file_column, listed_files
 from ftcli.data.tables import Raw, drop_empty
 from ftcli.models.architectures import classifier_of, standard_roles
 from ftcli.models.loading import from_checkpoint
@@ -171,24 +172,10 @@ class ImageInputs:
         return {IMAGE: str(image)}, [IMAGE]
 
     def input_rows(self, src: Path) -> list[dict[str, Any]] | None:
-        """A folder (every image in it) or a .txt list of paths (relative to the list's folder), as rows; None for
-        a table (CSV, JSON …), which predict reads (its relative paths are relative to its folder too)."""
-        if src.is_dir():
-            files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not files:
-                raise FtcliError(f"input={src}: no images in this folder ({', '.join(IMAGE_EXTENSIONS)})")
-            return [{IMAGE: str(p)} for p in files]
-        if src.suffix.lower() == ".txt" and src.is_file():
-            lines = [line.strip() for line in src.read_text(encoding="utf-8").splitlines()]
-            return [{IMAGE: line} for line in lines if line and not line.startswith("#")]
-        return None
+        return listed_files(src, IMAGE, IMAGE_EXTENSIONS, "image")
 
     def input_columns(self, cfg: Any, dataset: Any, rows: list[dict[str, Any]], where: str) -> list[str]:
-        trained = dataset.get("image_column") if dataset is not None else None
-        column = cfg.get("image_column") or (IMAGE if IMAGE in rows[0] else trained) or IMAGE
-        if column not in rows[0]:
-            raise FtcliError(f"image_column={column}: no such column in {where}; it has {', '.join(rows[0])}")
-        return [column]
+        return file_column(cfg, dataset, rows, where, IMAGE)
 
     def predict(
         self, loaded: Loaded, rows: list[dict[str, Any]], columns: list[str], batch_size: int, base: Path
