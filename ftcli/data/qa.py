@@ -30,7 +30,6 @@ example abstains when null score − best span score is above a threshold.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,6 +42,7 @@ import torch
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import DatasetConfig
+from ftcli.data.rows import placed_rows
 from ftcli.data.tables import SPLITS, Raw, load_raw
 from ftcli.data.text import tokenizer_fingerprint
 
@@ -74,22 +74,15 @@ def read_qa_file(path: str | Path, labelled: bool = True) -> list[dict[str, Any]
         labelled: whether every row must carry its answers (training, evaluation); predict input needs not.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FtcliError(f"{path}: no such file")
-    if path.suffix.lower() not in QA_FORMATS:
-        raise FtcliError(f"{path}: unknown format; question answering reads {', '.join(QA_FORMATS)}")
-    try:
-        if path.suffix.lower() == ".json":
-            placed = _json_rows(path)
-        elif path.suffix.lower() == ".jsonl":
-            placed = _jsonl_rows(path)
-        else:
-            placed = _csv_rows(path)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise FtcliError(f"{path}: cannot read ({str(e).splitlines()[0]})") from e
+    placed = placed_rows(path, QA_FORMATS, "questions")
+    first = placed[0][0]
+    if isinstance(first, dict) and "paragraphs" in first:  # SQuAD's own nesting
+        placed = _squad_rows([r for r, _ in placed], path)
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        placed = _csv_answers(placed)
     if not placed:
         raise FtcliError(f"{path}: has no questions")
-    return _check_all(placed, labelled)
+    return _check_all([(_as_dict(r, place), place) for r, place in placed], labelled)
 
 
 def check_qa_rows(rows: Iterable[Mapping[str, Any]], where: str, labelled: bool = True) -> list[dict[str, Any]]:
@@ -108,19 +101,6 @@ def _check_all(placed: list[tuple[dict[str, Any], str]], labelled: bool) -> list
     return rows
 
 
-def _json_rows(path: Path) -> list[tuple[dict[str, Any], str]]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise FtcliError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
-    items = doc.get("data") if isinstance(doc, dict) else doc
-    if not isinstance(items, list):
-        raise FtcliError(f"{path}: expected SQuAD's {{'data': [...]}} or a list of rows, got {type(doc).__name__}")
-    if items and isinstance(items[0], dict) and "paragraphs" in items[0]:
-        return _squad_rows(items, path)
-    return [(_as_dict(r, f"row {i} of {path}"), f"row {i} of {path}") for i, r in enumerate(items, 1)]
-
-
 def _squad_rows(articles: list[Any], path: Path) -> list[tuple[dict[str, Any], str]]:
     """SQuAD's nesting flattened: each question carries its paragraph's context and its article's title."""
     placed = []
@@ -136,23 +116,9 @@ def _squad_rows(articles: list[Any], path: Path) -> list[tuple[dict[str, Any], s
     return placed
 
 
-def _jsonl_rows(path: Path) -> list[tuple[dict[str, Any], str]]:
-    placed = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                placed.append((_as_dict(json.loads(line), f"line {n} of {path}"), f"line {n} of {path}"))
-            except json.JSONDecodeError as e:
-                raise FtcliError(f"line {n} of {path}: not valid JSON ({e.msg})") from e
-    return placed
-
-
-def _csv_rows(path: Path) -> list[tuple[dict[str, Any], str]]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        placed = [(dict(r), f"row {i} of {path}") for i, r in enumerate(reader, 1)]
-        columns = reader.fieldnames or []
+def _csv_answers(placed: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    """A table's answers: a JSON ``answers`` cell, or one ``answer_text`` / ``answer_start`` pair (or none)."""
+    columns = placed[0][0].keys()
     if "answers" in columns:
         for row, place in placed:
             row["answers"] = _json_cell(row["answers"], place)

@@ -25,8 +25,6 @@ embeddings a new marker starts from.
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ import numpy as np
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import DatasetConfig
+from ftcli.data.rows import placed_rows
 from ftcli.data.tables import SPLITS, Raw, load_raw
 
 NO_RELATION = "no_relation"
@@ -90,54 +89,15 @@ class Marked:
 
 def read_relation_file(path: str | Path, labelled: bool = True) -> list[RelationExample]:
     """Checked examples from a ``.json``, ``.jsonl``, ``.csv`` or ``.tsv`` file of relation rows."""
-    path = Path(path)
-    if not path.is_file():
-        raise FtcliError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix not in RELATION_FORMATS:
-        raise FtcliError(f"{path}: unknown format; relation extraction reads {', '.join(RELATION_FORMATS)}")
-    try:
-        placed = _json_rows(path) if suffix == ".json" else _jsonl_rows(path) if suffix == ".jsonl" else _csv_rows(path)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise FtcliError(f"{path}: cannot read ({str(e).splitlines()[0]})") from e
-    if not placed:
-        raise FtcliError(f"{path}: has no rows")
+    placed = placed_rows(path, RELATION_FORMATS, "rows")
+    if Path(path).suffix.lower() in (".csv", ".tsv"):  # an empty cell is a key not given
+        placed = [({k: v for k, v in r.items() if v not in (None, "")}, place) for r, place in placed]
     return [check_relation_row(row, place, labelled, default_id=str(n)) for n, (row, place) in enumerate(placed, 1)]
 
 
 def check_relation_rows(rows: Iterable[Mapping[str, Any]], where: str, labelled: bool = True) -> list[RelationExample]:
     """Checked examples from any source (a hub split, a list): errors name ``row N of {where}``."""
     return [check_relation_row(r, f"row {n} of {where}", labelled, default_id=str(n)) for n, r in enumerate(rows, 1)]
-
-
-def _json_rows(path: Path) -> list[tuple[Mapping[str, Any], str]]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise FtcliError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
-    items = doc.get("data") if isinstance(doc, dict) else doc
-    if not isinstance(items, list):
-        raise FtcliError(f"{path}: expected a list of rows (or {{'data': [...]}}), got {type(doc).__name__}")
-    return [(r, f"row {n} of {path}") for n, r in enumerate(items, 1)]
-
-
-def _jsonl_rows(path: Path) -> list[tuple[Mapping[str, Any], str]]:
-    placed = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                placed.append((json.loads(line), f"line {n} of {path}"))
-            except json.JSONDecodeError as e:
-                raise FtcliError(f"line {n} of {path}: not valid JSON ({e.msg})") from e
-    return placed
-
-
-def _csv_rows(path: Path) -> list[tuple[Mapping[str, Any], str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        return [
-            ({k: v for k, v in r.items() if v not in (None, "")}, f"row {n} of {path}") for n, r in enumerate(reader, 1)
-        ]
 
 
 # ---------------------------------------------------------------- checking one row

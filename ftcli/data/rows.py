@@ -32,6 +32,54 @@ def read_rows(path: Path, quoting: str) -> list[dict[str, Any]]:
     return list(csv.DictReader(io.StringIO(text, newline=""), **_dialect(suffix, quoting)))
 
 
+def placed_rows(path: str | Path, formats: tuple[str, ...], what: str) -> list[tuple[Any, str]]:
+    """A training or evaluation file's rows, each with where it is for errors ("row 3 of f.json", "line 4 of
+    f.jsonl"): a .json list (or ``{"data": [...]}``), .jsonl, or .csv/.tsv with a header (cells as written). A file
+    that is missing, of another format, unreadable or without ``what`` stops in one line."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise FtcliError(f"{path}: no such file")
+    if suffix not in formats:
+        raise FtcliError(f"{path}: unknown format; use one of {', '.join(formats)}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".json":
+            placed = _json_placed(text, path)
+        elif suffix == ".jsonl":
+            placed = _jsonl_placed(text, path)
+        else:
+            reader = csv.DictReader(io.StringIO(text, newline=""), **_dialect(suffix, "minimal"))
+            placed = [(dict(r), f"row {n} of {path}") for n, r in enumerate(reader, 1)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise FtcliError(f"{path}: cannot read ({str(e).splitlines()[0]})") from e
+    if not placed:
+        raise FtcliError(f"{path}: has no {what}")
+    return placed
+
+
+def _json_placed(text: str, path: Path) -> list[tuple[Any, str]]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FtcliError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
+    items = doc.get("data") if isinstance(doc, dict) else doc
+    if not isinstance(items, list):
+        raise FtcliError(f"{path}: expected a list of rows (or {{'data': [...]}}), got {type(doc).__name__}")
+    return [(r, f"row {n} of {path}") for n, r in enumerate(items, 1)]
+
+
+def _jsonl_placed(text: str, path: Path) -> list[tuple[Any, str]]:
+    placed = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                placed.append((json.loads(line), f"line {n} of {path}"))
+            except json.JSONDecodeError as e:
+                raise FtcliError(f"line {n} of {path}: not valid JSON ({e.msg})") from e
+    return placed
+
+
 def _dialect(suffix: str, quoting: str, writing: bool = False) -> dict[str, Any]:
     """csv options: tab for .tsv; quoting=none for GLUE-style files with bare quotes inside the text."""
     opts: dict[str, Any] = {"delimiter": "\t" if suffix == ".tsv" else ","}
