@@ -45,6 +45,7 @@ from ftcli.config.schemas import DatasetConfig
 from ftcli.data.rows import placed_rows
 from ftcli.data.tables import SPLITS, Raw, load_raw
 from ftcli.data.text import tokenizer_fingerprint
+from ftcli.data.words import collate
 
 QA_FORMATS = (".json", ".jsonl", ".csv", ".tsv")
 ROW = datasets.Features(
@@ -454,22 +455,7 @@ def stored_windows(ds: Any) -> tuple[dict[str, list[Any]], list[str], list[list[
 
 def collate_windows(tokenizer: Any, keep: tuple[str, ...] = ()) -> Any:
     """Pad windows to the longest (right); ``labels`` [start, end] stacked; ``keep``: more integer columns."""
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    pads = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
-
-    def fn(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        width = max(len(r["input_ids"]) for r in rows)
-        batch = {
-            k: torch.tensor([list(r[k]) + [pad] * (width - len(r[k])) for r in rows], dtype=torch.long)
-            for k, pad in pads.items()
-            if k in rows[0]
-        }
-        for k in ("labels", *keep):
-            if k in rows[0]:
-                batch[k] = torch.tensor([r[k] for r in rows], dtype=torch.long)
-        return batch
-
-    return fn
+    return collate(tokenizer, keep, tag_labels=False)
 
 
 def window_batches(tokenizer: Any, windows: Mapping[str, list[Any]], batch_size: int) -> Iterable[dict[str, Any]]:

@@ -135,10 +135,15 @@ def encode_words(ds: Any, column: str, tokenizer: Any, max_length: int, stride: 
     )
 
 
-def collate(tokenizer: Any, keep: tuple[str, ...] = ()) -> Any:
-    """Pad a list of windows to the longest (right): pad ids, mask 0, labels -100; ``keep``: extra columns."""
+def collate(tokenizer: Any, keep: tuple[str, ...] = (), tag_labels: bool = True) -> Any:
+    """Pad a list of windows to the longest (right): pad ids, mask 0, per-token labels -100 (``tag_labels``; else
+    ``labels`` are a row's fixed-size integers, stacked, as ``keep``: extra integer columns)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    pads = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0, "labels": IGNORE}
+    pads = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
+    if tag_labels:
+        pads["labels"] = IGNORE
+    else:
+        keep = ("labels", *keep)
 
     def fn(rows: list[dict[str, Any]]) -> dict[str, Any]:
         width = max(len(r["input_ids"]) for r in rows)
