@@ -12,6 +12,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ftcli.config.errors import FtcliError
+from ftcli.config.inputs import ONE_INPUT
 from ftcli.config.validate import validate
 from ftcli.data.rows import FORMATS, read_rows, write_rows
 from ftcli.reporting.progress import console
@@ -21,10 +22,10 @@ from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_
 
 
 def run_predict(cfg: Any) -> dict[str, Any]:
-    """``ftcli predict``: one input printed (``text=``, ``image=``, ``audio=``), or ``input=`` rows written to
+    """``ftcli predict``: one input printed (``text=``, ``image=`` …: ``ONE_INPUT``), or ``input=`` rows written to
     ``output=``."""
     validate(cfg)
-    if sum(cfg.get(k) is not None for k in ("text", "image", "audio", "question", "prompt", "input")) != 1:
+    if sum(cfg.get(k) is not None for k in (*ONE_INPUT, "input")) != 1:
         raise FtcliError(
             'predict needs exactly one of text="...", image=<file>, audio=<file>, question="..." (with context="..."), '
             'prompt="..." or input=<file> (with output=<file>)'

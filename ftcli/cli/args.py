@@ -7,6 +7,8 @@ import re
 import sys
 from typing import NoReturn
 
+from ftcli.config.inputs import ONE_INPUT
+
 # Hydra flags that take a value, and flags after which no job runs (no preflight needed).
 VALUE_FLAGS = {
     "--cfg",
@@ -135,13 +137,13 @@ def resolvable(args: list[str]) -> list[str]:
 
 
 def answers_only(command: str, overrides: list[str]) -> bool:
-    """Commands that only print an answer: ``predict text=...`` (``image=``, ``audio=``, ``prompt=``), ``chat`` and
+    """Commands that only print an answer: ``predict`` with one input (``text=...``, ``image=`` …), ``chat`` and
     ``train trainer.dry_run=true``."""
     values = dict(o.lstrip("+~").split("=", 1) for o in overrides)
     if command == "chat":
         return True
     if command == "predict":
-        return any(k in values for k in ("text", "image", "audio", "prompt")) and values.get("input", "null") == "null"
+        return any(k in values for k in ONE_INPUT) and values.get("input", "null") == "null"
     return command == "train" and values.get("trainer.dry_run", "").lower() == "true"
 
 
