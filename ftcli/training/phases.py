@@ -182,9 +182,9 @@ def feature_batches(run: Run, built: Setup, encoded: dict[str, Any], eval_batch:
     assert features is not None
     model.to(acc.device)
     feats, labels = {}, {}
+    identities = features.identities(model, built.processor, encoded)  # the weights hashed once, not per split
     for split, ds in encoded.items():
-        identity = features.identity(model, built.processor, ds)
-        key = feature_key({**identity, "precision": acc.mixed_precision})  # bf16 features differ from fp32 ones
+        key = feature_key({**identities[split], "precision": acc.mixed_precision})  # bf16 features: not fp32's
 
         def compute(ds: Any = ds) -> dict[str, torch.Tensor]:
             return features.compute(model, ds, built.processor, eval_batch, acc)

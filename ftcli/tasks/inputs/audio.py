@@ -134,8 +134,9 @@ class AudioInputs:
     def applies(self, model: Any) -> bool:
         return self.head(model) is not None
 
-    def identity(self, model: Any, processor: Any, ds: Any) -> dict[str, Any]:
-        return {**model_identity(model), "clips": ds.key, "extractor": extractor_of(processor).to_json_string()}
+    def identities(self, model: Any, processor: Any, splits: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        backbone = {**model_identity(model), "extractor": extractor_of(processor).to_json_string()}
+        return {split: {**backbone, "clips": ds.key} for split, ds in splits.items()}
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
         """What the head reads, for every clip: wav2vec2-style models' last hidden states averaged over the clip's

@@ -153,8 +153,8 @@ class ClipImages:
     def applies(self, model: Any) -> bool:
         return True
 
-    def identity(self, model: Any, processor: Any, ds: Any) -> dict[str, Any]:
-        return self.images.identity(model, processor, ds)
+    def identities(self, model: Any, processor: Any, splits: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return self.images.identities(model, processor, splits)
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
         return self.images.compute(model, ds, processor, batch_size, accelerator)

@@ -123,8 +123,12 @@ class ImageInputs:
     def applies(self, model: Any) -> bool:
         return classifier_of(model) is not None
 
-    def identity(self, model: Any, processor: Any, ds: Any) -> dict[str, Any]:
-        return {**model_identity(model), "pixels": ds.key, "affine": [ds.scale.tolist(), ds.shift.tolist()]}
+    def identities(self, model: Any, processor: Any, splits: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        backbone = model_identity(model)
+        return {
+            split: {**backbone, "pixels": ds.key, "affine": [ds.scale.tolist(), ds.shift.tolist()]}
+            for split, ds in splits.items()
+        }
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
         """What the classifier reads (the backbone's pooled features) for every image, through the whole model in

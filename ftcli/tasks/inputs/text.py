@@ -120,17 +120,17 @@ class TextInputs:
     def applies(self, model: Any) -> bool:
         return getattr(model.config, "model_type", "") == "ftcli_pooled"  # a native head has its own pooler
 
-    def identity(self, model: Any, processor: Any, ds: Any) -> dict[str, Any]:
+    def identities(self, model: Any, processor: Any, splits: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """What the features are computed from: the backbone's weights as loaded (a folder retrained in place gets
-        new features), its config, the tokenizer and the token ids (not the pooling: one pass stores every
+        new features), its config, the tokenizer and each split's token ids (not the pooling: one pass stores every
         pooling, so a sweep over poolings runs the backbone once)."""
         config = model.backbone.config.to_json_string(use_diff=False)
-        return {
+        backbone = {
             "weights": weights_digest(model.backbone),
             "config": hashlib.sha256(config.encode()).hexdigest()[:16],
             "tokenizer": tokenizer_fingerprint(processor),
-            "data": content_fingerprint(ds),
         }
+        return {split: {**backbone, "data": content_fingerprint(ds)} for split, ds in splits.items()}
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
         """Every pooling of the backbone's token states over length-sorted batches (the ones ``ftcli eval`` forms,
