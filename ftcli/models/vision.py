@@ -9,8 +9,6 @@ timm's ``model_args``), or from a real model's own config.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from transformers.utils import is_torchvision_available
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import ModelConfig
 from ftcli.models.architectures import classifier_of, describe_head
-from ftcli.models.loading import _load_weights, load_part, weights_digest
+from ftcli.models.loading import _load_weights, load_part
 from ftcli.models.packaged import resolve
 
 TIMM_WRAPPER = "timm_wrapper"
@@ -213,21 +211,6 @@ def _pretrained(cfg: ModelConfig, labels: dict[str, Any], cache_dir: Path) -> tu
             head[1].reset_parameters()
         note = f"new head {describe_head(model)}: the checkpoint's {len(old)} labels are other classes"
     return model, note
-
-
-def model_identity(model: Any) -> dict[str, Any]:
-    """The backbone as a cache key: its weights as loaded (the classifier left out: what it reads does not depend on
-    it) and its config without the labels. A folder retrained in place, another hub commit, another seed of a random
-    model: other weights, another key."""
-    config = model.config.to_dict()
-    for key in ("id2label", "label2id", "label_names", "num_labels", "num_classes", "problem_type", "_name_or_path"):
-        config.pop(key, None)
-    blob = json.dumps(config, sort_keys=True, default=str)
-    head = classifier_of(model)
-    return {
-        "weights": weights_digest(model, (f"{head[0]}.",) if head else ()),
-        "config": hashlib.sha256(blob.encode()).hexdigest()[:16],
-    }
 
 
 def channels_last(model: Any) -> None:

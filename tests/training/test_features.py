@@ -65,7 +65,8 @@ def test_a_backbone_retrained_into_the_same_folder_gets_new_features(compose, tm
 
 
 def test_a_changed_weight_changes_the_key_and_the_head_does_not(compose) -> None:
-    from ftcli.models.vision import build_model, model_identity
+    from ftcli.models.loading import model_identity
+    from ftcli.models.vision import build_model
 
     cfg = compose(*DIGITS)
     model, _ = build_model(cfg.model, [str(i) for i in range(10)], None, 0, "", Path(cfg.cache_dir), 16)

@@ -33,8 +33,7 @@ from ftcli.data.media import file_column, listed_files
 from ftcli.data.tables import Raw
 from ftcli.models.architectures import standard_roles
 from ftcli.models.audio import build_classifier, build_ctc, ctc_processor, feature_encoder, frame_mask, load_extractor
-from ftcli.models.loading import from_checkpoint
-from ftcli.models.vision import model_identity
+from ftcli.models.loading import from_checkpoint, model_identity
 from ftcli.reporting.progress import Progress
 from ftcli.runtime.inference import RAGGED_PAD, infer, model_inputs
 from ftcli.tasks.inputs.text import logits_and_labels

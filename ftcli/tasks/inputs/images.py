@@ -28,14 +28,13 @@ from ftcli.data.images.sources import IMAGE, encode_images, image_splits
 from ftcli.data.media import file_column, listed_files
 from ftcli.data.tables import Raw, drop_empty
 from ftcli.models.architectures import classifier_of, standard_roles
-from ftcli.models.loading import from_checkpoint
+from ftcli.models.loading import from_checkpoint, model_identity
 from ftcli.models.vision import (
     build_model,
     channels_last,
     check_size,
     float_depthwise_backward,
     load_processor,
-    model_identity,
     own_size,
 )
 from ftcli.reporting.progress import Progress

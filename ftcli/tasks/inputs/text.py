@@ -7,7 +7,6 @@ what ONNX sees. The module functions below serve the word (token-classification)
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from ftcli.data.text import (
     tokenizer_fingerprint,
 )
 from ftcli.models.architectures import standard_roles
-from ftcli.models.loading import from_checkpoint, has_tokenizer_files, weights_digest
+from ftcli.models.loading import from_checkpoint, has_tokenizer_files, model_identity
 from ftcli.models.shipped.modeling_ftcli import pool
 from ftcli.models.text import build_model, load_tokenizer, register_pooled_classifier
 from ftcli.reporting.progress import Progress
@@ -124,12 +123,7 @@ class TextInputs:
         """What the features are computed from: the backbone's weights as loaded (a folder retrained in place gets
         new features), its config, the tokenizer and each split's token ids (not the pooling: one pass stores every
         pooling, so a sweep over poolings runs the backbone once)."""
-        config = model.backbone.config.to_json_string(use_diff=False)
-        backbone = {
-            "weights": weights_digest(model.backbone),
-            "config": hashlib.sha256(config.encode()).hexdigest()[:16],
-            "tokenizer": tokenizer_fingerprint(processor),
-        }
+        backbone = {**model_identity(model.backbone), "tokenizer": tokenizer_fingerprint(processor)}
         return {split: {**backbone, "data": content_fingerprint(ds)} for split, ds in splits.items()}
 
     def compute(self, model: Any, ds: Any, processor: Any, batch_size: int, accelerator: Any) -> dict[str, Any]:
