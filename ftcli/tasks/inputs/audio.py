@@ -12,6 +12,7 @@ ONNX sees.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ from ftcli.data.tables import Raw
 from ftcli.models.architectures import standard_roles
 from ftcli.models.audio import build_classifier, build_ctc, ctc_processor, feature_encoder, frame_mask, load_extractor
 from ftcli.models.loading import from_checkpoint, model_identity
-from ftcli.reporting.progress import Progress
 from ftcli.runtime.inference import RAGGED_PAD, infer, model_inputs
+from ftcli.tasks.inputs.images import layer_inputs
 from ftcli.tasks.inputs.text import logits_and_labels
 from ftcli.tasks.task import BatchPlan, Built, Card, Head, Loaded, OnnxSpec, TaskData
 
@@ -142,31 +143,18 @@ class AudioInputs:
         own frames (their projector and classifier are linear, so they commute with that mean: the head is exactly
         the model's), AST's pooled tokens; through the whole model in eval mode, under the run's autocast."""
         first = next(iter(self.head(model)))
-        captured: dict[str, Any] = {}
-        handle = first.register_forward_pre_hook(lambda m, args: captured.__setitem__("x", args[0]))
-        batches = self.eval_loader(ds, processor, batch_size)
-        progress, done = Progress(len(batches), label="features"), [0]
 
-        def tick(rows: int) -> None:
-            done[0] += 1
-            progress.update(done[0])
-
-        def pooled(batch: dict[str, Any]) -> dict[str, Any]:
+        def pooled(batch: dict[str, Any], given: Callable[[], Any]) -> Any:
             inputs = {k: v.to(accelerator.device) for k, v in model_inputs(batch).items()}
             with accelerator.autocast():
                 model(**inputs)
-            x = captured.pop("x").float()
+            x = given().float()
             if x.dim() == 3:  # frames: their mean over the clip's own frames, as the model pools them
                 x = masked_mean(x, frame_mask(model, x.shape[1], inputs.get("attention_mask")))
-            return {"pooled": x}
+            return x
 
         model.eval()
-        try:
-            out = infer(pooled, batches, on_batch=tick)
-        finally:
-            handle.remove()
-            progress.close()
-        return {"pooled": torch.from_numpy(out["pooled"])}
+        return {"pooled": layer_inputs(first, self.eval_loader(ds, processor, batch_size), pooled)}
 
     def name(self, model: Any) -> str:
         return "pooled"

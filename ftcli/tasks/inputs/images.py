@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,26 @@ from ftcli.tasks.task import BatchPlan, Built, Card, Head, Loaded, OnnxSpec, Tas
 
 AUTO = "AutoModelForImageClassification"
 CARD = Card("image-classification", AUTO, "AutoImageProcessor", 'run("cat.jpg")', "image=cat.jpg")
+
+
+def layer_inputs(layer: Any, batches: Any, step: Callable[[dict[str, Any], Callable[[], Any]], Any]) -> Any:
+    """What ``layer`` (a head) is given, for every row of ``batches``, as one fp32 tensor: ``step(batch, given)`` runs
+    the model on a batch and returns its rows' features from ``given()`` (the layer's input, caught by a forward
+    pre-hook, removed whatever happens), with a "features" progress bar."""
+    captured: dict[str, Any] = {}
+    handle = layer.register_forward_pre_hook(lambda m, args: captured.__setitem__("x", args[0]))
+    progress, done = Progress(len(batches), label="features"), [0]
+
+    def tick(rows: int) -> None:
+        done[0] += 1
+        progress.update(done[0])
+
+    try:
+        out = infer(lambda b: {"pooled": step(b, lambda: captured.pop("x"))}, batches, on_batch=tick)
+    finally:
+        handle.remove()
+        progress.close()
+    return torch.from_numpy(out["pooled"])
 
 
 class ImageInputs:
@@ -135,27 +156,14 @@ class ImageInputs:
         found = classifier_of(model)
         if found is None:
             raise FtcliError(f"{type(model).__name__}: no classifier layer found to train on cached features")
-        captured: dict[str, Any] = {}
-        handle = found[1].register_forward_pre_hook(lambda m, args: captured.__setitem__("x", args[0]))
-        batches = self.eval_loader(ds, processor, batch_size)
-        progress, done = Progress(len(batches), label="features"), [0]
 
-        def pooled(batch: dict[str, Any]) -> dict[str, Any]:
+        def pooled(batch: dict[str, Any], given: Callable[[], Any]) -> Any:
             with accelerator.autocast():
                 model(pixel_values=batch["pixel_values"].to(accelerator.device))
-            return {"pooled": captured.pop("x").flatten(1).float()}
-
-        def tick(rows: int) -> None:
-            done[0] += 1
-            progress.update(done[0])
+            return given().flatten(1).float()
 
         model.eval()
-        try:
-            out = infer(pooled, batches, on_batch=tick)
-        finally:
-            handle.remove()
-            progress.close()
-        return {"pooled": torch.from_numpy(out["pooled"])}
+        return {"pooled": layer_inputs(found[1], self.eval_loader(ds, processor, batch_size), pooled)}
 
     def name(self, model: Any) -> str:
         return "pooled"
