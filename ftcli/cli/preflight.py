@@ -86,12 +86,12 @@ def preflight(config_name: str, args: list[str]) -> None:
 
 def resume_into_run_dir(args: list[str]) -> list[str]:
     """``resume=latest|<dir>`` → that run dir, which Hydra reuses as the job's dir (no new run dir)."""
-    from ftcli.config.errors import FtcliError
-    from ftcli.training.state import find_run, finished
-
     value = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
     if value in (None, "", "null"):
         return args
+    from ftcli.config.errors import FtcliError
+    from ftcli.training.state import find_run, finished  # torch: only when a run resumes (not for train --help)
+
     try:
         run = find_run(value)
     except FtcliError as e:
