@@ -24,18 +24,43 @@ def validation_batches(task: Task, run_cfg: Any, processor: Any, samples: int | 
     return task.eval_loader(task.encode(ds, data, processor, run_cfg.model), processor, 64)
 
 
-def plain_config(config: Any) -> dict[str, Any]:
-    """An ONNX folder's config.json: id2label for whoever reads the logits, and nothing that needs code. ftcli's
-    pooled head is written as its backbone's own config (``bert`` …) with the labels, not ``ftcli_pooled`` with an
-    ``auto_map``: ``AutoTokenizer.from_pretrained(folder)`` reads config.json first and would ask "Do you wish to
-    run the custom code?" for code that an ONNX folder does not need."""
+HEAD_KEYS = (  # what ftcli's heads add to their backbone's config
+    "id2label",
+    "label2id",
+    "problem_type",
+    "pooling",
+    "classifier_dropout",
+    "subject_markers",
+    "object_markers",
+)
+
+
+def plain_config(config: Any, classes: bool = False) -> dict[str, Any]:
+    """An exported folder's config.json, which ``AutoConfig`` and ``AutoTokenizer`` read without running code.
+    ftcli's own heads (pooled, relation markers) are written as their backbone's config (``bert`` …) with the head's
+    keys beside it, not as ``ftcli_pooled`` with an ``AutoConfig`` in ``auto_map``: ``AutoTokenizer.from_pretrained``
+    reads config.json first and would ask "Do you wish to run the custom code?". An ONNX folder needs no code at all;
+    ``classes``: keep auto_map's model classes (a safetensors folder, loaded with ``trust_remote_code=True``)."""
     found = config.to_dict()
-    found.pop("auto_map", None)
+    auto_map = found.pop("auto_map", None) or {}
     backbone = found.pop("backbone", None)
     if not isinstance(backbone, dict):
         return found
-    kept = {k: found[k] for k in ("id2label", "label2id", "problem_type", "pooling") if k in found}
-    return {**backbone, **kept, "architectures": None}
+    kept = {k: found[k] for k in HEAD_KEYS if k in found}
+    code = {k: v for k, v in auto_map.items() if k != "AutoConfig"} if classes else {}
+    if not code:
+        return {**backbone, **kept, "architectures": None}
+    return {**backbone, **kept, "architectures": found.get("architectures"), "auto_map": code}
+
+
+def save_transformers(model: Any, processor: Any, out: Path) -> None:
+    """``format=safetensors``: config, weights, processor and (for ftcli's own heads) their modeling file, with a
+    config.json that asks nothing of ``AutoTokenizer`` (see plain_config)."""
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    if isinstance(model.config.to_dict().get("backbone"), dict):
+        config = plain_config(model.config, classes=True)
+        (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def run_export(cfg: Any) -> dict[str, Any]:
@@ -47,9 +72,7 @@ def run_export(cfg: Any) -> dict[str, Any]:
     model, processor, merged = load_merged(ckpt)
     model.eval()
     if cfg.format == "safetensors":
-        # save_pretrained writes config, weights and (for ftcli's pooled head) modeling_ftcli.py
-        model.save_pretrained(out, safe_serialization=True)
-        processor.save_pretrained(out)
+        save_transformers(model, processor, out)
         console.print(f"transformers folder{' (LoRA merged)' if merged else ''} → {out}")
         return {"output": str(out), "merged": merged}
 

@@ -112,3 +112,42 @@ def test_pipeline_agrees_with_ftcli_predict_on_the_validation_set(checkpoint: Pa
     assert [t["label"] for t in theirs] == [o["predicted_label"] for o in ours]
     for t, o in zip(theirs, ours, strict=True):
         assert abs(t["score"] - o["probabilities"][t["label"]]) < 1e-5
+
+
+TOKENIZER_FIRST = """
+import json, sys
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+path = sys.argv[1]
+tokenizer = AutoTokenizer.from_pretrained(path)  # before anything ran the folder's code
+model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+with torch.inference_mode():
+    enc = tokenizer(json.loads(sys.argv[2]), padding=True, truncation=True, return_tensors="pt")
+    print(json.dumps(model.eval()(**enc).logits.tolist()))
+"""
+
+
+def test_a_safetensors_export_reads_its_tokenizer_first_without_a_prompt(checkpoint: Path, compose, tmp_path) -> None:
+    """``ftcli export format=safetensors`` of the pooled head: config.json is the backbone's type (no AutoConfig code),
+    so AutoTokenizer alone asks nothing, and the model (its code still shipped) gives ftcli's logits."""
+    import torch
+    from helpers.runs import compose_cmd
+
+    from ftcli.export import run_export
+    from ftcli.training.checkpoint import load_checkpoint
+
+    out = tmp_path / "st"
+    run_export(compose_cmd("export", f"checkpoint={checkpoint}", "format=safetensors", f"output={out}", out=tmp_path))
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["pooling"] == "mean" and "backbone" not in config
+    assert list(config["auto_map"]) == ["AutoModelForSequenceClassification"] and (out / "modeling_ftcli.py").is_file()
+
+    r = plain_python(TOKENIZER_FIRST, str(out), json.dumps(TEXTS))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Do you wish to run the custom code" not in r.stdout + r.stderr
+    assert chatter(r.stderr) == [], r.stderr
+    plain = torch.tensor(json.loads(r.stdout.strip().splitlines()[-1]))
+    model, tokenizer, run_cfg = load_checkpoint(checkpoint)
+    with torch.inference_mode():
+        enc = tokenizer(TEXTS, padding=True, truncation=True, max_length=run_cfg.model.max_length, return_tensors="pt")
+        torch.testing.assert_close(plain, model.eval()(**enc).logits, rtol=0, atol=1e-5)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +153,36 @@ def test_the_plain_pipeline_on_marked_text_agrees_with_predict_from_markers_or_o
     for o, t in zip(ours, theirs, strict=True):
         assert o["relation"] == max(t, key=lambda x: x["score"])["label"]
         assert [o["probabilities"][x["label"]] for x in t] == pytest.approx([x["score"] for x in t], abs=1e-5)
+
+
+FRESH_PIPELINE = """
+import json, os, sys
+from transformers import AutoTokenizer, pipeline
+AutoTokenizer.from_pretrained(sys.argv[1])  # first: the folder's config must need no code
+classify = pipeline("text-classification", model=sys.argv[1], trust_remote_code=True, top_k=None)
+print(json.dumps(classify(json.loads(sys.argv[2]))))
+"""
+
+
+@pytest.mark.slow  # the trained relation runs (fixture) take ~2 minutes on 2 cores
+def test_a_safetensors_export_asks_nothing_and_classifies_as_the_checkpoint(run, data, tmp_path) -> None:
+    """The marker head exported as a transformers folder: in a fresh interpreter with stdin closed, AutoTokenizer
+    reads it first without a prompt, and the pipeline gives the checkpoint's probabilities."""
+    out, _ = run
+    run_export(compose_cmd("export", f"checkpoint={out}", "format=safetensors", f"output={tmp_path}/st", out=tmp_path))
+    config = json.loads((tmp_path / "st" / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["subject_markers"] and "AutoConfig" not in config["auto_map"]
+    texts = [mark(ex, "typed").text for ex in check_relation_rows(relation_rows(12, 1), "dev")]
+    r = subprocess.run(
+        [sys.executable, "-c", FRESH_PIPELINE, str(tmp_path / "st"), json.dumps(texts)],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": ""}, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0 and "custom code" not in r.stdout + r.stderr, r.stderr[-3000:]
+    theirs = json.loads(r.stdout.strip().splitlines()[-1])
+    ours = pipeline("text-classification", model=str(out / "checkpoints" / "best"), trust_remote_code=True, top_k=None)
+    for t, o in zip(theirs, ours(texts), strict=True):
+        assert {x["label"]: x["score"] for x in t} == pytest.approx({x["label"]: x["score"] for x in o}, abs=1e-5)
 
 
 @pytest.mark.slow  # the trained relation runs (fixture) take ~2 minutes on 2 cores

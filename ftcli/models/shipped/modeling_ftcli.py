@@ -44,6 +44,19 @@ class PooledClassifierConfig(PretrainedConfig):
         return int(b.get("hidden_size") or b.get("dim") or b.get("n_embd") or b["d_model"])
 
 
+def encoder_config(config: PretrainedConfig) -> PretrainedConfig:
+    """The encoder's config. ftcli's checkpoints nest it under ``backbone`` (``model_type: ftcli_pooled``); an
+    ``ftcli export format=safetensors`` folder writes the encoder's own config with the head's keys beside it
+    (``model_type: bert`` …), so that ``AutoTokenizer``/``AutoConfig`` read the folder without running code."""
+    return config.backbone_config() if getattr(config, "model_type", None) == "ftcli_pooled" else config
+
+
+def head_dropout(config: PretrainedConfig) -> float:
+    """The head's dropout (an encoder's own config may hold ``classifier_dropout: null``)."""
+    found = getattr(config, "classifier_dropout", None)
+    return 0.1 if found is None else float(found)
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str, pooler_output: torch.Tensor | None = None):
     """Reduce token states [B, T, H] to one vector per sequence [B, H]."""
     if how == "mean":
@@ -82,8 +95,8 @@ class PooledClassifierForSequenceClassification(PreTrainedModel):
     def __init__(self, config: PooledClassifierConfig, backbone: nn.Module | None = None) -> None:
         super().__init__(config)
         # ftcli passes the pretrained encoder in; from_pretrained builds it from the config.
-        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone_config())
-        self.head = PooledClassifierHead(config.hidden_size, config.num_labels or 2, config.classifier_dropout)
+        self.backbone = backbone if backbone is not None else AutoModel.from_config(encoder_config(config))
+        self.head = PooledClassifierHead(config.hidden_size, config.num_labels or 2, head_dropout(config))
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:

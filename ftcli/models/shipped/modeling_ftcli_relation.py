@@ -45,6 +45,19 @@ class RelationClassifierConfig(PretrainedConfig):
         return int(b.get("hidden_size") or b.get("dim") or b.get("n_embd") or b["d_model"])
 
 
+def encoder_config(config: PretrainedConfig) -> PretrainedConfig:
+    """The encoder's config: nested under ``backbone`` in ftcli's checkpoints (``model_type: ftcli_relation``), the
+    config itself in an ``ftcli export format=safetensors`` folder (the encoder's own type, the marker ids beside
+    it), which ``AutoTokenizer``/``AutoConfig`` read without running code."""
+    return config.backbone_config() if getattr(config, "model_type", None) == "ftcli_relation" else config
+
+
+def head_dropout(config: PretrainedConfig) -> float:
+    """The head's dropout (an encoder's own config may hold ``classifier_dropout: null``)."""
+    found = getattr(config, "classifier_dropout", None)
+    return 0.1 if found is None else float(found)
+
+
 def first_of(input_ids: torch.Tensor, ids: list[int]) -> torch.Tensor:
     """Each row's first position holding one of ``ids`` (0, the first token, where none is there)."""
     wanted = torch.tensor(ids, dtype=input_ids.dtype, device=input_ids.device)
@@ -61,8 +74,8 @@ class RelationClassifierForSequenceClassification(PreTrainedModel):
     def __init__(self, config: RelationClassifierConfig, backbone: nn.Module | None = None) -> None:
         super().__init__(config)
         # ftcli passes the pretrained encoder in; from_pretrained builds it from the config.
-        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone_config())
-        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.backbone = backbone if backbone is not None else AutoModel.from_config(encoder_config(config))
+        self.dropout = nn.Dropout(head_dropout(config))
         self.out = nn.Linear(2 * config.hidden_size, config.num_labels or 2)
         self.post_init()
 
