@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from accelerate import Accelerator
-    from ftcli.tasks.base import Loaded
+    from ftcli.tasks.task import Loaded
     from transformers import pipeline
 
     from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_of
