@@ -31,9 +31,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from accelerate import Accelerator
-    from ftcli.tasks.task import Loaded
     from transformers import pipeline
 
+    from ftcli.tasks.task import Loaded
     from ftcli.training.checkpoint import load_checkpoint, resolve_checkpoint, task_of
 
     ckpt = resolve_checkpoint(args.checkpoint)
@@ -45,7 +45,10 @@ def main() -> None:
     )
     task = task_of(run_cfg, ckpt)
     rows = [{"text": t} for t in texts]
-    ours = task.predict_outputs(Loaded(model, tokenizer, run_cfg.model, Accelerator(cpu=True)), rows, ["text"], 32)
+    loaded = Loaded(model, tokenizer, run_cfg.model, Accelerator(cpu=True))
+    names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    outputs = task.predictor.predict(loaded, rows, ["text"], 32, Path("."))
+    ours = [p["entities"] for p in task.objective.predictions(outputs, names)]
     tagger = pipeline("token-classification", model=str(ckpt), aggregation_strategy="simple", device="cpu")
     theirs = tagger(texts)
     same, worst, first = 0, 0.0, None

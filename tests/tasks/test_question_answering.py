@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from helpers.data import qa_rows
 from helpers.runs import FP32, compose_cmd, ftcli, train_once
 from helpers.spy import Spy, assert_trains_what_it_says, len_trainable
@@ -25,6 +24,10 @@ from ftcli.metrics.qa import squad_scores
 from ftcli.predict import run_predict
 from ftcli.tasks.objectives.answers import NULL_THRESHOLD
 from ftcli.train import train
+from ftcli.training.checkpoint import run_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from qa_pipeline_check import pipeline_answer  # noqa: E402  (transformers 4's QA pipeline rule)
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx"))
 
@@ -102,26 +105,6 @@ def test_eval_reproduces_train_with_intervals(run, compose, tmp_path) -> None:
     assert lo <= metrics["f1"] <= hi
 
 
-def _pipeline_answer(model, tok, question: str, context: str, max_answer_len: int = 30) -> tuple[int, int]:
-    """transformers 4's question-answering pipeline's rule (the pipeline is gone from transformers 5), in plain
-    transformers and numpy: start and end probabilities by a softmax over the context tokens, the best span by
-    p(start) · p(end) with start <= end < start + max_answer_len; its character span of the context."""
-    enc = tok(question, context, return_offsets_mapping=True, return_tensors="pt")
-    offsets = enc.pop("offset_mapping")[0].tolist()
-    with torch.no_grad():
-        out = model(**enc)
-    in_context = np.array([s == 1 for s in enc.sequence_ids(0)])
-
-    def probs(logits) -> np.ndarray:
-        x = np.where(in_context, logits[0].numpy().astype(np.float64), -np.inf)
-        return np.exp(x - x.max()) / np.exp(x - x.max()).sum()
-
-    scores = np.triu(np.outer(probs(out.start_logits), probs(out.end_logits)))
-    scores = np.tril(scores, max_answer_len - 1)
-    s, e = np.unravel_index(scores.argmax(), scores.shape)
-    return offsets[s][0], offsets[e][1]
-
-
 @pytest.mark.slow  # the trained QA run (fixture) takes ~2 minutes on 2 cores
 def test_plain_transformers_answers_what_ftcli_predict_answers(run, data, tmp_path) -> None:
     out, _ = run
@@ -133,7 +116,10 @@ def test_plain_transformers_answers_what_ftcli_predict_answers(run, data, tmp_pa
     ours = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     folder = out / "checkpoints" / "best"
     model, tok = AutoModelForQuestionAnswering.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-    theirs = [_pipeline_answer(model, tok, r["question"], r["context"]) for r in dev]
+    cfg = run_config(folder)  # the windows the checkpoint was trained on
+    theirs = [
+        pipeline_answer(model, tok, r["question"], r["context"], cfg.model.max_length, cfg.task.doc_stride) for r in dev
+    ]
     assert [(o["start"], o["end"]) for o in ours] == theirs
     assert all(o["answer"] == r["context"][a:b] for o, r, (a, b) in zip(ours, dev, theirs, strict=True))
 
