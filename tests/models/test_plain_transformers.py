@@ -94,6 +94,7 @@ def test_the_tokenizer_truncates_where_ftcli_does(checkpoint: Path) -> None:
     assert len(tokenizer("word " * 500, truncation=True)["input_ids"]) == 64
 
 
+@pytest.mark.slow  # ftcli predict and the pipeline on all 872 sentences, ~25 s on 2 cores: make test-slow
 def test_pipeline_agrees_with_ftcli_predict_on_the_validation_set(checkpoint: Path, tmp_path: Path) -> None:
     dev = ROOT / "ftcli" / "assets" / "sst2" / "dev.tsv"
     r = ftcli(

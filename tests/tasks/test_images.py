@@ -581,6 +581,7 @@ def test_a_missing_path_in_a_table_is_named(compose, digits, tmp_path) -> None:
         train(cfg)
 
 
+@pytest.mark.slow  # an end-to-end CLI run of 20-45 s on 2 cores: make test-slow
 def test_the_cli_answers_image_mistakes_in_one_line(trained, tmp_path) -> None:
     out = ftcli("train", "dataset=imagefolder", "model=tiny_resnet", f"hydra.run.dir={tmp_path / 'x'}")
     assert out.returncode == 2 and "dataset.data_dir is required for dataset=imagefolder" in out.stderr

@@ -67,6 +67,7 @@ def test_sigmoid_loss_matches_the_pairwise_reference() -> None:
 # contrastive training
 
 
+@pytest.mark.slow  # the tiny SigLIP contrastive run (session fixture) takes ~70 s on 2 cores: make test-slow
 def test_sigmoid_contrastive_run_takes_zero_shot_from_chance_to_090(siglip) -> None:
     out, _, result = siglip
     print({k: round(result[k], 4) for k in ("zeroshot_accuracy", "accuracy", "i2t_r1", "t2i_r1", "loss")})
@@ -76,6 +77,7 @@ def test_sigmoid_contrastive_run_takes_zero_shot_from_chance_to_090(siglip) -> N
     assert config["model_type"] == "siglip" and config["architectures"] == ["FtcliSiglipForImageClassification"]
 
 
+@pytest.mark.slow  # the tiny SigLIP contrastive run (session fixture) takes ~70 s on 2 cores: make test-slow
 def test_checkpoint_in_plain_transformers_reproduces_ftcli(siglip, tmp_path: Path) -> None:
     """SiglipModel (both towers, prompts padded to max_length) gives ftcli predict's probabilities; the
     image-classification class (trust_remote_code) gives SigLIP's own zero-shot logits, bias included."""
@@ -113,6 +115,7 @@ def test_predict_zero_shot_over_any_labels(siglip, tmp_path: Path) -> None:
     assert max(digits, key=digits.get) == str(label)
 
 
+@pytest.mark.slow  # the tiny SigLIP contrastive run (session fixture) takes ~70 s on 2 cores: make test-slow
 def test_onnx_export_of_the_image_tower_and_head(siglip, tmp_path: Path) -> None:
     out, _, _ = siglip
     r = ftcli("export", f"checkpoint={out}", f"output={tmp_path / 'onnx'}", "verify_samples=32")
@@ -120,6 +123,7 @@ def test_onnx_export_of_the_image_tower_and_head(siglip, tmp_path: Path) -> None
     assert json.loads((tmp_path / "onnx" / "onnx_check.json").read_text())["max_abs_diff"] < 1e-4
 
 
+@pytest.mark.slow  # the tiny SigLIP contrastive run (session fixture) takes ~70 s on 2 cores: make test-slow
 def test_zero_shot_evaluation_of_a_siglip_folder_from_elsewhere(siglip, tmp_path: Path) -> None:
     """A plain SiglipModel folder: ftcli eval picks CLIP zero-shot classification and gets the run's number."""
     from transformers import AutoProcessor, SiglipModel
@@ -148,6 +152,7 @@ def siglip_classify(siglip, tmp_path: Path, name: str, *overrides: str) -> dict:
     return classify(siglip, tmp_path, name, *overrides, model="tiny_siglip")
 
 
+@pytest.mark.slow  # the tiny SigLIP contrastive run (session fixture) takes ~70 s on 2 cores: make test-slow
 def test_zero_shot_head_beats_a_random_head_at_equal_steps(siglip, tmp_path: Path) -> None:
     steps = ["strategy=feature_extract", "trainer.max_steps=10", "trainer.save_checkpoints=false"]
     zs = siglip_classify(siglip, tmp_path, "zs", *steps)
@@ -157,6 +162,7 @@ def test_zero_shot_head_beats_a_random_head_at_equal_steps(siglip, tmp_path: Pat
     assert zs["accuracy"] > rnd["accuracy"] + 0.2
 
 
+@pytest.mark.slow  # the tiny SigLIP contrastive run (session fixture) takes ~70 s on 2 cores: make test-slow
 def test_partial_trains_the_top_layer_the_pooling_head_and_the_classifier(siglip, tmp_path: Path) -> None:
     """SigLIP's image tower has no projection: partial's "post" is its final norm and attention-pooling head;
     the text tower, logit_scale and logit_bias never train under image classification."""
@@ -173,6 +179,7 @@ def test_partial_trains_the_top_layer_the_pooling_head_and_the_classifier(siglip
     assert full["trainable_params"] == count(vision, model.classifier) < full["total_params"]
 
 
+@pytest.mark.slow  # the tiny SigLIP contrastive run (session fixture) takes ~70 s on 2 cores: make test-slow
 def test_lora_fine_tuned_classifier_loads_in_plain_transformers(siglip, tmp_path: Path) -> None:
     """LoRA on the image tower's attention and MLP Linears (saved merged) reproduces ftcli predict in plain
     transformers (trust_remote_code: the SigLIP class ships in the folder)."""
