@@ -209,6 +209,17 @@ def pin_frozen_norms(model: nn.Module) -> int:
     return pinned
 
 
+def stop_at_frozen_encoders(model: nn.Module) -> None:
+    """transformers' wav2vec2-style convolutional feature encoders make their input require grad in training (for
+    gradient checkpointing) unless flagged frozen (``_requires_grad``, what ``freeze_feature_encoder()`` clears):
+    keep the flag in step with their weights, so a frozen encoder builds no autograd graph and backward stops above
+    it instead of running through every convolution down to the raw samples. Called with pin_frozen_norms."""
+    for module in model.modules():
+        flag = getattr(module, "_requires_grad", None)
+        if type(module).__name__.endswith("FeatureEncoder") and isinstance(flag, bool):
+            module._requires_grad = any(p.requires_grad for p in module.parameters())
+
+
 def linear_like(module: nn.Module) -> bool:
     """Layers LoRA adapts: Linear, GPT-2's Conv1D, and ordinary (not grouped or depthwise) Conv2d."""
     if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D":

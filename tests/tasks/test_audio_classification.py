@@ -78,6 +78,8 @@ def test_a_pretrained_feature_encoder_stays_bit_identical_unless_asked(
     encoder = {n for n in spy.before if n.startswith("wav2vec2.feature_extractor.")}
     assert encoder and (encoder & spy.moved() == set()) == freeze
     assert any(n.startswith("wav2vec2.encoder.") for n in spy.moved())  # the transformer trains either way
+    conv = spy.model.wav2vec2.feature_extractor.train()  # a frozen one builds no graph: backward stops above it
+    assert conv(torch.randn(2, 4000)).requires_grad == (not freeze)
 
 
 def test_feature_extract_is_exact_and_its_second_run_hits_the_cache(compose, monkeypatch, tmp_path) -> None:

@@ -18,7 +18,15 @@ import torch
 from torch import nn
 
 from ftcli.config.schemas import StrategyConfig
-from ftcli.models.architectures import NO_DECAY, NO_DECAY_TOKENS, Roles, depth_map, is_head, pin_frozen_norms
+from ftcli.models.architectures import (
+    NO_DECAY,
+    NO_DECAY_TOKENS,
+    Roles,
+    depth_map,
+    is_head,
+    pin_frozen_norms,
+    stop_at_frozen_encoders,
+)
 
 
 class Strategy:
@@ -110,6 +118,7 @@ class Strategy:
             changed |= want != p.requires_grad
             p.requires_grad_(want)
         pin_frozen_norms(model)
+        stop_at_frozen_encoders(model)
         return changed
 
     def lr_scale(self, depth: int, layers: int) -> float:
