@@ -139,4 +139,8 @@ def frame_mask(model: Any, frames: int, attention_mask: Any) -> Any:
     """[B, frames] bool: the encoder frames that come from each clip's samples (not its padding)."""
     if attention_mask is None:
         return None
-    return model._get_feature_vector_attention_mask(frames, attention_mask).bool()
+    if hasattr(model, "_get_feature_vector_attention_mask"):  # wav2vec2-style: the mask is over raw samples
+        return model._get_feature_vector_attention_mask(frames, attention_mask).bool()
+    if hasattr(model, "_get_output_attention_mask"):  # a subsampling spectrogram encoder (Parakeet): over its frames
+        return model._get_output_attention_mask(attention_mask, target_length=frames).bool()
+    return None
