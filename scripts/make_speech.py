@@ -10,7 +10,8 @@ Two sets, 16 kHz mono Ogg/Opus (~15 kbit/s; soundfile/libsndfile and FFmpeg both
   Speech Commands) per clip, laid out as an audio folder. ``keywords/metadata.csv`` lists every clip with
   its voice, speed, pitch, noise and SNR.
 - ``phrases/<split>/<n>.ogg`` with ``phrases/<split>.csv`` (``path``, ``transcript``, voice …): 2–4 words
-  drawn from a 30-word vocabulary that spells all 26 letters, for character CTC.
+  drawn from a 30-word vocabulary that spells all 26 letters, for character CTC; ``phrases/train_words.csv`` adds
+  the training keyword clips as one-word transcripts (no new audio; ``dataset=speech_words``).
 
 A voice is an espeak-ng accent (8 English ones) with a voice variant (m1…m8, f1…f5, klatt, whisper, croak …,
 101 in espeak-ng 1.51). Validation uses variants that training never hears (held-out voices, every accent);
@@ -225,6 +226,16 @@ def make_phrases(voices: dict[str, list[str]], rng: np.random.Generator) -> dict
     return tables
 
 
+def words_table(phrases: list[dict], keywords: list[dict]) -> list[dict]:
+    """The training phrases, then every training keyword clip as a one-word transcript (``../keywords/…``: a path
+    relative to the table), for CTC: five times the speech, the same held-out voices (``phrases/train_words.csv``)."""
+    clips = [r for r in keywords if r["split"] == "train"]
+    return phrases + [
+        {**{k: r.get(k, "") for k in phrases[0]}, "path": f"../keywords/{r['path']}", "transcript": r["label"]}
+        for r in clips
+    ]
+
+
 def _columns(take: Take) -> dict:
     return {k: getattr(take, k) for k in ("accent", "variant", "speed", "pitch", "gap", "noise", "snr_db", "peak")}
 
@@ -245,8 +256,10 @@ def main() -> None:
         shutil.rmtree(OUT / sub, ignore_errors=True)
     keyword_rows = make_keywords(voices, np.random.default_rng([SEED, 1]))
     write_csv(OUT / "keywords" / "metadata.csv", keyword_rows)
-    for split, rows in make_phrases(voices, np.random.default_rng([SEED, 2])).items():
+    phrase_rows = make_phrases(voices, np.random.default_rng([SEED, 2]))
+    for split, rows in phrase_rows.items():
         write_csv(OUT / "phrases" / f"{split}.csv", rows)
+    write_csv(OUT / "phrases" / "train_words.csv", words_table(phrase_rows["train"], keyword_rows))
     for sub in ("keywords", "phrases"):
         files = list((OUT / sub).rglob("*.ogg"))
         size = sum(p.stat().st_size for p in files)
