@@ -10,8 +10,8 @@ Two sets, 16 kHz mono Ogg/Opus (~15 kbit/s; soundfile/libsndfile and FFmpeg both
   Speech Commands) per clip, laid out as an audio folder. ``keywords/metadata.csv`` lists every clip with
   its voice, speed, pitch, noise and SNR.
 - ``phrases/<split>/<n>.ogg`` with ``phrases/<split>.csv`` (``path``, ``transcript``, voice …): 2–4 words
-  drawn from a 30-word vocabulary that spells all 26 letters, for character CTC; ``phrases/train_words.csv`` adds
-  the training keyword clips as one-word transcripts (no new audio; ``dataset=speech_words``).
+  drawn from a 30-word vocabulary that spells all 26 letters, for character CTC; ``phrases/more/<n>.ogg`` are
+  4,800 more training phrases, listed with the 1,200 in ``phrases/train_large.csv`` (``dataset=speech_phrases_large``).
 
 A voice is an espeak-ng accent (8 English ones) with a voice variant (m1…m8, f1…f5, klatt, whisper, croak …,
 101 in espeak-ng 1.51). Validation uses variants that training never hears (held-out voices, every accent);
@@ -44,6 +44,7 @@ VOCAB = KEYWORDS + ["back", "jump", "play", "music", "quick", "light", "red", "b
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 KEYWORD_CLIPS = {"train": 250, "validation": 30}  # per word
 PHRASES = {"train": 1200, "validation": 300}
+MORE_PHRASES = 4800  # dataset=speech_phrases_large: train.csv's 1,200 and these (phrases/train_large.csv)
 HELD_OUT = 0.2  # share of voice variants kept for validation
 SNR_DB = (10.0, 30.0)  # 5 dB white noise buries short words for a tiny model (validation 0.68 there)
 NOISES = ("white", "pink", "brown", "hum")
@@ -226,14 +227,23 @@ def make_phrases(voices: dict[str, list[str]], rng: np.random.Generator) -> dict
     return tables
 
 
-def words_table(phrases: list[dict], keywords: list[dict]) -> list[dict]:
-    """The training phrases, then every training keyword clip as a one-word transcript (``../keywords/…``: a path
-    relative to the table), for CTC: five times the speech, the same held-out voices (``phrases/train_words.csv``)."""
-    clips = [r for r in keywords if r["split"] == "train"]
-    return phrases + [
-        {**{k: r.get(k, "") for k in phrases[0]}, "path": f"../keywords/{r['path']}", "transcript": r["label"]}
-        for r in clips
-    ]
+def _more_phrase(n: int, variants: list[str]) -> dict:
+    """Extra training phrase ``n``: its own seeded generator (so clips can be made in parallel, byte for byte)."""
+    rng = np.random.default_rng([SEED, 3, n])
+    words = rng.choice(VOCAB, size=int(rng.integers(2, 5)))
+    take = draw(" ".join(words), variants, rng, gap=True)
+    rel = f"more/{n:04d}.ogg"
+    write_opus(OUT / "phrases" / rel, render(take, rng))
+    return {"path": rel, "transcript": take.text, **_columns(take)}
+
+
+def make_more_phrases(voices: dict[str, list[str]]) -> list[dict]:
+    """MORE_PHRASES further training phrases in the training voices (``phrases/more/``), two at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(2) as pool:
+        return list(pool.map(partial(_more_phrase, variants=voices["train"]), range(MORE_PHRASES), chunksize=50))
 
 
 def _columns(take: Take) -> dict:
@@ -259,7 +269,7 @@ def main() -> None:
     phrase_rows = make_phrases(voices, np.random.default_rng([SEED, 2]))
     for split, rows in phrase_rows.items():
         write_csv(OUT / "phrases" / f"{split}.csv", rows)
-    write_csv(OUT / "phrases" / "train_words.csv", words_table(phrase_rows["train"], keyword_rows))
+    write_csv(OUT / "phrases" / "train_large.csv", phrase_rows["train"] + make_more_phrases(voices))
     for sub in ("keywords", "phrases"):
         files = list((OUT / sub).rglob("*.ogg"))
         size = sum(p.stat().st_size for p in files)
