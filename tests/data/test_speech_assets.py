@@ -50,9 +50,19 @@ def test_phrases_have_transcripts_spelling_every_letter() -> None:
     assert train_voices.isdisjoint({r["variant"] for r in tables["validation"]})
 
 
+def test_the_large_phrase_table_adds_training_phrases_in_training_voices_only() -> None:
+    large = _table(SPEECH / "phrases" / "train_large.csv")
+    train, validation = (_table(SPEECH / "phrases" / f"{s}.csv") for s in ("train", "validation"))
+    assert len(large) == 6000 and large[: len(train)] == train  # the 1,200, then 4,800 more
+    assert all((SPEECH / "phrases" / r["path"]).is_file() for r in large)
+    assert len({r["path"] for r in large}) == 6000
+    assert {r["variant"] for r in large}.isdisjoint({r["variant"] for r in validation})
+
+
 def test_the_set_stays_small() -> None:
+    """Keywords 5.7 MB, phrases 3.1 MB, the 4,800 extra training phrases 10 MB: a package people can install."""
     size = sum(p.stat().st_size for p in SPEECH.rglob("*") if p.is_file())
-    assert size < 10_000_000
+    assert size < 25_000_000
 
 
 @pytest.mark.parametrize("sub", ["keywords", "phrases"])
