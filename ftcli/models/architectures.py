@@ -209,14 +209,18 @@ def pin_frozen_norms(model: nn.Module) -> int:
     return pinned
 
 
+def is_feature_encoder(module: nn.Module) -> bool:
+    """A wav2vec2-style convolutional feature encoder (raw samples → frames): Wav2Vec2FeatureEncoder, HuBERT's …"""
+    return type(module).__name__.endswith("FeatureEncoder")
+
+
 def stop_at_frozen_encoders(model: nn.Module) -> None:
     """transformers' wav2vec2-style convolutional feature encoders make their input require grad in training (for
     gradient checkpointing) unless flagged frozen (``_requires_grad``, what ``freeze_feature_encoder()`` clears):
     keep the flag in step with their weights, so a frozen encoder builds no autograd graph and backward stops above
     it instead of running through every convolution down to the raw samples. Called with pin_frozen_norms."""
     for module in model.modules():
-        flag = getattr(module, "_requires_grad", None)
-        if type(module).__name__.endswith("FeatureEncoder") and isinstance(flag, bool):
+        if is_feature_encoder(module) and isinstance(getattr(module, "_requires_grad", None), bool):
             module._requires_grad = any(p.requires_grad for p in module.parameters())
 
 

@@ -29,7 +29,7 @@ from transformers.models.auto import feature_extraction_auto as auto
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import ModelConfig
-from ftcli.models.architectures import describe_head
+from ftcli.models.architectures import describe_head, is_feature_encoder
 from ftcli.models.loading import _load_weights, load_part
 from ftcli.models.packaged import resolve
 from ftcli.models.vision import is_model_type, label_config, plain
@@ -130,7 +130,7 @@ def _head(model: Any) -> str:
 def feature_encoder(model: Any) -> str | None:
     """The prefix of a wav2vec2-style model's convolutional feature encoder (raw samples → frames), or None."""
     for name, module in model.named_modules():
-        if name and type(module).__name__.endswith("FeatureEncoder"):
+        if name and is_feature_encoder(module):
             return f"{name}."
     return None
 
