@@ -219,22 +219,21 @@ def make_phrases(voices: dict[str, list[str]], rng: np.random.Generator) -> dict
     for split, count in PHRASES.items():
         tables[split] = []
         for n in range(count):
-            words = rng.choice(VOCAB, size=int(rng.integers(2, 5)))
-            take = draw(" ".join(words), voices[split], rng, gap=True)
-            rel = f"{split}/{n:04d}.ogg"
-            write_opus(OUT / "phrases" / rel, render(take, rng))
-            tables[split].append({"path": rel, "transcript": take.text, **_columns(take)})
+            tables[split].append(phrase(rng, voices[split], f"{split}/{n:04d}.ogg"))
     return tables
+
+
+def phrase(rng: np.random.Generator, variants: list[str], rel: str) -> dict:
+    """2–4 words in one of ``variants``, written to ``phrases/<rel>``; its table row."""
+    words = rng.choice(VOCAB, size=int(rng.integers(2, 5)))
+    take = draw(" ".join(words), variants, rng, gap=True)
+    write_opus(OUT / "phrases" / rel, render(take, rng))
+    return {"path": rel, "transcript": take.text, **_columns(take)}
 
 
 def _more_phrase(n: int, variants: list[str]) -> dict:
     """Extra training phrase ``n``: its own seeded generator (so clips can be made in parallel, byte for byte)."""
-    rng = np.random.default_rng([SEED, 3, n])
-    words = rng.choice(VOCAB, size=int(rng.integers(2, 5)))
-    take = draw(" ".join(words), variants, rng, gap=True)
-    rel = f"more/{n:04d}.ogg"
-    write_opus(OUT / "phrases" / rel, render(take, rng))
-    return {"path": rel, "transcript": take.text, **_columns(take)}
+    return phrase(np.random.default_rng([SEED, 3, n]), variants, f"more/{n:04d}.ogg")
 
 
 def make_more_phrases(voices: dict[str, list[str]]) -> list[dict]:
