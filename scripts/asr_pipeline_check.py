@@ -26,6 +26,17 @@ from ftcli.config.registry import ASSETS_DIR
 PHRASES = ASSETS_DIR / "speech" / "phrases"
 
 
+def pipeline_transcripts(checkpoint: Path, clips: list[Path]) -> list[str]:
+    """transformers' ASR pipeline on each clip alone, at the file's own rate (the pipeline resamples), spaces
+    collapsed as ftcli's transcripts have them."""
+    run = pipeline("automatic-speech-recognition", model=str(checkpoint), device="cpu")
+    out = []
+    for clip in clips:
+        audio, rate = sf.read(clip, dtype="float32")
+        out.append(" ".join(run({"raw": audio, "sampling_rate": rate})["text"].split()))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", type=Path)
@@ -41,11 +52,7 @@ def main() -> None:
     cmd = ["predict", f"checkpoint={args.checkpoint}", f"input={table}", f"output={out}", "audio_column=path"]
     subprocess.run([sys.executable, "-m", "ftcli", *cmd, f"hydra.run.dir={work}"], check=True)
     ours = [r["predicted_transcript"] for r in csv.DictReader(out.open())]  # beside the table's own transcript
-    run = pipeline("automatic-speech-recognition", model=str(args.checkpoint), device="cpu")
-    theirs = []
-    for r in rows:
-        audio, rate = sf.read(PHRASES / r["path"], dtype="float32")
-        theirs.append(" ".join(run({"raw": audio, "sampling_rate": rate})["text"].split()))
+    theirs = pipeline_transcripts(args.checkpoint, [PHRASES / r["path"] for r in rows])
     differ = [(r["path"], o, t) for r, o, t in zip(rows, ours, theirs, strict=True) if o != t]
     print(json.dumps({"agree": len(rows) - len(differ), "of": len(rows), "differ": differ[:5]}))
 

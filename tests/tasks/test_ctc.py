@@ -5,18 +5,21 @@ reads clips and scores a table's transcripts (characters outside the vocabulary 
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import jiwer
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from helpers.runs import FP32, compose_cmd
 
 from ftcli.config.registry import ASSETS_DIR
 from ftcli.runtime.inference import RAGGED_PAD
 from ftcli.tasks.objectives.ctc import ctc_loss, encode, transcripts, vocabulary
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from asr_pipeline_check import pipeline_transcripts  # noqa: E402  (the ASR pipeline on each clip alone)
 
 PHRASES = ASSETS_DIR / "speech" / "phrases"
 SMALL = [
@@ -89,8 +92,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
 
 def _ours_and_the_pipelines(ckpt: Path, tmp_path: Path, n: int = 10) -> tuple[list[str], list[str], dict]:
     """``ftcli predict`` on a table of ``n`` validation clips (batched, padded) and the ASR pipeline on each clip."""
-    from transformers import pipeline
-
     from ftcli.predict import run_predict
 
     rows = list(csv.DictReader((PHRASES / "validation.csv").open()))[:n]
@@ -103,12 +104,7 @@ def _ours_and_the_pipelines(ckpt: Path, tmp_path: Path, n: int = 10) -> tuple[li
     result = run_predict(compose_cmd("predict", f"checkpoint={ckpt}", f"input={table}", f"output={out}",
                                      "audio_column=path", out=tmp_path))  # fmt: skip
     ours = [row["predicted_transcript"] for row in csv.DictReader(out.open())]  # the table's own: "transcript"
-    run = pipeline("automatic-speech-recognition", model=str(ckpt), device="cpu")
-    theirs = []
-    for r in rows:
-        audio, rate = sf.read(PHRASES / r["path"], dtype="float32")
-        theirs.append(" ".join(run({"raw": audio, "sampling_rate": rate})["text"].split()))
-    return ours, theirs, result
+    return ours, pipeline_transcripts(ckpt, [PHRASES / r["path"] for r in rows]), result
 
 
 def test_the_asr_pipeline_agrees_with_ftcli_predict(trained, tmp_path) -> None:
