@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_proc import Measured, fresh_env, run_job  # noqa: E402
+from bench_report import _x  # noqa: E402
 from bench_stats import speedup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +189,7 @@ def report(rounds: list[dict[str, dict[str, Any]]], clips: int, args: argparse.N
             continue
         wall = statistics.median(r[name]["wall_s"] for r in ok)
         ours = [r[name]["wall_s"] for r in ok]
-        vs = [_x(speedup(ours, [r[p]["wall_s"] for r in ok])) for p in ("example", "example+2w")]
+        vs = [_x(speedup(ours, [r[p]["wall_s"] for r in ok]).as_dict()) for p in ("example", "example+2w")]
         acc = [r[name]["accuracy"] for r in ok if r[name]["accuracy"] is not None]
         lines.append(
             f"| {name} | {wall:.1f} | {clips * args.epochs / wall:.0f} | {vs[0]} | {vs[1]} | "
@@ -196,12 +197,6 @@ def report(rounds: list[dict[str, dict[str, Any]]], clips: int, args: argparse.N
             f"{statistics.median(acc) if acc else float('nan'):.4f} |"
         )
     return "\n".join(lines)
-
-
-def _x(iv: Any) -> str:
-    if iv.low is None:
-        return f"×{iv.estimate:.2f}"
-    return f"×{iv.estimate:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
 
 
 def main() -> None:
