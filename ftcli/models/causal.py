@@ -19,15 +19,13 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.schemas import ModelConfig
-from ftcli.models.gguf import packaged_causal_lm
 from ftcli.models.loading import (
     _load_weights,
     _refuse_remote_code,
     has_tokenizer_files,
     load_part,
-    resolve_name_or_path,
 )
-from ftcli.reporting.progress import console
+from ftcli.models.packaged import resolve
 
 # ChatML, as SmolLM2 and Qwen write conversations (without their default system prompts)
 CHATML = (
@@ -38,13 +36,6 @@ TEMPLATES = {"chatml": CHATML}
 BYTE_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")  # end of text, ChatML's turn markers
 
 
-def causal_source(cfg: ModelConfig, cache_dir: Path) -> str:
-    """A local folder as is; a hub id that an installed package ships as GGUF → its folder in the cache (converted
-    once); a hub id that a package ships as a folder → that folder; else the hub id."""
-    folder = packaged_causal_lm(cfg.name_or_path, cache_dir, note=lambda line: console.print(line, highlight=False))
-    return str(folder) if folder is not None else resolve_name_or_path(cfg.name_or_path)
-
-
 def load_causal_tokenizer(cfg: ModelConfig, cache_dir: Path, texts: Iterable[str] | None = None) -> Any:
     """The model's tokenizer with a pad token (its end of text where it has none) and a chat template
     (``model.chat_template`` for one that has none); init=random: a byte-level BPE vocabulary trained on ``texts``."""
@@ -53,7 +44,7 @@ def load_causal_tokenizer(cfg: ModelConfig, cache_dir: Path, texts: Iterable[str
             raise FtcliError("model.init=random needs training text to build its vocab")
         tokenizer = byte_bpe(list(texts), cfg.vocab_size or 2000, cache_dir)
     else:
-        path = causal_source(cfg, cache_dir)
+        path = resolve(cfg.name_or_path, cache_dir)
         _refuse_remote_code(cfg, path)
         if Path(path).is_dir() and not has_tokenizer_files(Path(path)):
             raise FtcliError(f"model.name_or_path={cfg.name_or_path}: the folder has no tokenizer files")
@@ -109,7 +100,7 @@ def build_causal_lm(cfg: ModelConfig, tokenizer: Any, seed: int, cache_dir: Path
         )
         check_length(cfg, arch)
         return AutoModelForCausalLM.from_config(arch)
-    path = causal_source(cfg, cache_dir)
+    path = resolve(cfg.name_or_path, cache_dir)
     arch = load_part(AutoConfig.from_pretrained, path, cfg, "not a model")
     check_length(cfg, arch)
     quantized = quantization_config(cfg)

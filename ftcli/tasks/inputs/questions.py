@@ -89,7 +89,9 @@ class QuestionInputs:
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, head: Head) -> Built:
         """The architecture's own QA head (a start and an end logit per token); no pooling applies."""
-        built = build_model(model, "native", head.names, processor, head.seed, head.problem_type, AUTO)
+        built = build_model(
+            model, "native", head.names, processor, head.seed, head.problem_type, AUTO, cache_dir=self.cache_dir
+        )
         note = f"pooling={pooling} is for sequence heads; question answering reads every token ({AUTO})"
         return Built(built, standard_roles(built), "native", () if pooling == "native" else (note,))
 

@@ -70,7 +70,9 @@ class TextInputs:
         return token_count(batch)
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, head: Head) -> Built:
-        built = build_model(model, pooling, head.names, processor, head.seed, head.problem_type)
+        built = build_model(
+            model, pooling, head.names, processor, head.seed, head.problem_type, cache_dir=self.cache_dir
+        )
         return Built(built, standard_roles(built), pooling)
 
     def outputs(

@@ -81,7 +81,9 @@ class WordsInputs:
 
     def build_model(self, model: ModelConfig, pooling: str, data: TaskData, processor: Any, head: Head) -> Built:
         """The architecture's own token head: every token gets a tag, no pooling applies (said when one was asked)."""
-        built = build_model(model, "native", head.names, processor, head.seed, head.problem_type, AUTO)
+        built = build_model(
+            model, "native", head.names, processor, head.seed, head.problem_type, AUTO, cache_dir=self.cache_dir
+        )
         note = (
             f"pooling={pooling} is for sequence heads; token classification tags every token with the "
             f"architecture's own head ({AUTO})"
