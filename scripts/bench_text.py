@@ -19,7 +19,8 @@ Jobs (what an expert would write, at its best settings on a CPU; the recipe is t
   scikit-learn ``LogisticRegression`` on the embeddings: the standard frozen-feature recipe.
 - ``eval_trainer`` / ``eval_loop`` / ``eval_pipeline``: a saved checkpoint evaluated by ``Trainer.evaluate``
   (dynamic padding), a length-sorted plain loop, and ``pipeline("text-classification", batch_size=…)``.
-- ``sft_trainer``: the hook for TRL's ``SFTTrainer`` once ftcli's generative task lands (refuses for now).
+- ``sft_trainer``: TRL's ``SFTTrainer`` with a LoRA ``peft_config`` on the SFT rows (JSONL prompt/response), at
+  ftcli's recipe: the final validation loss, training tokens/s and the loss curve.
 """
 
 from __future__ import annotations
@@ -348,9 +349,79 @@ def eval_pipeline_job(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def sft_trainer_job(spec: dict[str, Any]) -> dict[str, Any]:
-    """The hook for the generative row: TRL's SFTTrainer at ftcli's settings (same model, data, sequence
-    length, packing off, batch, lr, schedule, epochs, precision), once ftcli's generative task lands."""
-    raise SystemExit("bench_text: sft_trainer: the generative task has not landed in ftcli yet")
+    """TRL's SFTTrainer at ftcli's recipe: the same model folder, rows (prompt/completion, the loss on the completion
+    only), LoRA rank/alpha/dropout/targets, maximum length, packing off, batch, lr, schedule, warm-up, weight decay,
+    clipping, epochs and precision. At its own best on this CPU: gradient checkpointing off (SFTConfig turns it on;
+    a 135M model has memory to spare) and length-grouped batches (as ftcli's). Returns the final validation loss,
+    training tokens/s and the loss curve."""
+    import torch
+    import transformers
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    transformers.utils.logging.set_verbosity_error()
+    tokenizer = AutoTokenizer.from_pretrained(spec["model"])
+
+    def rows(path: str) -> Any:
+        """Prompts through the chat template (with its generation prompt); completions as they are (TRL adds EOS,
+        <|im_end|> here): the loss covers the answer and its end of turn, the tokens ftcli's loss covers."""
+        with open(path, encoding="utf-8") as f:
+            items = [json.loads(x) for x in f if x.strip()]
+        turns = [[{"role": "user", "content": r["prompt"]}] for r in items]
+        prompts = [tokenizer.apply_chat_template(t, tokenize=False, add_generation_prompt=True) for t in turns]
+        return Dataset.from_dict({"prompt": prompts, "completion": [r["response"] for r in items]})
+
+    train, dev = rows(spec["train"]), rows(spec["validation"])
+    model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=torch.float32)
+    args = SFTConfig(
+        output_dir=spec["out"],
+        per_device_train_batch_size=spec["batch_size"],
+        per_device_eval_batch_size=spec["eval_batch_size"],
+        learning_rate=spec["lr"],
+        num_train_epochs=spec["epochs"],
+        lr_scheduler_type="linear",
+        warmup_steps=spec["warmup_ratio"],
+        weight_decay=spec["weight_decay"],
+        max_grad_norm=spec["max_grad_norm"],
+        optim="adamw_torch_fused",
+        max_length=spec["max_length"],
+        packing=False,
+        completion_only_loss=True,
+        gradient_checkpointing=False,
+        train_sampling_strategy="group_by_length",
+        seed=spec["seed"],
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=spec["precision"] == "bf16",
+        disable_tqdm=True,
+    )
+    lora = LoraConfig(
+        r=spec["lora_r"],
+        lora_alpha=spec["lora_alpha"],
+        lora_dropout=spec["lora_dropout"],
+        target_modules=spec["lora_targets"],
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer, peft_config=lora
+    )
+    tokens = spec["epochs"] * sum(len(x) for x in trainer.train_dataset["input_ids"])
+    out = trainer.train()
+    loss = trainer.evaluate()["eval_loss"]
+    curve = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h and "step" in h]
+    return {
+        "accuracy": None,
+        "val_loss": loss,
+        "tokens_per_s": tokens / out.metrics["train_runtime"],
+        "samples_per_s": out.metrics["train_samples_per_second"],
+        "precision": spec["precision"],
+        "loss_curve": curve,
+    }
 
 
 JOBS = {
