@@ -270,3 +270,113 @@ def test_prompt_response_rows_packed_or_not_and_plain_text_train_a_llama(data, c
     overrides = [*_overrides(data, "tiny_llama", rows, val), *extra, f"task.packing={packing}", "trainer.epochs=1"]
     result = train(compose(*overrides, "strategy=full", "model.max_length=128"))
     assert result["loss"] < result["zeroshot_loss"], result
+
+
+# ---------------------------------------------------------------------------------------------------
+# the strategies between full and LoRA, exact resume, sweeps and two processes, on a causal LM
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _from_chat_run(chat_run, data: Path, *extra: str) -> list[str]:
+    """θ0 on disk: the chat run's tiny Llama as the pretrained start, fine-tuned on the prompt/response rows."""
+    start = chat_run[0] / "checkpoints" / "best"
+    pretrained = ["model.init=pretrained", f"model.name_or_path={start}", "trainer.epochs=2"]
+    return [*_overrides(data, "tiny_llama"), *pretrained, "strategy.lr=3e-3", *extra]
+
+
+def test_partial_trains_the_top_layer_and_nothing_below(chat_run, data, compose, tmp_path) -> None:
+    train(compose(*_from_chat_run(chat_run, data, "strategy=partial", "strategy.unfreeze_layers=1")))
+    before, after = _weights(chat_run[0] / "checkpoints" / "best"), _weights(tmp_path / "run" / "checkpoints" / "last")
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert {n for n in changed if n.startswith("model.layers.1.")}, changed  # the top layer (of 2) trained
+    assert not {n for n in changed if n.startswith(("model.layers.0.", "model.embed_tokens"))}, changed
+
+
+def test_l2sp_keeps_the_weights_nearer_the_start_than_full(chat_run, data, compose, tmp_path) -> None:
+    before = _weights(chat_run[0] / "checkpoints" / "best")
+    distance = {}
+    for reg in ("none", "l2sp"):
+        extra = ["strategy=full", f"strategy.regularization={reg}", "strategy.reg_lambda=10", "strategy.weight_decay=0"]
+        cfg = compose(*_from_chat_run(chat_run, data, *extra), out=tmp_path / reg)
+        result = train(cfg)
+        assert result["loss"] < result["zeroshot_loss"], (reg, result)  # it still learns
+        after = _weights(tmp_path / reg / "checkpoints" / "last")
+        distance[reg] = sum(float(((after[n] - before[n]) ** 2).sum()) for n in before) ** 0.5
+    assert distance["l2sp"] < 0.7 * distance["none"], distance
+
+
+def test_wise_alpha_zero_keeps_the_start_and_scores_like_the_zero_shot_model(chat_run, data, compose, tmp_path) -> None:
+    result = train(compose(*_from_chat_run(chat_run, data, "strategy=full", "strategy.wise_alpha=0")))
+    before, after = _weights(chat_run[0] / "checkpoints" / "best"), _weights(tmp_path / "run" / "checkpoints" / "last")
+    assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
+    assert result["loss"] == pytest.approx(result["zeroshot_loss"], rel=1e-5), result
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_resume_mid_epoch_is_bit_identical(data, compose, tmp_path, strategy: str) -> None:
+    """A state saved mid-epoch 0 (copied out of a whole run) resumes to the same final weights and loss."""
+    import shutil
+
+    from ftcli.training.state import state_folders
+
+    overrides = [*_overrides(data, "tiny_llama"), f"strategy={strategy}", "trainer.epochs=2", "task.baseline=false"]
+    full = tmp_path / "full"
+    train(compose(*overrides, "trainer.save_every_steps=2", "trainer.keep_checkpoints=20", out=full))
+    mid = next(
+        s for s in state_folders(full) if json.loads((s / "trainer_state.json").read_text())["batch_in_epoch"] < 6
+    )
+    cut = tmp_path / "cut"
+    (cut / "state").mkdir(parents=True)
+    shutil.copy(full / "config.yaml", cut)
+    shutil.copytree(mid, cut / "state" / mid.name)
+    train(compose(*_overrides(data, "tiny_llama"), f"resume={cut}", out=tmp_path / "ignored"))
+    a, b = _weights(full / "checkpoints" / "last"), _weights(cut / "checkpoints" / "last")
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    saved = [json.loads((run / "metrics.json").read_text()) for run in (full, cut)]
+    assert saved[0]["loss"] == saved[1]["loss"] and saved[0]["step"] == saved[1]["step"] == 24
+
+
+@pytest.mark.slow
+def test_a_sweep_is_ranked_by_validation_loss(data, tmp_path, cache_dir) -> None:
+    from helpers.runs import ftcli
+
+    sweep = tmp_path / "sweep"
+    r = ftcli("train", "-m", *_overrides(data, "tiny_llama"), "strategy=full", "strategy.lr=1e-4,1e-2",
+              "trainer.max_steps=6", "task.baseline=false", "trainer.save_checkpoints=false",
+              f"hydra.sweep.dir={sweep}", env={"FTCLI_CACHE_DIR": str(cache_dir), "COLUMNS": "200"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 trials (2 completed) · by loss" in " ".join(r.stdout.split())
+    rows = list(__import__("csv").DictReader((sweep / "leaderboard.csv").open()))
+    losses = [float(row["loss"]) for row in rows]
+    assert losses == sorted(losses) and len(losses) == 2  # minimised, best first
+    assert rows[0]["strategy.lr"] == "0.01"  # 6 steps at 1e-4 leave the random model where it was
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hardware", ["cpu_ddp", "cpu_fsdp"])
+def test_two_processes_train_like_one(data, tmp_path, cache_dir, hardware: str) -> None:
+    """2 gloo processes × batch 8 against 1 × 16: the same steps, each example once, the same loss per step (to float
+    rounding; dropout is off in the tiny Llama), the same final loss."""
+    from helpers.runs import ftcli
+
+    results, curves = {}, {}
+    for hw, batch in (("cpu", 16), (hardware, 8)):
+        run = tmp_path / hw
+        overrides = [o for o in _overrides(data, "tiny_llama") if o != "hardware=cpu"]
+        r = ftcli("train", *overrides, f"hardware={hw}", f"trainer.batch_size={batch}", "strategy=full",
+                  "trainer.epochs=2", "task.baseline=false", "trainer.log_every_steps=1", f"hydra.run.dir={run}",
+                  env={"FTCLI_CACHE_DIR": str(cache_dir)})  # fmt: skip
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "global batch 16" in r.stdout
+        results[hw] = json.loads((run / "metrics.json").read_text())
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        curves[hw] = [x["loss"] for x in lines if "loss" in x and "split" not in x]
+    one, two = results["cpu"], results[hardware]
+    assert (one["step"], one["examples"]) == (two["step"], two["examples"])
+    assert max(abs(a - b) for a, b in zip(curves["cpu"], curves[hardware], strict=True)) < 1e-3
+    assert one["loss"] == pytest.approx(two["loss"], rel=1e-3)
