@@ -1,7 +1,8 @@
 """Causal-LM supervised fine-tuning through the Task seam, with tiny random Llama / GPT-2 models: a rule learned from
 prompts (beating the zero-shot model), eval, predict (prompt= and input=) and chat agreeing with transformers'
 text-generation pipeline, packed rows with the padded loss, the strategies' LoRA targets from the architecture table,
-QLoRA refused on CPU, bad rows named before anything trains."""
+QLoRA refused on CPU, bad rows named before anything trains; partial, L2-SP and WiSE-FT from a checkpoint on disk, exact
+resume, sweeps ranked by loss, and two processes (DDP, FSDP) training like one."""
 
 from __future__ import annotations
 
@@ -317,7 +318,7 @@ def test_wise_alpha_zero_keeps_the_start_and_scores_like_the_zero_shot_model(cha
     assert result["loss"] == pytest.approx(result["zeroshot_loss"], rel=1e-5), result
 
 
-@pytest.mark.parametrize("strategy", ["full", "lora"])
+@pytest.mark.parametrize("strategy", ["full", pytest.param("lora", marks=pytest.mark.slow)])  # lora: make test-slow
 def test_resume_mid_epoch_is_bit_identical(data, compose, tmp_path, strategy: str) -> None:
     """A state saved mid-epoch 0 (copied out of a whole run) resumes to the same final weights and loss."""
     import shutil
