@@ -9,6 +9,11 @@
 Deterministic: running it again writes the same files.
 
     python scripts/make_sft_data.py          # → ftcli/assets/{sst2_instructions,ner_json}/{train,validation}.jsonl
+    python scripts/make_sft_data.py --sentences 1000 head.tsv   # the reviews of dataset.max_train_samples=1000's rows
+
+``--sentences N OUT``: the review and label of the N instruction rows that ``dataset=sst2_instructions
+dataset.max_train_samples=N`` trains on (ftcli's seeded subset, trainer.seed 42), as a ``sentence``/``label`` TSV that
+``task=text_classification dataset=sst2 dataset.train_file=OUT`` reads: a classification head on the same rows.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import sys
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "ftcli" / "assets"
@@ -80,7 +86,22 @@ def ner_rows(split: str) -> list[dict[str, str]]:
     return rows
 
 
+def head_sentences(n: int, out: Path, seed: int = 42) -> None:
+    """The reviews and labels of the rows ``dataset.max_train_samples=n`` selects (datasets' seeded shuffle)."""
+    from datasets import load_dataset
+
+    rows = load_dataset("json", data_files=str(ASSETS / "sst2_instructions" / "train.jsonl"), split="train")
+    prefix = SST2_PROMPT.format("")
+    with out.open("w", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n")
+        for r in rows.shuffle(seed=seed).select(range(n)):
+            f.write(f"{r['prompt'].removeprefix(prefix)}\t{LABELS.index(r['response'])}\n")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--sentences"]:
+        head_sentences(int(sys.argv[2]), Path(sys.argv[3]))
+        return
     train = sst2_rows("train")
     write_jsonl(ASSETS / "sst2_instructions" / "train.jsonl", random.Random(0).sample(train, SST2_TRAIN_ROWS))
     write_jsonl(ASSETS / "sst2_instructions" / "validation.jsonl", sst2_rows("dev"))
