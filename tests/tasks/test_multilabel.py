@@ -235,6 +235,7 @@ def test_plain_transformers_loads_it_as_a_multi_label_classifier(run, tmp_path) 
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')")
+@pytest.mark.slow  # make test keeps the generic export test (test_eval_predict_export.py)
 def test_onnx_export_of_a_multi_label_model_is_verified(run, compose, tmp_path) -> None:
     from helpers.runs import compose_cmd
 

@@ -285,6 +285,7 @@ def test_a_text_longer_than_max_length_is_read_in_windows(run) -> None:
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')")
+@pytest.mark.slow  # make test keeps the generic export test (test_eval_predict_export.py)
 def test_onnx_export_of_a_tagger_is_verified(run, compose, tmp_path) -> None:
     from helpers.runs import compose_cmd
 

@@ -120,6 +120,7 @@ def test_every_strategy_trains_a_regressor(data, compose, strategy: str) -> None
     not all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx")),
     reason="onnx/onnxscript/onnxruntime not installed (pip install 'ftcli[export]')",
 )
+@pytest.mark.slow  # make test keeps the generic export test (test_eval_predict_export.py)
 def test_onnx_export_of_a_regressor_is_verified(run, tmp_path) -> None:
     from helpers.runs import compose_cmd
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from helpers.runs import FP32, ftcli
 
-SLOW = pytest.mark.slow  # ~15 s each on 2 cores: make test keeps regression (pearson) and NER (entity f1)
-TASKS = ("regression", pytest.param("multilabel", marks=SLOW), "ner", pytest.param("glue", marks=SLOW))
+SLOW = pytest.mark.slow  # a sweep is ~15 s on 2 cores: make test sweeps regression (pearson), make test-slow every task
+TASKS = ("regression", *[pytest.param(t, marks=SLOW) for t in ("multilabel", "ner", "glue")])
 METRIC = {"regression": "pearson", "multilabel": "f1_micro", "ner": "f1", "glue": "score"}
 
 
