@@ -19,6 +19,12 @@ def build_optimizer(cfg: StrategyConfig, groups: list[dict[str, Any]], device: t
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
 
 
+def warmup_steps(ratio: float, total: int) -> int:
+    """Warm-up steps for ``strategy.warmup_ratio`` of ``total`` steps, rounded up as transformers' Trainer rounds it
+    (``TrainingArguments.get_warmup_steps``): 6% of 25 steps is 2, not 1."""
+    return math.ceil(total * ratio)
+
+
 def schedule_factor(kind: str, warmup: int, total: int) -> Any:
     """The lr multiplier at each optimizer step: linear warm-up to the peak over ``warmup`` steps, then
     linear decay to 0 at ``total`` (HF's default), half a cosine to 0, or constant."""

@@ -27,7 +27,7 @@ from ftcli.tasks.registry import build_task
 from ftcli.tasks.task import BatchPlan, Task, TaskData
 from ftcli.training.checkpoint import Keeper
 from ftcli.training.features import FeatureDataset, HeadModel, cached_features, feature_key
-from ftcli.training.optim import build_optimizer, build_schedule
+from ftcli.training.optim import build_optimizer, build_schedule, warmup_steps
 from ftcli.training.state import ResumeState, load_state, resume_config
 from ftcli.training.strategies import build_strategy
 from ftcli.training.strategies.base import Strategy, count_parameters
@@ -213,7 +213,7 @@ def make_optimisation(run: Run, built: Setup, batches: Batches) -> Optimisation:
     steps_per_epoch = math.ceil(len(train) / tc.grad_accum)
     total = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
     epochs = math.ceil(total / steps_per_epoch)
-    scheduler = build_schedule(optimizer, cfg.strategy.schedule, int(cfg.strategy.warmup_ratio * total), total)
+    scheduler = build_schedule(optimizer, cfg.strategy.schedule, warmup_steps(cfg.strategy.warmup_ratio, total), total)
     acc.register_for_checkpointing(scheduler)  # saved with model, optimizer and RNG in state/
     n = acc.num_processes
     budget = f" (token budget {tc.max_tokens})" if tc.max_tokens else ""

@@ -11,7 +11,7 @@ from helpers.runs import TINY
 
 from ftcli.config.errors import FtcliError
 from ftcli.config.validate import validate
-from ftcli.training.optim import build_optimizer, build_schedule
+from ftcli.training.optim import build_optimizer, build_schedule, warmup_steps
 
 
 def _lrs(make, warmup: int, total: int) -> list[float]:
@@ -22,6 +22,14 @@ def _lrs(make, warmup: int, total: int) -> list[float]:
         opt.step()
         sched.step()
     return out
+
+
+@pytest.mark.parametrize("ratio,total", [(0.0, 25), (0.06, 25), (0.06, 50), (0.1, 63), (0.5, 3), (0.99, 7)])
+def test_warmup_steps_round_a_ratio_as_the_trainer_does(ratio: float, total: int) -> None:
+    from transformers import TrainingArguments
+
+    expected = TrainingArguments(output_dir="unused", warmup_steps=ratio).get_warmup_steps(total)
+    assert warmup_steps(ratio, total) == expected
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine", "constant"])
