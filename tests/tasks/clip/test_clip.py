@@ -218,6 +218,7 @@ def test_predict_zero_shot_over_any_labels(contrastive, tmp_path: Path) -> None:
     assert r.returncode == 2 and "at least two distinct, non-empty class names" in r.stderr
 
 
+@pytest.mark.slow  # 21 s: make test keeps the generic ONNX export test
 def test_onnx_export_of_the_image_tower_and_head(contrastive, tmp_path: Path) -> None:
     out, _, _ = contrastive
     r = ftcli("export", f"checkpoint={out}", f"output={tmp_path / 'onnx'}", "verify_samples=32")
@@ -364,6 +365,7 @@ def test_cpu_ddp_contrastive_run_matches_one_process(tmp_path: Path, cache_dir: 
     assert runs["cpu_ddp"][1]["accuracy"] == pytest.approx(runs["cpu"][1]["accuracy"], abs=0.01)
 
 
+@pytest.mark.slow  # 15 s: make test keeps test_checkpoint_in_plain_transformers_reproduces_ftcli
 def test_fine_tuned_classifier_loads_in_plain_transformers(contrastive, tmp_path: Path) -> None:
     """A LoRA fine-tune of the image tower (saved merged) reproduces ftcli predict in transformers' pipeline."""
     from PIL import Image
