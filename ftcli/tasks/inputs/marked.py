@@ -102,7 +102,7 @@ class MarkedText:
             )
             return Built(built, standard_roles(built), pooling)
         seeds = {m: marker_seed_text(m) for m in learned_markers(processor)}
-        built = build_relation_model(model, head.names, processor, head.seed, seeds)
+        built = build_relation_model(model, head.names, processor, head.seed, seeds, self.cache_dir)
         note = f"pooling={pooling}: the relation head reads the subject's and the object's start markers instead"
         return Built(built, standard_roles(built), "markers", () if pooling == "native" else (note,))
 
