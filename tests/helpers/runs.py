@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,18 @@ def compose_cmd(config: str, *overrides: str, out: Path):
         cfg = compose(config_name=config, overrides=list(overrides))
     cfg.output_dir = str(out)
     return cfg
+
+
+def cut_run(full: Path, cut: Path, stopped: Callable[[dict], bool]) -> Path:
+    """A run folder as it was when it stopped: ``full``'s config and the first of its saved states whose
+    trainer_state.json satisfies ``stopped`` (copied into ``cut``, ready for ``resume=cut``). Returns that state."""
+    import json
+    import shutil
+
+    from ftcli.training.state import state_folders
+
+    mid = next(s for s in state_folders(full) if stopped(json.loads((s / "trainer_state.json").read_text())))
+    (cut / "state").mkdir(parents=True)
+    shutil.copy(full / "config.yaml", cut)
+    shutil.copytree(mid, cut / "state" / mid.name)
+    return mid

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.runs import ROOT, TINY, ftcli
+from helpers.runs import ROOT, TINY, cut_run, ftcli
 
 from ftcli.config.errors import FtcliError
 from ftcli.data.batching import LengthGroupedBatches, ShardedBatches
@@ -137,23 +137,16 @@ def test_resume_of_a_run_that_is_not_resumable_says_how_to_fix(tmp_path) -> None
 @pytest.mark.parametrize("strategy", ["full", "lp_ft"])  # lp_ft: its probe ends mid-epoch 0 (lp_epochs 0.5)
 def test_resume_mid_epoch_is_bit_identical_and_logs_every_step_once(compose, tmp_path, strategy) -> None:
     """Resume from a state saved mid-epoch 0 (copied out of a full run): same final weights, same log."""
-    import shutil
-
     from ftcli.train import train
-    from ftcli.training.state import state_folders
 
     full = tmp_path / "full"
     overrides = [f"strategy={strategy}" if x == "strategy=full" else x for x in RESUMABLE]
     train(compose(*overrides, "trainer.keep_checkpoints=10", out=full))
-    states = state_folders(full)
-    mid = next(s for s in states if json.loads((s / "trainer_state.json").read_text())["batch_in_epoch"] < 6)
-    k = json.loads((mid / "trainer_state.json").read_text())["step"]
-    # the run as it was when it was stopped after step k: its config, its log up to k (plus a line
-    # written after the state, which the resume must drop), and that state
+    # the run as it was when it was stopped after step k: its config, that state, and its log up to k (plus a
+    # line written after the state, which the resume must drop)
     cut = tmp_path / "cut"
-    (cut / "state").mkdir(parents=True)
-    shutil.copy(full / "config.yaml", cut)
-    shutil.copytree(mid, cut / "state" / mid.name)
+    mid = cut_run(full, cut, lambda state: state["batch_in_epoch"] < 6)
+    k = json.loads((mid / "trainer_state.json").read_text())["step"]
     log = (full / "metrics.jsonl").read_text().splitlines()
     (cut / "metrics.jsonl").write_text("\n".join(x for x in log if json.loads(x)["step"] <= k + 1) + "\n")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers.runs import FP32, compose_cmd, train_once
+from helpers.runs import FP32, compose_cmd, cut_run, train_once
 from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForCausalLM, pipeline
 
@@ -321,20 +321,10 @@ def test_wise_alpha_zero_keeps_the_start_and_scores_like_the_zero_shot_model(cha
 @pytest.mark.parametrize("strategy", ["full", pytest.param("lora", marks=pytest.mark.slow)])  # lora: make test-slow
 def test_resume_mid_epoch_is_bit_identical(data, compose, tmp_path, strategy: str) -> None:
     """A state saved mid-epoch 0 (copied out of a whole run) resumes to the same final weights and loss."""
-    import shutil
-
-    from ftcli.training.state import state_folders
-
     overrides = [*_overrides(data, "tiny_llama"), f"strategy={strategy}", "trainer.epochs=2", "task.baseline=false"]
-    full = tmp_path / "full"
+    full, cut = tmp_path / "full", tmp_path / "cut"
     train(compose(*overrides, "trainer.save_every_steps=2", "trainer.keep_checkpoints=20", out=full))
-    mid = next(
-        s for s in state_folders(full) if json.loads((s / "trainer_state.json").read_text())["batch_in_epoch"] < 6
-    )
-    cut = tmp_path / "cut"
-    (cut / "state").mkdir(parents=True)
-    shutil.copy(full / "config.yaml", cut)
-    shutil.copytree(mid, cut / "state" / mid.name)
+    cut_run(full, cut, lambda state: state["batch_in_epoch"] < 6)
     train(compose(*_overrides(data, "tiny_llama"), f"resume={cut}", out=tmp_path / "ignored"))
     a, b = _weights(full / "checkpoints" / "last"), _weights(cut / "checkpoints" / "last")
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)

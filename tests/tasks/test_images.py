@@ -6,13 +6,12 @@ and what bad images get."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers.runs import FP32, ftcli
+from helpers.runs import FP32, cut_run, ftcli
 
 from ftcli.config.errors import FtcliError
 from ftcli.train import train
@@ -327,22 +326,16 @@ def test_feature_extract_runs_the_backbone_once(compose, digits, monkeypatch, tm
 def test_resume_mid_epoch_with_augmented_batches_is_bit_identical(compose, digits, tmp_path) -> None:
     """Crops and flips are seeded by the batch's rows: a run resumed mid-epoch from a saved state ends
     with the uninterrupted run's weights, BatchNorm statistics included."""
-    import shutil
 
     from safetensors.torch import load_file
-
-    from ftcli.training.state import state_folders
 
     args = [*folder(digits), *SMALL[:-1], "model=tiny_resnet", *MODELS["tiny_resnet"], "strategy=full"]
     args += ["dataset.hflip=true", "dataset.max_train_samples=48", "dataset.max_eval_samples=16"]
     args += ["trainer.epochs=2", "trainer.save_every_steps=4", "trainer.keep_checkpoints=10"]
     full = tmp_path / "full"
     train(compose(*args, out=full))
-    mid = next(s for s in state_folders(full) if json.loads((s / "trainer_state.json").read_text())["step"] == 4)
     cut = tmp_path / "cut"
-    (cut / "state").mkdir(parents=True)
-    shutil.copy(full / "config.yaml", cut)
-    shutil.copytree(mid, cut / "state" / mid.name)
+    cut_run(full, cut, lambda state: state["step"] == 4)
     train(compose(*args, f"resume={cut}", out=tmp_path / "ignored"))
     a = load_file(str(full / "checkpoints" / "last" / "model.safetensors"))
     b = load_file(str(cut / "checkpoints" / "last" / "model.safetensors"))

@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import random
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import FP32, ftcli
+from helpers.runs import FP32, cut_run, ftcli
 
 SLOW = pytest.mark.slow  # a sweep is ~15 s on 2 cores: make test sweeps regression (pearson), make test-slow every task
 TASKS = ("regression", *[pytest.param(t, marks=SLOW) for t in ("multilabel", "ner", "glue")])
@@ -69,7 +68,6 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 def test_resume_mid_epoch_is_bit_identical(files, compose, tmp_path: Path, task: str) -> None:
     """Resume from a state saved mid-epoch 0 (copied out of a full run): the same final weights and metric."""
     from ftcli.train import train
-    from ftcli.training.state import state_folders
 
     overrides = [
         *files[task],
@@ -78,15 +76,9 @@ def test_resume_mid_epoch_is_bit_identical(files, compose, tmp_path: Path, task:
         "trainer.epochs=2",
         "trainer.save_every_steps=2",
     ]
-    full = tmp_path / "full"
+    full, cut = tmp_path / "full", tmp_path / "cut"
     train(compose(*overrides, "trainer.keep_checkpoints=20", out=full))
-    mid = next(
-        s for s in state_folders(full) if json.loads((s / "trainer_state.json").read_text())["batch_in_epoch"] < 6
-    )
-    cut = tmp_path / "cut"
-    (cut / "state").mkdir(parents=True)
-    shutil.copy(full / "config.yaml", cut)
-    shutil.copytree(mid, cut / "state" / mid.name)
+    cut_run(full, cut, lambda state: state["batch_in_epoch"] < 6)
     train(compose(*files[task], f"resume={cut}", out=tmp_path / "ignored"))
     a, b = _weights(full), _weights(cut)
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
