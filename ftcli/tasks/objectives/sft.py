@@ -51,12 +51,18 @@ def sft_options(cfg: CausalLMConfig, text_column: str, max_length: int) -> SftOp
     )
 
 
-def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of each position's prediction of the next token, over the labelled ones (0 for none)."""
-    flat, gold = logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten()
-    if not bool((gold != IGNORE).any()):
-        return flat.sum() * 0.0
-    return torch.nn.functional.cross_entropy(flat, gold, ignore_index=IGNORE)
+def answer_mask(labels: torch.Tensor) -> torch.Tensor:
+    """The positions whose next token is learned: the only ones whose logits the loss needs."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE
+    return keep
+
+
+def next_token_loss(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the kept positions' logits [n, vocab] against their next tokens [n] (0 for none)."""
+    if gold.numel() == 0:
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits.float(), gold)
 
 
 class NextToken:
@@ -84,9 +90,12 @@ class NextToken:
 
     def loss(self, model: Any, batch: dict[str, Any]) -> Any:
         """Padded rows (attention mask) or packed rows (position ids restart per example; no cache, so that the
-        model builds the block-diagonal mask)."""
+        model builds the block-diagonal mask); logits only where a next token is learned (a boolean
+        ``logits_to_keep`` flattens them to [answer tokens, vocab])."""
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
-        return next_token_loss(model(**inputs, use_cache=False).logits, batch["labels"])
+        keep = answer_mask(batch["labels"])  # the language-model head projects only the answers' positions
+        logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
+        return next_token_loss(logits, batch["labels"][:, 1:][keep[:, :-1]])
 
     def metric_error(self, metric: str, names: list[str]) -> str | None:
         if metric in GENERATED and not self.cfg.generate:
