@@ -947,6 +947,8 @@ def meta(args: argparse.Namespace, rows: list[dict[str, Any]], argv: list[str]) 
 def main() -> None:
     argv = sys.argv[1:]
     args = parse_args(argv)
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="ftcli-bench-", dir=args.work))
     print(f"ftcli bench · rows {','.join(args.only)} · {args.rounds} round(s) · {machine()} · work {work}", flush=True)
     warm_up(args)
