@@ -61,9 +61,13 @@ $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS),bench]"
 	@touch $@
 
-bench: $(VENV)/.bench  ## ftcli vs the strongest peer of every row, 7 rounds, a quiet machine (hours): the README's table
+bench: $(VENV)/.bench  ## ftcli vs the strongest peer, rows a-e, 7 rounds, a quiet machine (~2 h): the README's table
 	$(PY) scripts/bench.py --out $(BENCH_OUT) $(bench_timm) $(BENCH_ARGS)
 	$(PY) scripts/bench_readme.py $(BENCH_OUT)
+
+bench-sft: $(VENV)/.bench  ## row f: ftcli vs TRL's SFTTrainer, 7 rounds (~1 h): the causal-LM section's table
+	$(PY) scripts/bench.py --only f --out outputs/bench-sft $(BENCH_ARGS)
+	$(PY) scripts/bench_readme.py outputs/bench-sft
 
 bench-quick: $(VENV)/.bench  ## smoke test of every benchmark row: tiny subsets, one round (minutes; not a measurement)
 	$(PY) scripts/bench.py --quick $(bench_timm) $(BENCH_ARGS)
@@ -71,4 +75,4 @@ bench-quick: $(VENV)/.bench  ## smoke test of every benchmark row: tiny subsets,
 clean:  ## remove outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help setup demo demo-vision test test-slow lint bench bench-quick clean
+.PHONY: help setup demo demo-vision test test-slow lint bench bench-sft bench-quick clean

@@ -820,7 +820,11 @@ def make_checkpoint(args: argparse.Namespace, data: TextData, work: Path) -> Non
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="a,b,c,d,e,f", help="rows: a,b,c (text), d,e (images), f (SFT)")
+    p.add_argument(
+        "--only",
+        default="c,b,e,a,d",
+        help="rows, run in this order: a,b,c (text), d,e (images) — make bench; f (SFT) — make bench-sft",
+    )
     p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 7; --quick: 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny subsets, 1 round, 1 image epoch")
     p.add_argument("--train-samples", type=int, default=None, help="SST-2 training sentences (default 2000)")

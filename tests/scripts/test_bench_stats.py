@@ -102,14 +102,19 @@ def test_readme_splice_replaces_only_between_markers() -> None:
     assert out == "# x\n## Performance\nprose\n<!-- bench:begin -->\n| new |\n<!-- bench:end -->\nafter\n"
     with pytest.raises(ValueError):
         bench_readme.splice("no markers", "t")
+    sft = "<!-- bench-sft:begin -->\n{}\n<!-- bench-sft:end -->\n"
+    assert bench_readme.splice(readme + sft.format("old"), "| f |", "bench-sft") == readme + sft.format("| f |")
 
 
 def test_readme_refuses_a_partial_run() -> None:
-    whole = {"quick": False, "rounds": 7, "rows": list("abcdef"), "timm_train": "train.py"}
+    whole = {"quick": False, "rounds": 7, "rows": list("cbead"), "timm_train": "train.py"}
     assert bench_readme.why_not(whole) is None
     assert "smoke" in bench_readme.why_not({**whole, "quick": True})
     assert "7" in bench_readme.why_not({**whole, "rounds": 3})
-    assert "d, e" in bench_readme.why_not({**whole, "rows": list("abcf")})
+    assert "d, e" in bench_readme.why_not({**whole, "rows": list("abc")})
+    assert "f belong" in bench_readme.why_not({**whole, "rows": list("abcdef")})
+    sft = {"quick": False, "rounds": 7, "rows": ["f"], "timm_train": None}  # its own table, which needs no timm
+    assert bench_readme.why_not(sft) is None and bench_readme.table_of(sft["rows"]) == "bench-sft"
     assert "timm" in bench_readme.why_not({**whole, "timm_train": None})
     assert "c stopped" in bench_readme.why_not(whole, [{"id": "b", "rounds_done": 7}, {"id": "c", "rounds_done": 4}])
 
