@@ -61,7 +61,7 @@ $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS),bench]"
 	@touch $@
 
-bench: $(VENV)/.bench  ## ftcli vs the strongest peer, rows a-e, 7 rounds, a quiet machine (~2 h): the README's table
+bench: $(VENV)/.bench  ## ftcli vs the strongest peer, rows a-e, 7 rounds, a quiet machine (~1.5 h): the README's table
 	$(PY) scripts/bench.py --out $(BENCH_OUT) $(bench_timm) $(BENCH_ARGS)
 	$(PY) scripts/bench_readme.py $(BENCH_OUT)
 
