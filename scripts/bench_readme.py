@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -58,6 +59,12 @@ def splice(readme: str, table: str, name: str = "bench") -> str:
     return f"{head}{begin}\n{table.strip()}\n{end}{tail}"
 
 
+def figures_as_paths(table: str, run: Path) -> str:
+    """The run's figures (``![alt](f_loss_curves.png)``, beside bench.md) as their paths: they stay in the run's
+    folder, which is not committed, so a README image link would be broken."""
+    return re.sub(r"!\[([^\]]*)\]\(([^)/]+\.png)\)", lambda m: f"{m[1]}: `{run / m[2]}` (written by the run)", table)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="the folder scripts/bench.py wrote (bench.md, bench.json)")
@@ -69,7 +76,8 @@ def main() -> None:
     if reason and not args.force:
         sys.exit(f"bench_readme: not spliced into {args.readme.name}: {reason} (--force to do it anyway)")
     name = table_of(result["meta"].get("rows", []))
-    args.readme.write_text(splice(args.readme.read_text(), (args.run / "bench.md").read_text(), name))
+    table = figures_as_paths((args.run / "bench.md").read_text(), args.run)
+    args.readme.write_text(splice(args.readme.read_text(), table, name))
     print(f"{args.readme}: its {name} table is {args.run / 'bench.md'}")
 
 

@@ -106,6 +106,13 @@ def test_readme_splice_replaces_only_between_markers() -> None:
     assert bench_readme.splice(readme + sft.format("old"), "| f |", "bench-sft") == readme + sft.format("| f |")
 
 
+def test_readme_names_the_runs_figures_instead_of_linking_them() -> None:
+    table = "- loss curves, every round: ![training loss](f_loss_curves.png)\n| a | b |\n"
+    out = bench_readme.figures_as_paths(table, Path("outputs/bench-sft"))
+    path = "`outputs/bench-sft/f_loss_curves.png` (written by the run)"
+    assert out == f"- loss curves, every round: training loss: {path}\n| a | b |\n"
+
+
 def test_readme_refuses_a_partial_run() -> None:
     whole = {"quick": False, "rounds": 7, "rows": list("cbead"), "timm_train": "train.py"}
     assert bench_readme.why_not(whole) is None
