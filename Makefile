@@ -65,7 +65,7 @@ bench: $(VENV)/.bench  ## ftcli vs the strongest peer, rows a-e, 7 rounds, a qui
 	$(PY) scripts/bench.py --out $(BENCH_OUT) $(bench_timm) $(BENCH_ARGS)
 	$(PY) scripts/bench_readme.py $(BENCH_OUT)
 
-bench-sft: $(VENV)/.bench  ## row f: ftcli vs TRL's SFTTrainer, 7 rounds (~1 h): the causal-LM section's table
+bench-sft: $(VENV)/.bench  ## row f: ftcli vs TRL's SFTTrainer, 7 rounds (~45 min): the causal-LM section's table
 	$(PY) scripts/bench.py --only f --out outputs/bench-sft $(BENCH_ARGS)
 	$(PY) scripts/bench_readme.py outputs/bench-sft
 
