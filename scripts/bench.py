@@ -822,8 +822,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--only",
-        default="c,b,e,a,d",
-        help="rows, run in this order: a,b,c (text), d,e (images) — make bench; f (SFT) — make bench-sft",
+        default=None,
+        help="rows, run in this order (default c,b,e,a,d — make bench; f — make bench-sft; --quick: all six)",
     )
     p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 7; --quick: 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny subsets, 1 round, 1 image epoch")
@@ -886,7 +886,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.precision == "auto":
         args.precision = "bf16" if native_bf16() else "no"
     args.skip_emulated_bf16 = args.skip_emulated_bf16 and not native_bf16()  # never skip where bf16 is native
-    args.only = args.only.split(",")
+    args.only = (args.only or ("c,b,e,a,d,f" if q else "c,b,e,a,d")).split(",")  # the smoke test covers every row
     unknown = set(args.only) - {"a", "b", "c", "d", "e", "f"}
     if unknown:
         p.error(f"--only: no row {', '.join(sorted(unknown))}; choose from a, b, c, d, e, f")

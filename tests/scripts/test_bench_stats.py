@@ -197,3 +197,11 @@ def test_the_strongest_peer_is_the_one_ftcli_gains_least_on_round_by_round() -> 
         ],
     }
     assert bench_report.analyse(row)["strongest"] == "a"
+
+
+def test_make_bench_runs_the_readme_tables_rows_and_the_smoke_test_every_row() -> None:
+    import bench
+
+    assert set(bench.parse_args([]).only) == bench_readme.TABLES["bench"]  # what the Performance table needs
+    assert set(bench.parse_args(["--quick"]).only) == set().union(*bench_readme.TABLES.values())
+    assert bench.parse_args(["--only", "f"]).only == ["f"]
